@@ -1,0 +1,65 @@
+// Package policyroute owns the FOB's policy routing: a routing table whose
+// default route is the tunnel, a source rule that sends the LAN (and only the
+// LAN) to it, a kill switch that outlives the process, routes to the home
+// networks for the gateway's own traffic, and the sysctls forwarding needs.
+//
+// The desired state is plain data ([Desired], [State]); a [Router] applies it
+// idempotently through a [netlink.Handle] bound to one network namespace,
+// repairs drift ([Router.Check]) and removes exactly what it installed
+// ([Router.Remove]). It knows netlink and nothing of WireGuard.
+//
+// # Ownership
+//
+// Every route and rule fobgw installs carries the rtnetlink protocol number
+// [Protocol] (routes: rtm_protocol; rules: FRA_PROTOCOL, Linux >= 4.17).
+// Anything without it belongs to someone else and is never changed or
+// deleted, so `ip route`/`ip rule` entries the user made survive Apply and
+// Remove, and a changed configuration still cleans up the old entries.
+//
+// # The kill switch
+//
+// On Linux a rule falls through to the next one when its table holds no
+// matching route. With a userspace tunnel the tunnel route vanishes with the
+// process, so without a kill switch a crash would send the LAN out through
+// the local ISP. With Config.KillSwitch the table also holds an
+// `unreachable default` at metric [MetricKillSwitch]: it is installed before
+// the tunnel exists ([Router.ApplyKillSwitch]), needs no interface, and stays
+// when the process dies or stops with Remove(true). LAN clients then get an
+// immediate ICMP "network unreachable" instead of a leak or a hang. The same
+// holds for the home networks in the main table, for the gateway's own
+// traffic.
+//
+// # Sysctls
+//
+// net.ipv4.ip_forward=1, net.ipv6.conf.all.forwarding=1 (only with an IPv6
+// LAN; note that this also makes the kernel ignore router advertisements on
+// interfaces with accept_ra=1) and net.ipv4.conf.<tunnel>.rp_filter=2 (loose;
+// the effective value is the maximum of "all" and the interface, so a strict
+// "all" no longer drops return traffic from the tunnel). They are written
+// through /proc/sys, which the kernel resolves against the network namespace
+// of the calling OS thread: call Apply and Check from a thread in the
+// namespace of the handle, or pass [WithNetNS]. Like wg-quick, Remove does not
+// restore them: other services on the router may rely on forwarding, and the
+// per-tunnel rp_filter disappears with the tunnel interface.
+package policyroute
+
+const (
+	// Protocol is the rtnetlink protocol number that marks fobgw's routes and
+	// rules ("proto 70" in ip(8) output). 70 (ASCII 'F') is not assigned in
+	// the kernel's include/uapi/linux/rtnetlink.h (RTPROT_*: 0-4, 8-18, 42,
+	// 99, 186-192) nor in iproute2's /etc/iproute2/rt_protos.
+	Protocol = 70
+
+	// RulePriority is the priority of the LAN rule: after the local table (0),
+	// well before the main table (32766) and the rules wg-quick uses (32764,
+	// 32765), so that a default route in main never sees LAN traffic.
+	RulePriority = 5200
+
+	// MetricTunnel is the metric of the routes through the tunnel.
+	MetricTunnel = 100
+
+	// MetricKillSwitch is the metric of the unreachable kill-switch routes;
+	// higher than MetricTunnel, so they answer only when the tunnel route is
+	// gone.
+	MetricKillSwitch = 4000
+)

@@ -1,0 +1,385 @@
+package policyroute
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// world is the FOB in a fresh network namespace: br0 (LAN, 192.168.86.1/24,
+// fd86::1/64), wan0 (192.168.2.2/24, 2001:db8:2::2/64) carrying the main
+// table's default routes (the local ISP: where a leak would go), and the
+// tunnel fobgw0 (a persistent TUN no process reads).
+type world struct {
+	h    *netlink.Handle
+	ns   netns.NsHandle
+	host netns.NsHandle // the namespace the test started in
+	lan  netlink.Link
+	wan  netlink.Link
+
+	hostSysctls map[string]*os.File // opened in the host namespace
+	hostValues  map[string]string   // their values before the test
+}
+
+var hostSysctlPaths = []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv4/conf/all/rp_filter"}
+
+// newWorld locks the test goroutine to its thread and moves that thread into
+// a fresh network namespace; cleanup restores the original namespace and
+// checks that the host's sysctls did not change.
+func newWorld(tb testing.TB) *world {
+	tb.Helper()
+	w := &world{hostSysctls: map[string]*os.File{}, hostValues: map[string]string{}}
+	for _, p := range hostSysctlPaths {
+		f, err := os.Open(filepath.Join("/proc/sys", p))
+		if err != nil {
+			tb.Fatalf("open host sysctl: %v", err)
+		}
+		w.hostSysctls[p] = f
+		w.hostValues[p] = readFile(tb, f)
+	}
+
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		tb.Fatalf("get current network namespace: %v", err)
+	}
+	ns, err := netns.New()
+	if err != nil {
+		orig.Close()
+		runtime.UnlockOSThread()
+		tb.Fatalf("create a network namespace (kernel tests need root): %v", err)
+	}
+	w.ns, w.host = ns, orig
+	tb.Cleanup(func() {
+		if w.h != nil {
+			w.h.Close()
+		}
+		if err := netns.Set(orig); err != nil {
+			// Leave the thread locked: it dies with the goroutine.
+			tb.Errorf("restore original network namespace: %v", err)
+			return
+		}
+		ns.Close()
+		orig.Close()
+		runtime.UnlockOSThread()
+		for p, f := range w.hostSysctls {
+			if got := readFile(tb, f); got != w.hostValues[p] {
+				tb.Errorf("host sysctl %s changed from %s to %s: a test leaked out of its namespace", p, w.hostValues[p], got)
+			}
+			f.Close()
+		}
+	})
+	w.h, err = netlink.NewHandleAt(ns)
+	if err != nil {
+		tb.Fatalf("netlink handle in the test namespace: %v", err)
+	}
+
+	// No DAD and no link-local addresses, so that fewer IPv6 routes appear
+	// on their own; settle waits for the rest.
+	for _, p := range []string{"net/ipv6/conf/all/accept_dad", "net/ipv6/conf/default/accept_dad"} {
+		writeSysctl(tb, p, "0")
+	}
+	writeSysctl(tb, "net/ipv6/conf/default/addr_gen_mode", "1")
+	lo, err := w.h.LinkByName("lo")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.h.LinkSetUp(lo); err != nil {
+		tb.Fatal(err)
+	}
+	w.lan = w.addLink(tb, "bridge", "br0", "192.168.86.1/24", "fd86::1/64")
+	w.wan = w.addLink(tb, "ifb", "wan0", "192.168.2.2/24", "2001:db8:2::2/64")
+	for _, gw := range []string{"192.168.2.1", "2001:db8:2::1"} {
+		r := &netlink.Route{LinkIndex: w.wan.Attrs().Index, Gw: net.ParseIP(gw)}
+		if err := w.h.RouteAdd(r); err != nil {
+			tb.Fatalf("WAN default via %s: %v", gw, err)
+		}
+	}
+	w.addTunnel(tb)
+	w.settle(tb)
+	return w
+}
+
+// settle waits until every IPv6 address has its local route: the kernel adds
+// those from a work queue after the link comes up, and a snapshot taken
+// before would differ from one taken after for no fault of the code under test.
+func (w *world) settle(tb testing.TB) {
+	tb.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		missing := w.unsettled(tb)
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("IPv6 addresses did not settle in 3s: %s", missing)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (w *world) unsettled(tb testing.TB) string {
+	addrs, err := w.h.AddrList(nil, netlink.FAMILY_V6)
+	if err != nil {
+		tb.Fatalf("list addresses: %v", err)
+	}
+	local, err := w.h.RouteListFiltered(netlink.FAMILY_V6, &netlink.Route{Table: unix.RT_TABLE_LOCAL, Type: unix.RTN_LOCAL},
+		netlink.RT_FILTER_TABLE|netlink.RT_FILTER_TYPE)
+	if err != nil {
+		tb.Fatalf("list local routes: %v", err)
+	}
+	for _, a := range addrs {
+		if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+			return a.IPNet.String() + " is tentative"
+		}
+		found := false
+		for _, r := range local {
+			if r.Dst != nil && r.Dst.IP.Equal(a.IP) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return "no local route for " + a.IP.String()
+		}
+	}
+	return ""
+}
+
+// addLink creates an up interface of the given kind with the given
+// addresses. (This kernel has no dummy or veth: bridge, ifb and tun it has.)
+func (w *world) addLink(tb testing.TB, kind, name string, addrs ...string) netlink.Link {
+	tb.Helper()
+	la := netlink.NewLinkAttrs()
+	la.Name = name
+	var link netlink.Link
+	switch kind {
+	case "bridge":
+		link = &netlink.Bridge{LinkAttrs: la}
+	case "ifb":
+		link = &netlink.Ifb{LinkAttrs: la}
+	case "tun":
+		// Created from this thread, which is in the test namespace.
+		link = &netlink.Tuntap{LinkAttrs: la, Mode: netlink.TUNTAP_MODE_TUN, Flags: netlink.TUNTAP_DEFAULTS}
+	default:
+		tb.Fatalf("unknown link kind %s", kind)
+	}
+	if err := w.h.LinkAdd(link); err != nil {
+		tb.Fatalf("add %s %s: %v", kind, name, err)
+	}
+	l, err := w.h.LinkByName(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, a := range addrs {
+		addr, err := netlink.ParseAddr(a)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addr.Flags = unix.IFA_F_NODAD
+		if err := w.h.AddrAdd(l, addr); err != nil {
+			tb.Fatalf("address %s on %s: %v", a, name, err)
+		}
+	}
+	if err := w.h.LinkSetUp(l); err != nil {
+		tb.Fatal(err)
+	}
+	return l
+}
+
+func (w *world) addTunnel(tb testing.TB) netlink.Link {
+	l := w.addLink(tb, tunnelKind, "fobgw0", "10.1.200.2/24")
+	w.settle(tb)
+	return l
+}
+
+const tunnelKind = "tun"
+
+// delTunnel deletes the tunnel interface, as the kernel does when the
+// process holding the TUN dies.
+func (w *world) delTunnel(tb testing.TB) {
+	tb.Helper()
+	l, err := w.h.LinkByName("fobgw0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.h.LinkDel(l); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func (w *world) router(tb testing.TB, cfg Config, opts ...Option) *Router {
+	tb.Helper()
+	r, err := New(w.h, cfg, opts...)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return r
+}
+
+// snapshot lists every rule and every route of every table, sorted.
+func (w *world) snapshot(tb testing.TB) []string {
+	return w.dump(tb, false)
+}
+
+// owned lists the rules and routes carrying Protocol, sorted.
+func (w *world) owned(tb testing.TB) []string {
+	return w.dump(tb, true)
+}
+
+func (w *world) dump(tb testing.TB, onlyOwned bool) []string {
+	tb.Helper()
+	var out []string
+	rules, err := w.h.RuleList(netlink.FAMILY_ALL)
+	if err != nil {
+		tb.Fatalf("list rules: %v", err)
+	}
+	for _, r := range rules {
+		if onlyOwned && r.Protocol != Protocol {
+			continue
+		}
+		src := "all"
+		if r.Src != nil {
+			src = r.Src.String()
+		}
+		s := fmt.Sprintf("rule %s from %s", famName(r.Family), src)
+		if r.IifName != "" {
+			s += " iif " + r.IifName
+		}
+		s += fmt.Sprintf(" lookup %d pref %d", r.Table, r.Priority)
+		if !onlyOwned {
+			s += fmt.Sprintf(" proto %d", r.Protocol)
+		}
+		out = append(out, s)
+	}
+	routes, err := w.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		tb.Fatalf("list routes: %v", err)
+	}
+	for _, r := range routes {
+		if onlyOwned && r.Protocol != Protocol {
+			continue
+		}
+		out = append(out, w.routeString(r, !onlyOwned))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (w *world) routeString(r netlink.Route, withProto bool) string {
+	s := fmt.Sprintf("route %s table %d ", famName(r.Family), r.Table)
+	if r.Type == unix.RTN_UNREACHABLE {
+		s += "unreachable "
+	} else if r.Type != unix.RTN_UNICAST {
+		s += fmt.Sprintf("type%d ", r.Type)
+	}
+	s += dstOf(r).String()
+	if r.Type != unix.RTN_UNREACHABLE {
+		s += " dev " + w.ifName(r.LinkIndex)
+	}
+	if r.Gw != nil {
+		s += " via " + r.Gw.String()
+	}
+	s += fmt.Sprintf(" metric %d", r.Priority)
+	if withProto {
+		s += fmt.Sprintf(" proto %d", r.Protocol)
+	}
+	return s
+}
+
+func (w *world) ifName(idx int) string {
+	l, err := w.h.LinkByIndex(idx)
+	if err != nil {
+		return fmt.Sprintf("if%d", idx)
+	}
+	return l.Attrs().Name
+}
+
+func famName(f int) string {
+	if f == netlink.FAMILY_V6 {
+		return "v6"
+	}
+	return "v4"
+}
+
+// routeGet asks the kernel which route a packet from src arriving on iif
+// (empty: sent by the gateway itself) to dst takes, as a string; an
+// unreachable answer is "unreachable".
+func (w *world) routeGet(tb testing.TB, iif, src, dst string) string {
+	tb.Helper()
+	opts := &netlink.RouteGetOptions{Iif: iif}
+	if src != "" {
+		opts.SrcAddr = net.ParseIP(src)
+	}
+	rs, err := w.h.RouteGetWithOptions(net.ParseIP(dst), opts)
+	if errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH) {
+		return "unreachable"
+	}
+	if err != nil {
+		tb.Fatalf("route get %s from %s iif %q: %v", dst, src, iif, err)
+	}
+	if len(rs) != 1 {
+		tb.Fatalf("route get %s: %d routes", dst, len(rs))
+	}
+	if rs[0].Type == unix.RTN_UNREACHABLE {
+		return "unreachable"
+	}
+	return "dev " + w.ifName(rs[0].LinkIndex)
+}
+
+func readFile(tb testing.TB, f *os.File) string {
+	tb.Helper()
+	buf := make([]byte, 64)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && n == 0 {
+		tb.Fatalf("read %s: %v", f.Name(), err)
+	}
+	return strings.TrimSpace(string(buf[:n]))
+}
+
+// readSysctl and writeSysctl work in the namespace of the calling thread.
+func readSysctl(tb testing.TB, path string) string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc/sys", path))
+	if err != nil {
+		tb.Fatalf("read sysctl: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func writeSysctl(tb testing.TB, path, v string) {
+	tb.Helper()
+	if err := os.WriteFile(filepath.Join("/proc/sys", path), []byte(v), 0o644); err != nil {
+		tb.Fatalf("write sysctl: %v", err)
+	}
+}
+
+func diff(got, want []string) string {
+	var b strings.Builder
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			fmt.Fprintf(&b, "+ %s\n", g)
+		}
+	}
+	for _, x := range want {
+		if !slices.Contains(got, x) {
+			fmt.Fprintf(&b, "- %s\n", x)
+		}
+	}
+	if b.Len() == 0 && len(got) != len(want) {
+		fmt.Fprintf(&b, "same entries, %d vs %d lines (duplicates)\n", len(got), len(want))
+	}
+	return b.String()
+}

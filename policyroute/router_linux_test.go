@@ -1,0 +1,628 @@
+package policyroute
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// storyOwned is what the story's config installs, in the form of world.owned.
+var storyOwned = []string{
+	"route v4 table 100 0.0.0.0/0 dev fobgw0 metric 100",
+	"route v4 table 100 unreachable 0.0.0.0/0 metric 4000",
+	"route v4 table 254 192.168.88.0/24 dev fobgw0 metric 100",
+	"route v4 table 254 unreachable 192.168.88.0/24 metric 4000",
+	"rule v4 from 192.168.86.0/24 iif br0 lookup 100 pref 5200",
+}
+
+func assertOwned(tb testing.TB, w *world, want []string) {
+	tb.Helper()
+	want = slices.Sorted(slices.Values(want))
+	if got := w.owned(tb); !slices.Equal(got, want) {
+		tb.Errorf("fobgw's rules and routes differ:\n%s", diff(got, want))
+	}
+}
+
+func assertSnapshot(tb testing.TB, w *world, want []string, what string) {
+	tb.Helper()
+	if got := w.snapshot(tb); !slices.Equal(got, want) {
+		tb.Errorf("%s: rules and routes differ (+ unexpected, - missing):\n%s", what, diff(got, want))
+	}
+}
+
+func TestApplyEmptyNamespace(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  func(*Config)
+		want []string
+	}{
+		{"story", func(*Config) {}, storyOwned},
+		{"table above 255, no kill switch, two home networks", func(c *Config) {
+			c.Table = 1000
+			c.KillSwitch = false
+			c.HomeNetworks = pfx("192.168.88.0/24", "10.9.0.0/16")
+		}, []string{
+			"route v4 table 1000 0.0.0.0/0 dev fobgw0 metric 100",
+			"route v4 table 254 10.9.0.0/16 dev fobgw0 metric 100",
+			"route v4 table 254 192.168.88.0/24 dev fobgw0 metric 100",
+			"rule v4 from 192.168.86.0/24 iif br0 lookup 1000 pref 5200",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			base := w.snapshot(t)
+			if got := readSysctl(t, "net/ipv4/ip_forward"); got != "0" {
+				t.Fatalf("fresh namespace has ip_forward=%s, want 0 (the test could not see Apply's effect)", got)
+			}
+			cfg := storyConfig()
+			tt.cfg(&cfg)
+			r := w.router(t, cfg)
+			if err := r.Apply(); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			assertOwned(t, w, tt.want)
+			// Nothing but fobgw's entries was added.
+			var others []string
+			for _, s := range w.snapshot(t) {
+				if !strings.HasSuffix(s, fmt.Sprintf("proto %d", Protocol)) {
+					others = append(others, s)
+				}
+			}
+			if !slices.Equal(others, base) {
+				t.Errorf("Apply changed entries it does not own:\n%s", diff(others, base))
+			}
+			if got := readSysctl(t, "net/ipv4/ip_forward"); got != "1" {
+				t.Errorf("ip_forward in the namespace = %s, want 1", got)
+			}
+			if got := readSysctl(t, "net/ipv6/conf/all/forwarding"); got != "0" {
+				t.Errorf("ipv6 forwarding = %s without a v6 LAN, want 0", got)
+			}
+		})
+	}
+}
+
+func TestApplyTwiceChangesNothing(t *testing.T) {
+	w := newWorld(t)
+	r := w.router(t, storyConfig())
+	if err := r.ApplyKillSwitch(); err != nil {
+		t.Fatalf("ApplyKillSwitch: %v", err)
+	}
+	if err := r.Apply(); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	first := w.snapshot(t)
+	for i := range 2 {
+		if err := r.Apply(); err != nil {
+			t.Fatalf("Apply %d: %v", i+2, err)
+		}
+		if err := r.ApplyKillSwitch(); err != nil {
+			t.Fatalf("ApplyKillSwitch again: %v", err)
+		}
+		assertSnapshot(t, w, first, fmt.Sprintf("after apply %d", i+2))
+	}
+	if n, err := r.Check(); err != nil || n != 0 {
+		t.Errorf("Check after Apply = %d, %v; want 0 repairs", n, err)
+	}
+	assertOwned(t, w, storyOwned)
+}
+
+func TestApplyOverCrashLeftovers(t *testing.T) {
+	t.Run("same config", func(t *testing.T) {
+		w := newWorld(t)
+		if err := w.router(t, storyConfig()).Apply(); err != nil {
+			t.Fatal(err)
+		}
+		want := w.snapshot(t)
+		// The process dies: the kernel deletes its TUN and the routes on it;
+		// the rule and the kill switch stay. A new process starts.
+		w.delTunnel(t)
+		r := w.router(t, storyConfig())
+		if err := r.ApplyKillSwitch(); err != nil {
+			t.Fatalf("ApplyKillSwitch over leftovers: %v", err)
+		}
+		w.addTunnel(t)
+		if err := r.Apply(); err != nil {
+			t.Fatalf("Apply over leftovers: %v", err)
+		}
+		// The tunnel has a new index; snapshots name interfaces, so all is
+		// as after the first run.
+		assertOwned(t, w, storyOwned)
+		assertSnapshot(t, w, want, "after the restart")
+	})
+	t.Run("same entries made by someone else (EEXIST)", func(t *testing.T) {
+		w := newWorld(t)
+		// Identical to fobgw's kill switch, but proto boot: not fobgw's.
+		foreign := &netlink.Route{Table: 100, Dst: mustIPNet(t, "0.0.0.0/0"), Type: unix.RTN_UNREACHABLE, Priority: MetricKillSwitch}
+		if err := w.h.RouteAdd(foreign); err != nil {
+			t.Fatal(err)
+		}
+		base := w.snapshot(t)
+		r := w.router(t, storyConfig())
+		if err := r.Apply(); err != nil {
+			t.Fatalf("Apply next to a foreign identical route: %v", err)
+		}
+		want := slices.DeleteFunc(slices.Clone(storyOwned), func(s string) bool { return strings.Contains(s, "table 100 unreachable") })
+		assertOwned(t, w, want)
+		if got := w.routeGet(t, "br0", "192.168.86.254", "203.0.113.80"); got != "dev fobgw0" {
+			t.Errorf("LAN: %s, want dev fobgw0", got)
+		}
+		if n, err := r.Check(); n != 0 || err != nil {
+			t.Errorf("Check = %d, %v; want 0 (the foreign route satisfies the state)", n, err)
+		}
+		if err := r.Remove(false); err != nil {
+			t.Fatal(err)
+		}
+		assertSnapshot(t, w, base, "after Remove: the foreign route stays")
+	})
+	t.Run("rule added by hand with our protocol", func(t *testing.T) {
+		w := newWorld(t)
+		rule := nlRule(Rule{Src: pfx("192.168.86.0/24")[0], IifName: "br0", Table: 100, Priority: RulePriority})
+		if err := w.h.RuleAdd(rule); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.router(t, storyConfig()).Apply(); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		assertOwned(t, w, storyOwned) // exactly one rule
+	})
+	t.Run("changed config", func(t *testing.T) {
+		w := newWorld(t)
+		old := storyConfig()
+		old.Table = 200
+		old.TunnelInterface = "wg9"
+		old.HomeNetworks = pfx("10.9.0.0/16")
+		w.addLink(t, "ifb", "wg9")
+		if err := w.router(t, old).Apply(); err != nil {
+			t.Fatal(err)
+		}
+		r := w.router(t, storyConfig())
+		if err := r.Apply(); err != nil {
+			t.Fatalf("Apply with the new config: %v", err)
+		}
+		assertOwned(t, w, storyOwned)
+	})
+}
+
+func TestRemove(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keepKillSwitch=%v", keep), func(t *testing.T) {
+			w := newWorld(t)
+			// Routes and rules the user made, some in fobgw's table and at
+			// fobgw's priority; Remove must leave them.
+			user := []*netlink.Route{
+				{Table: 100, Dst: mustIPNet(t, "10.50.0.0/16"), LinkIndex: w.wan.Attrs().Index, Gw: net.ParseIP("192.168.2.1")},
+				{Dst: mustIPNet(t, "192.168.88.0/24"), LinkIndex: w.wan.Attrs().Index, Gw: net.ParseIP("192.168.2.1"), Priority: 9000},
+			}
+			for _, ur := range user {
+				if err := w.h.RouteAdd(ur); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ur := netlink.NewRule()
+			ur.Priority = RulePriority
+			ur.Src = mustIPNet(t, "192.168.86.0/25")
+			ur.Table = 100
+			if err := w.h.RuleAdd(ur); err != nil {
+				t.Fatal(err)
+			}
+			base := w.snapshot(t)
+
+			r := w.router(t, storyConfig())
+			if err := r.Apply(); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Remove(keep); err != nil {
+				t.Fatalf("Remove(%v): %v", keep, err)
+			}
+			if !keep {
+				assertSnapshot(t, w, base, "after Remove(false)")
+				return
+			}
+			assertOwned(t, w, []string{
+				"route v4 table 100 unreachable 0.0.0.0/0 metric 4000",
+				"route v4 table 254 unreachable 192.168.88.0/24 metric 4000",
+				"rule v4 from 192.168.86.0/24 iif br0 lookup 100 pref 5200",
+			})
+			if got := w.routeGet(t, "br0", "192.168.86.254", "203.0.113.80"); got != "unreachable" {
+				t.Errorf("LAN traffic after Remove(true): %s, want unreachable", got)
+			}
+			if err := r.Remove(false); err != nil {
+				t.Fatalf("Remove(false) after Remove(true): %v", err)
+			}
+			assertSnapshot(t, w, base, "after Remove(false)")
+		})
+	}
+}
+
+// TestKillSwitch: with the tunnel gone, LAN traffic is answered unreachable
+// and never leaves through the WAN; the gateway's own traffic keeps the WAN.
+func TestKillSwitch(t *testing.T) {
+	tests := []struct {
+		name       string
+		killSwitch bool
+		v6         bool
+		lan, dst   string
+		wantDown   string
+	}{
+		{"v4", true, false, "192.168.86.254", "203.0.113.80", "unreachable"},
+		{"v6", true, true, "fd86::254", "2001:db8:80::80", "unreachable"},
+		// The control: without the kill switch the leak is visible, so the
+		// assertions above can fail.
+		{"v4 without kill switch leaks", false, false, "192.168.86.254", "203.0.113.80", "dev wan0"},
+		{"v6 without kill switch leaks", false, true, "fd86::254", "2001:db8:80::80", "dev wan0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			cfg := storyConfig()
+			cfg.KillSwitch = tt.killSwitch
+			if tt.v6 {
+				cfg.LAN = pfx("192.168.86.0/24", "fd86::/64")
+			}
+			r := w.router(t, cfg)
+			if err := r.ApplyKillSwitch(); err != nil {
+				t.Fatal(err)
+			}
+			w.delTunnel(t)
+			// Before the tunnel exists.
+			if got := w.routeGet(t, "br0", tt.lan, tt.dst); got != tt.wantDown {
+				t.Errorf("before the tunnel: LAN %s -> %s: %s, want %s", tt.lan, tt.dst, got, tt.wantDown)
+			}
+			w.addTunnel(t)
+			if err := r.Apply(); err != nil {
+				t.Fatal(err)
+			}
+			if got := w.routeGet(t, "br0", tt.lan, tt.dst); got != "dev fobgw0" {
+				t.Errorf("tunnel up: LAN %s -> %s: %s, want dev fobgw0", tt.lan, tt.dst, got)
+			}
+			if got := w.routeGet(t, "", "", tt.dst); got != "dev wan0" {
+				t.Errorf("tunnel up: the gateway's own traffic to %s: %s, want dev wan0", tt.dst, got)
+			}
+			w.delTunnel(t) // the process crashed
+			if got := w.routeGet(t, "br0", tt.lan, tt.dst); got != tt.wantDown {
+				t.Errorf("tunnel gone: LAN %s -> %s: %s, want %s", tt.lan, tt.dst, got, tt.wantDown)
+			}
+			if got := w.routeGet(t, "", "", tt.dst); got != "dev wan0" {
+				t.Errorf("tunnel gone: the gateway's own traffic to %s: %s, want dev wan0 (it must heal the tunnel)", tt.dst, got)
+			}
+			// Check reports the missing tunnel but keeps the kill switch.
+			n, err := r.Check()
+			if !errors.Is(err, ErrNoInterface) || !strings.Contains(err.Error(), `"fobgw0"`) {
+				t.Errorf("Check without tunnel: %v, want ErrNoInterface naming fobgw0", err)
+			}
+			if n != 0 {
+				t.Errorf("Check without tunnel repaired %d items, want 0", n)
+			}
+		})
+	}
+}
+
+func TestHomeRoutes(t *testing.T) {
+	w := newWorld(t)
+	r := w.router(t, storyConfig())
+	if err := r.Apply(); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.routeGet(t, "", "", "192.168.88.1"); got != "dev fobgw0" {
+		t.Errorf("gateway -> home 192.168.88.1: %s, want dev fobgw0", got)
+	}
+	if got := w.routeGet(t, "", "", "192.168.89.1"); got != "dev wan0" {
+		t.Errorf("gateway -> 192.168.89.1 (not home): %s, want dev wan0", got)
+	}
+	w.delTunnel(t)
+	if got := w.routeGet(t, "", "", "192.168.88.1"); got != "unreachable" {
+		t.Errorf("tunnel gone: gateway -> home: %s, want unreachable (never the local ISP)", got)
+	}
+	if got := w.routeGet(t, "br0", "192.168.86.254", "192.168.88.1"); got != "unreachable" {
+		t.Errorf("tunnel gone: LAN -> home: %s, want unreachable", got)
+	}
+	assertOwned(t, w, []string{
+		"route v4 table 100 unreachable 0.0.0.0/0 metric 4000",
+		"route v4 table 254 unreachable 192.168.88.0/24 metric 4000",
+		"rule v4 from 192.168.86.0/24 iif br0 lookup 100 pref 5200",
+	})
+}
+
+func TestRPFilter(t *testing.T) {
+	t.Run("calling thread", func(t *testing.T) {
+		w := newWorld(t)
+		writeSysctl(t, "net/ipv4/conf/all/rp_filter", "1") // strict everywhere
+		r := w.router(t, storyConfig())
+		if err := r.ApplyKillSwitch(); err != nil {
+			t.Fatal(err)
+		}
+		if got := readSysctl(t, "net/ipv4/conf/fobgw0/rp_filter"); got == "2" {
+			t.Fatalf("rp_filter already 2 before Apply; the test could not see Apply's effect")
+		}
+		if err := r.Apply(); err != nil {
+			t.Fatal(err)
+		}
+		if got := readSysctl(t, "net/ipv4/conf/fobgw0/rp_filter"); got != "2" {
+			t.Errorf("rp_filter on fobgw0 = %s, want 2", got)
+		}
+		// Drift of a sysctl is repaired and counted.
+		writeSysctl(t, "net/ipv4/conf/fobgw0/rp_filter", "1")
+		if n, err := r.Check(); err != nil || n != 1 {
+			t.Errorf("Check after rp_filter drift = %d, %v; want 1", n, err)
+		}
+		if got := readSysctl(t, "net/ipv4/conf/fobgw0/rp_filter"); got != "2" {
+			t.Errorf("rp_filter after Check = %s, want 2", got)
+		}
+	})
+	t.Run("WithNetNS from a host thread", func(t *testing.T) {
+		w := newWorld(t)
+		r := w.router(t, storyConfig(), WithNetNS(w.ns))
+		errc := make(chan error)
+		go func() {
+			// A fresh locked thread in the host namespace.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			err := netns.Set(w.host)
+			if err == nil {
+				err = r.Apply()
+			}
+			errc <- err
+		}()
+		if err := <-errc; err != nil {
+			t.Fatalf("Apply from a host thread: %v", err)
+		}
+		if got := readSysctl(t, "net/ipv4/conf/fobgw0/rp_filter"); got != "2" {
+			t.Errorf("rp_filter on fobgw0 in the namespace = %s, want 2", got)
+		}
+		if got := readSysctl(t, "net/ipv4/ip_forward"); got != "1" {
+			t.Errorf("ip_forward in the namespace = %s, want 1", got)
+		}
+		// newWorld's cleanup asserts the host's values did not change.
+	})
+	t.Run("WithSysctlRoot", func(t *testing.T) {
+		w := newWorld(t)
+		dir := t.TempDir()
+		for _, p := range []string{"net/ipv4/conf/fobgw0"} {
+			if err := os.MkdirAll(dir+"/"+p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, p := range []string{"net/ipv4/ip_forward", "net/ipv4/conf/fobgw0/rp_filter"} {
+			if err := os.WriteFile(dir+"/"+p, []byte("0\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.router(t, storyConfig(), WithSysctlRoot(dir)).Apply(); err != nil {
+			t.Fatal(err)
+		}
+		for p, want := range map[string]string{"net/ipv4/ip_forward": "1", "net/ipv4/conf/fobgw0/rp_filter": "2"} {
+			b, err := os.ReadFile(dir + "/" + p)
+			if err != nil || strings.TrimSpace(string(b)) != want {
+				t.Errorf("%s = %q, %v; want %s", p, b, err, want)
+			}
+		}
+		if got := readSysctl(t, "net/ipv4/ip_forward"); got != "0" {
+			t.Errorf("real ip_forward = %s, want untouched 0", got)
+		}
+	})
+}
+
+func TestIPv6LAN(t *testing.T) {
+	w := newWorld(t)
+	cfg := storyConfig()
+	cfg.LAN = pfx("192.168.86.0/24", "fd86::/64")
+	cfg.HomeNetworks = pfx("192.168.88.0/24", "fd88::/64")
+	r := w.router(t, cfg)
+	if err := r.Apply(); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	assertOwned(t, w, append(slices.Clone(storyOwned),
+		"route v6 table 100 ::/0 dev fobgw0 metric 100",
+		"route v6 table 100 unreachable ::/0 metric 4000",
+		"route v6 table 254 fd88::/64 dev fobgw0 metric 100",
+		"route v6 table 254 unreachable fd88::/64 metric 4000",
+		"rule v6 from fd86::/64 iif br0 lookup 100 pref 5200",
+	))
+	if got := readSysctl(t, "net/ipv6/conf/all/forwarding"); got != "1" {
+		t.Errorf("ipv6 forwarding = %s, want 1", got)
+	}
+	first := w.snapshot(t)
+	if err := r.Apply(); err != nil {
+		t.Fatal(err)
+	}
+	assertSnapshot(t, w, first, "v6: second Apply")
+	if got := w.routeGet(t, "", "", "fd88::1"); got != "dev fobgw0" {
+		t.Errorf("gateway -> fd88::1: %s, want dev fobgw0", got)
+	}
+	w.delTunnel(t)
+	if got := w.routeGet(t, "", "", "fd88::1"); got != "unreachable" {
+		t.Errorf("tunnel gone: gateway -> fd88::1: %s, want unreachable", got)
+	}
+	if err := r.Remove(false); err != nil {
+		t.Fatal(err)
+	}
+	assertOwned(t, w, nil)
+}
+
+func TestCheckRepairsDrift(t *testing.T) {
+	tests := []struct {
+		name  string
+		drift func(tb testing.TB, w *world)
+		want  int
+	}{
+		{"nothing", func(testing.TB, *world) {}, 0},
+		{"rule flushed", func(tb testing.TB, w *world) {
+			delOwned(tb, w, func(s string) bool { return strings.HasPrefix(s, "rule") })
+		}, 1},
+		{"table flushed", func(tb testing.TB, w *world) {
+			delOwned(tb, w, func(s string) bool { return strings.Contains(s, "table 100") })
+		}, 2},
+		{"everything flushed and forwarding off", func(tb testing.TB, w *world) {
+			delOwned(tb, w, func(string) bool { return true })
+			writeSysctl(tb, "net/ipv4/ip_forward", "0")
+		}, 6},
+		{"stale route of ours", func(tb testing.TB, w *world) {
+			r := &netlink.Route{Table: 100, Dst: mustIPNet(tb, "10.66.0.0/16"), Type: unix.RTN_UNREACHABLE, Protocol: Protocol}
+			if err := w.h.RouteAdd(r); err != nil {
+				tb.Fatal(err)
+			}
+		}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			r := w.router(t, storyConfig())
+			if err := r.Apply(); err != nil {
+				t.Fatal(err)
+			}
+			want := w.snapshot(t)
+			tt.drift(t, w)
+			n, err := r.Check()
+			if err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			if n != tt.want {
+				t.Errorf("Check repaired %d items, want %d", n, tt.want)
+			}
+			assertSnapshot(t, w, want, "after Check")
+			if n, err := r.Check(); n != 0 || err != nil {
+				t.Errorf("second Check = %d, %v; want 0", n, err)
+			}
+		})
+	}
+}
+
+// delOwned deletes fobgw's entries whose world.owned form matches.
+func delOwned(tb testing.TB, w *world, match func(string) bool) {
+	tb.Helper()
+	rules, err := w.h.RuleList(netlink.FAMILY_ALL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, k := range rules {
+		if k.Protocol == Protocol && match("rule") {
+			if err := w.h.RuleDel(&k); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	routes, err := w.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: Protocol}, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, k := range routes {
+		if match(w.routeString(k, false)) {
+			if err := w.h.RouteDel(&k); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	t.Run("no LAN interface", func(t *testing.T) {
+		w := newWorld(t)
+		cfg := storyConfig()
+		cfg.LANInterface = "br9"
+		err := w.router(t, cfg).Apply()
+		if !errors.Is(err, ErrNoInterface) {
+			t.Fatalf("Apply: %v, want ErrNoInterface", err)
+		}
+		t.Logf("the error reads: %v", err)
+		for _, s := range []string{`"br9"`, "create the bridge first", "kill switch is in place"} {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("error %q does not say %q", err, s)
+			}
+		}
+		// The kill switch went in anyway.
+		if got := w.routeGet(t, "", "", "192.168.88.1"); got != "unreachable" {
+			t.Errorf("home route with no LAN interface: %s, want unreachable", got)
+		}
+	})
+	t.Run("no tunnel interface", func(t *testing.T) {
+		w := newWorld(t)
+		w.delTunnel(t)
+		err := w.router(t, storyConfig()).Apply()
+		if !errors.Is(err, ErrNoInterface) || !strings.Contains(err.Error(), `tunnel interface "fobgw0" does not exist`) {
+			t.Fatalf("Apply: %v, want ErrNoInterface naming the tunnel", err)
+		}
+		t.Logf("the error reads: %v", err)
+		if got := w.routeGet(t, "br0", "192.168.86.254", "203.0.113.80"); got != "unreachable" {
+			t.Errorf("LAN with no tunnel: %s, want unreachable", got)
+		}
+	})
+	t.Run("tunnel interface down", func(t *testing.T) {
+		w := newWorld(t)
+		tun, err := w.h.LinkByName("fobgw0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.h.LinkSetDown(tun); err != nil {
+			t.Fatal(err)
+		}
+		err = w.router(t, storyConfig()).Apply()
+		if !errors.Is(err, unix.ENETDOWN) || !strings.Contains(err.Error(), "ip link set fobgw0 up") {
+			t.Fatalf("Apply: %v, want ENETDOWN saying to set fobgw0 up", err)
+		}
+		t.Logf("the error reads: %v", err)
+	})
+	t.Run("permission denied", func(t *testing.T) {
+		w := newWorld(t)
+		base := w.snapshot(t)
+		errc := make(chan error)
+		go func() {
+			// This thread loses CAP_NET_ADMIN for good; it stays locked
+			// and dies with the goroutine.
+			runtime.LockOSThread()
+			errc <- func() error {
+				if err := netns.Set(w.ns); err != nil {
+					return fmt.Errorf("enter test namespace: %w", err)
+				}
+				if err := dropNetAdmin(); err != nil {
+					return fmt.Errorf("drop CAP_NET_ADMIN: %w", err)
+				}
+				h, err := netlink.NewHandle()
+				if err != nil {
+					return fmt.Errorf("handle: %w", err)
+				}
+				defer h.Close()
+				r, err := New(h, storyConfig())
+				if err != nil {
+					return err
+				}
+				return r.Apply()
+			}()
+		}()
+		err := <-errc
+		if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "run fobgw as root or with CAP_NET_ADMIN") {
+			t.Fatalf("Apply without CAP_NET_ADMIN: %v, want a permission error saying what to do", err)
+		}
+		t.Logf("the error reads: %v", err)
+		assertSnapshot(t, w, base, "after the failed Apply")
+	})
+}
+
+func dropNetAdmin() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	data[0].Effective &^= 1 << unix.CAP_NET_ADMIN
+	data[0].Permitted &^= 1 << unix.CAP_NET_ADMIN
+	return unix.Capset(&hdr, &data[0])
+}
+
+func mustIPNet(tb testing.TB, s string) *net.IPNet {
+	tb.Helper()
+	_, n, err := net.ParseCIDR(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
