@@ -1,0 +1,181 @@
+package dnsfwd
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The cache holds packed answers. Keys are the lower-cased question (name, type, class) plus the bits
+// of the query that change the answer: CD (RFC 4035), DO (RFC 3225) and whether EDNS was used at all.
+// Entries are immutable once inserted; serving copies one and patches ID, question case and TTLs.
+
+const cacheShards = 16
+
+const (
+	keyCD   = 1 << 0
+	keyDO   = 1 << 1
+	keyEDNS = 1 << 2
+)
+
+// maxKeyLen is a question (name up to 255 bytes, type, class) plus the flag byte.
+const maxKeyLen = maxNameLen + 4 + 1
+
+// cacheKey writes the key of the query msg (parsed into q) to buf and returns it.
+func cacheKey(buf *[maxKeyLen]byte, msg []byte, q *question) []byte {
+	n := copy(buf[:], msg[headerLen:q.end])
+	for i := range n - 4 {
+		buf[i] = lower(buf[i])
+	}
+	var fl byte
+	if msg[offFlags2]&flagCD != 0 {
+		fl |= keyCD
+	}
+	if q.do {
+		fl |= keyDO
+	}
+	if q.edns {
+		fl |= keyEDNS
+	}
+	buf[n] = fl
+	return buf[:n+1]
+}
+
+type entry struct {
+	key    string
+	msg    []byte   // the answer as received, its question included
+	ttls   []ttlRef // the TTLs to decrement, their values when stored capped at MaxTTL
+	stored int64    // monotonic nanoseconds (see now)
+	expiry int64    // stored + keep
+
+	prev, next *entry // LRU list, protected by the shard's mu
+}
+
+type shard struct {
+	n    *atomic.Int64 // the cache's entry count
+	mu   sync.Mutex
+	m    map[string]*entry // protected by mu
+	head entry             // sentinel of the LRU list, most recent first; protected by mu
+	max  int
+}
+
+type cache struct {
+	seed   maphash.Seed
+	maxTTL uint32
+	n      atomic.Int64 // entries, over all shards
+	shards [cacheShards]shard
+}
+
+func newCache(size int, maxTTL time.Duration) *cache {
+	c := &cache{seed: maphash.MakeSeed(), maxTTL: uint32(min(maxTTL/time.Second, 1<<31-1))}
+	per := (size + cacheShards - 1) / cacheShards
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.m = make(map[string]*entry)
+		s.n = &c.n
+		s.head.prev, s.head.next = &s.head, &s.head
+		s.max = per
+	}
+	return c
+}
+
+var epoch = time.Now()
+
+// now is a monotonic clock in nanoseconds.
+func now() int64 { return int64(time.Since(epoch)) }
+
+func (c *cache) shard(key []byte) *shard {
+	return &c.shards[maphash.Bytes(c.seed, key)%cacheShards]
+}
+
+func (c *cache) shardOf(key string) *shard {
+	return &c.shards[maphash.String(c.seed, key)%cacheShards]
+}
+
+// get returns the live entry for key, or nil.
+func (c *cache) get(key []byte, t int64) *entry {
+	s := c.shard(key)
+	s.mu.Lock()
+	e := s.m[string(key)]
+	if e != nil {
+		if t >= e.expiry {
+			s.remove(e)
+			e = nil
+		} else if s.head.next != e {
+			unlink(e)
+			s.pushFront(e)
+		}
+	}
+	s.mu.Unlock()
+	return e
+}
+
+// put stores a copy of the answer msg under key if info says it may be kept.
+func (c *cache) put(key string, msg []byte, info *rrInfo, t int64) {
+	keep := min(info.keep, c.maxTTL)
+	if keep == 0 {
+		return
+	}
+	e := &entry{
+		key:    key,
+		msg:    append([]byte(nil), msg...),
+		ttls:   append([]ttlRef(nil), info.ttls...),
+		stored: t,
+		expiry: t + int64(keep)*int64(time.Second),
+	}
+	for i := range e.ttls {
+		e.ttls[i].ttl = min(e.ttls[i].ttl, c.maxTTL)
+	}
+	s := c.shardOf(key)
+	s.mu.Lock()
+	if old := s.m[e.key]; old != nil {
+		s.remove(old)
+	}
+	for len(s.m) >= s.max && s.head.prev != &s.head {
+		s.remove(s.head.prev)
+	}
+	s.m[e.key] = e
+	s.n.Add(1)
+	s.pushFront(e)
+	s.mu.Unlock()
+}
+
+func (c *cache) len() int { return int(c.n.Load()) }
+
+func (s *shard) remove(e *entry) {
+	unlink(e)
+	delete(s.m, e.key)
+	s.n.Add(-1)
+}
+
+func (s *shard) pushFront(e *entry) {
+	e.prev, e.next = &s.head, s.head.next
+	s.head.next.prev = e
+	s.head.next = e
+}
+
+func unlink(e *entry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+// render writes the entry, aged to time t, as the answer to query (whose question ends at qend) into
+// dst and returns it. The caller has checked t < e.expiry.
+func (e *entry) render(dst []byte, query []byte, qend int, t int64) []byte {
+	dst = append(dst[:0], e.msg...)
+	copy(dst[offID:offID+2], query[offID:offID+2])
+	copy(dst[headerLen:qend], query[headerLen:qend]) // the client's spelling of the name (RFC 4343, 0x20)
+	age := uint32((t - e.stored) / int64(time.Second))
+	for _, r := range e.ttls {
+		ttl := r.ttl
+		if ttl > age {
+			ttl -= age
+		} else {
+			ttl = 0
+		}
+		binary.BigEndian.PutUint32(dst[r.off:], ttl)
+	}
+	return dst
+}

@@ -1,0 +1,67 @@
+package dnsfwd
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+func TestCacheBoundedLRU(t *testing.T) {
+	for _, size := range []int{1, 16, 100} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			c := newCache(size, time.Hour)
+			limit := cacheShards * ((size + cacheShards - 1) / cacheShards)
+			info := &rrInfo{keep: 60}
+			hot := "hot"
+			for i := range 2000 {
+				c.put(fmt.Sprintf("k%d", i), []byte{1}, info, 0)
+				if c.get([]byte(hot), 0) == nil {
+					c.put(hot, []byte{2}, info, 0)
+				}
+				if n := c.len(); n > limit {
+					t.Fatalf("after %d puts the cache holds %d entries, limit %d", i+1, n, limit)
+				}
+			}
+			if size >= cacheShards*2 && c.get([]byte(hot), 0) == nil {
+				t.Error("the entry used after every put was evicted: not LRU")
+			}
+			if e := c.get([]byte("k1999"), int64(61*time.Second)); e != nil {
+				t.Error("entry served after its TTL")
+			}
+		})
+	}
+}
+
+func TestCacheKey(t *testing.T) {
+	base := func() *dns.Msg { return query("Key.Example", dns.TypeA) }
+	key := func(m *dns.Msg) string {
+		b := packed(t, m)
+		q, ok := parseMessage(b)
+		if !ok {
+			t.Fatalf("parse %v", m)
+		}
+		var kb [maxKeyLen]byte
+		return string(cacheKey(&kb, b, &q))
+	}
+	k0 := key(base())
+	lowered := query("key.example", dns.TypeA)
+	lowered.Id = 77
+	if key(lowered) != k0 {
+		t.Error("case or ID changes the key")
+	}
+	for name, mod := range map[string]func(*dns.Msg){
+		"type":  func(m *dns.Msg) { m.Question[0].Qtype = dns.TypeAAAA },
+		"class": func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS },
+		"CD":    func(m *dns.Msg) { m.CheckingDisabled = true },
+		"EDNS":  func(m *dns.Msg) { m.SetEdns0(1232, false) },
+		"DO":    func(m *dns.Msg) { m.SetEdns0(1232, true) },
+	} {
+		m := base()
+		mod(m)
+		if key(m) == k0 {
+			t.Errorf("%s does not change the key", name)
+		}
+	}
+}

@@ -1,0 +1,137 @@
+// Package dnsfwd is the gateway's DNS forwarder: it answers the LAN's queries on one address (UDP and
+// TCP), forwards misses to one upstream resolver through sockets bound to the tunnel interface, validates
+// every answer against its query, and caches answers within their TTLs.
+//
+// It knows DNS and sockets, nothing of routing or WireGuard.
+//
+// Clients outside Config.LAN are dropped without an answer (UDP) or disconnected (TCP): the forwarder is
+// never an open resolver, and never reflects traffic toward a spoofed source.
+package dnsfwd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Defaults applied by New for zero Config fields.
+const (
+	DefaultTimeout     = 2 * time.Second
+	DefaultMaxInFlight = 1024
+	DefaultCacheSize   = 10000
+	DefaultMaxTTL      = time.Hour
+
+	maxInFlight = 1<<16 - 1 // every socket's table then always has a free 16-bit ID
+)
+
+// Config is the forwarder's configuration. Zero values of the optional fields mean the defaults above.
+type Config struct {
+	Listen      netip.AddrPort // DNSListen, e.g. 192.168.86.1:53: UDP and TCP, only this address (port 0: any free port, tests)
+	LAN         []netip.Prefix // only clients inside these are answered
+	Upstream    netip.AddrPort // DNSUpstream:53, reached only through the tunnel
+	Interface   string         // tunnel interface: SO_BINDTODEVICE on every upstream socket ("" only with Dial set)
+	Timeout     time.Duration  // per query upstream timeout (default 2s)
+	MaxInFlight int            // bound on concurrent upstream queries (default 1024); beyond it clients get SERVFAIL
+	CacheSize   int            // entries (default 10000); 0 means default, negative disables the cache
+	MaxTTL      time.Duration  // cap on cached TTLs, positive and negative (RFC 2308) (default 1h)
+	Logger      *slog.Logger   // nil: discard
+
+	// Dial, if set, replaces the dialer of upstream sockets ("udp" and "tcp" to Upstream). Tests use it
+	// to reach a loopback upstream; the default dialer binds every socket to Interface.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// ErrClosed is returned by Start after Close. It is fatal for the Forwarder.
+var ErrClosed = errors.New("dnsfwd: forwarder closed")
+
+// Forwarder is a running (after Start) DNS forwarder. Its methods are safe for concurrent use.
+type Forwarder struct {
+	cfg    Config
+	log    *slog.Logger
+	dial   func(ctx context.Context, network, address string) (net.Conn, error)
+	cache  *cache // nil when disabled
+	coal   *coalescer
+	st     counters
+	metric *collector
+
+	rotateQueries uint32 // udpRotateQueries; tests lower it before Start
+
+	mu      sync.Mutex // protects the fields below
+	started bool
+	closed  bool
+	udp     []*net.UDPConn
+	tcp     net.Listener
+	addr    netip.AddrPort
+	ups     *upstreams
+	done    chan struct{}
+
+	tcpMu    sync.Mutex
+	tcpConns map[net.Conn]struct{} // protected by tcpMu: TCP clients being served
+
+	wg sync.WaitGroup
+}
+
+// New validates cfg and returns a Forwarder that is not yet serving.
+func New(cfg Config) (*Forwarder, error) {
+	if !cfg.Listen.IsValid() || !cfg.Listen.Addr().IsValid() || cfg.Listen.Addr().IsUnspecified() {
+		return nil, fmt.Errorf("dnsfwd: DNSListen %q is not a usable address: give the LAN address of the gateway, e.g. 192.168.86.1:53", cfg.Listen)
+	}
+	if len(cfg.LAN) == 0 {
+		return nil, errors.New("dnsfwd: no LAN prefix: without one no client would be answered; set LAN, e.g. 192.168.86.0/24")
+	}
+	for i, p := range cfg.LAN {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("dnsfwd: LAN prefix %d (%q) is invalid: use CIDR notation, e.g. 192.168.86.0/24", i, p)
+		}
+		cfg.LAN[i] = p.Masked()
+	}
+	if !cfg.Upstream.IsValid() || cfg.Upstream.Addr().IsUnspecified() || cfg.Upstream.Port() == 0 {
+		return nil, fmt.Errorf("dnsfwd: DNSUpstream %q is not a usable address: give the home resolver, e.g. 192.168.88.1:53", cfg.Upstream)
+	}
+	if cfg.Interface == "" && cfg.Dial == nil {
+		return nil, errors.New("dnsfwd: no tunnel Interface: upstream sockets must be bound to the tunnel (e.g. fobgw0) so queries cannot leave by the local ISP")
+	}
+	if cfg.Timeout < 0 || cfg.MaxInFlight < 0 || cfg.MaxTTL < 0 {
+		return nil, fmt.Errorf("dnsfwd: negative Timeout (%v), MaxInFlight (%d) or MaxTTL (%v): use 0 for the default", cfg.Timeout, cfg.MaxInFlight, cfg.MaxTTL)
+	}
+	if cfg.MaxInFlight > maxInFlight {
+		return nil, fmt.Errorf("dnsfwd: MaxInFlight %d is above %d, the upstream ID space of one socket: lower it", cfg.MaxInFlight, maxInFlight)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.MaxTTL == 0 {
+		cfg.MaxTTL = DefaultMaxTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Forwarder{cfg: cfg, log: cfg.Logger, dial: cfg.Dial, done: make(chan struct{}), coal: newCoalescer(),
+		rotateQueries: udpRotateQueries}
+	if f.dial == nil {
+		f.dial = boundDialer(cfg.Interface, cfg.Timeout)
+	}
+	if cfg.CacheSize > 0 {
+		f.cache = newCache(cfg.CacheSize, cfg.MaxTTL)
+	}
+	f.metric = newCollector(f)
+	return f, nil
+}
+
+// Addr returns the address served (UDP and TCP), useful when Listen had port 0. It is invalid before Start.
+func (f *Forwarder) Addr() netip.AddrPort {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.addr
+}

@@ -1,0 +1,88 @@
+package dnsfwd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// boundDialer returns a dialer whose sockets are bound to the interface iface (SO_BINDTODEVICE,
+// socket(7)) before they connect, so that a query cannot leave by another interface whatever the
+// routing tables say.
+func boundDialer(iface string, timeout time.Duration) func(ctx context.Context, network, address string) (net.Conn, error) {
+	d := &net.Dialer{
+		Timeout: timeout,
+		Control: func(network, address string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = unix.BindToDevice(int(fd), iface)
+				if serr == nil && strings.HasPrefix(network, "udp") {
+					largeReceiveBuffer(int(fd))
+				}
+			})
+			if err == nil {
+				err = serr
+			}
+			if err != nil {
+				return bindDeviceError(iface, err)
+			}
+			return nil
+		},
+	}
+	return d.DialContext
+}
+
+func bindDeviceError(iface string, err error) error {
+	switch {
+	case errors.Is(err, unix.ENODEV):
+		return fmt.Errorf("bind upstream socket to tunnel interface %q: no such interface: start the WireGuard device before the DNS forwarder: %w", iface, err)
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("bind upstream socket to tunnel interface %q: SO_BINDTODEVICE needs CAP_NET_RAW: run as root or grant it: %w", iface, err)
+	}
+	return fmt.Errorf("bind upstream socket to tunnel interface %q: %w", iface, err)
+}
+
+// receiveBuffer is the UDP receive buffer asked for: about 4,000 queries, so that a burst or a short
+// stall of the process (the CPU is shared with the tunnel) loses nothing.
+const receiveBuffer = 4 << 20
+
+// largeReceiveBuffer enlarges the socket's receive buffer beyond net.core.rmem_max if the process may
+// (CAP_NET_ADMIN), else up to it. Only this socket changes; failure leaves the default.
+func largeReceiveBuffer(fd int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+	}
+}
+
+// listenControl sets SO_REUSEPORT so that several UDP sockets share the listening address and the
+// kernel spreads clients over them, and a large receive buffer.
+func listenControl(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		largeReceiveBuffer(int(fd))
+	})
+	if err == nil {
+		err = serr
+	}
+	return err
+}
+
+// listenError explains a failure to bind the listening address addr.
+func listenError(proto string, addr fmt.Stringer, err error) error {
+	switch {
+	case errors.Is(err, unix.EADDRNOTAVAIL):
+		return fmt.Errorf("dnsfwd: listen %s on %s: the address is not on any interface: is LANInterface up with that address? %w", proto, addr, err)
+	case errors.Is(err, unix.EACCES):
+		return fmt.Errorf("dnsfwd: listen %s on %s: ports below 1024 need CAP_NET_BIND_SERVICE: run as root or grant it (systemd AmbientCapabilities=CAP_NET_BIND_SERVICE): %w", proto, addr, err)
+	case errors.Is(err, unix.EADDRINUSE):
+		return fmt.Errorf("dnsfwd: listen %s on %s: another DNS server (dnsmasq, systemd-resolved, Pi-hole) already uses it: stop it or change DNSListen: %w", proto, addr, err)
+	}
+	return fmt.Errorf("dnsfwd: listen %s on %s: %w", proto, addr, err)
+}

@@ -1,0 +1,216 @@
+package dnsfwd
+
+import "encoding/binary"
+
+// DNS message layout, RFC 1035 section 4.1. Messages are handled as bytes: parsed once into offsets,
+// patched in place (ID, question case, TTLs) and never re-packed on the hot path.
+const (
+	headerLen = 12
+
+	offID      = 0
+	offFlags1  = 2 // QR(1) OPCODE(4) AA TC RD
+	offFlags2  = 3 // RA Z AD CD RCODE(4)
+	offQDCount = 4
+	offANCount = 6
+	offNSCount = 8
+	offARCount = 10
+
+	flagQR     = 0x80 // in byte offFlags1
+	flagTC     = 0x02 // in byte offFlags1
+	maskOpcode = 0x78 // in byte offFlags1
+	flagCD     = 0x10 // in byte offFlags2 (RFC 4035)
+	maskRcode  = 0x0f // in byte offFlags2
+
+	rcodeSuccess  = 0
+	rcodeFormErr  = 1
+	rcodeServFail = 2
+	rcodeNXDomain = 3
+	rcodeNotImp   = 4
+	rcodeRefused  = 5
+
+	typeSOA = 6
+	typeOPT = 41 // RFC 6891
+
+	maxNameLen  = 255 // RFC 1035 section 2.3.4, wire form
+	minUDPSize  = 512
+	maxMsgSize  = 65535
+	ednsDOFlag  = 0x80 // in the first byte of the OPT TTL's flag half (RFC 3225)
+	ednsFlagOff = 2    // offset of the flags within the OPT TTL field
+)
+
+// question is a parsed message: the question's extent, and what the query or answer says about EDNS.
+type question struct {
+	end    int    // offset just past QTYPE and QCLASS: msg[headerLen:end] is the question
+	qtype  uint16 // QTYPE
+	edns   bool   // an OPT record is present (RFC 6891)
+	do     bool   // its DO bit is set (RFC 3225)
+	udpMax int    // largest UDP answer the sender accepts: 512 without EDNS (RFC 1035 4.2.1), else the OPT size
+}
+
+// nameEnd returns the offset just past the uncompressed name at off, or -1. Questions never carry
+// compression pointers (nothing precedes them to point to), so a pointer here is malformed.
+func nameEnd(msg []byte, off int) int {
+	start := off
+	for off < len(msg) {
+		l := int(msg[off])
+		switch {
+		case l == 0:
+			if off+1-start > maxNameLen {
+				return -1
+			}
+			return off + 1
+		case l&0xc0 != 0:
+			return -1
+		}
+		off += 1 + l
+	}
+	return -1
+}
+
+// skipName returns the offset just past a possibly compressed name at off (RFC 1035 4.1.4), or -1.
+// Pointers are not followed: only the name's own bytes are skipped.
+func skipName(msg []byte, off int) int {
+	for off < len(msg) {
+		l := int(msg[off])
+		switch l & 0xc0 {
+		case 0x00:
+			if l == 0 {
+				return off + 1
+			}
+			off += 1 + l
+		case 0xc0:
+			if off+2 > len(msg) {
+				return -1
+			}
+			return off + 2
+		default: // 0x40 and 0x80: extended label types (RFC 6891 deprecates them)
+			return -1
+		}
+	}
+	return -1
+}
+
+// parseMessage validates the header and the single question of msg and walks the remaining records
+// far enough to find an OPT record. It reports false for anything but one question with an
+// uncompressed name; records after the question that do not parse are ignored (EDNS is then absent).
+func parseMessage(msg []byte) (q question, ok bool) {
+	if len(msg) < headerLen || binary.BigEndian.Uint16(msg[offQDCount:]) != 1 {
+		return q, false
+	}
+	end := nameEnd(msg, headerLen)
+	if end < 0 || end+4 > len(msg) {
+		return q, false
+	}
+	q.qtype = binary.BigEndian.Uint16(msg[end:])
+	q.end = end + 4
+	q.udpMax = minUDPSize
+	nrr := int(binary.BigEndian.Uint16(msg[offANCount:])) + int(binary.BigEndian.Uint16(msg[offNSCount:]))
+	nar := int(binary.BigEndian.Uint16(msg[offARCount:]))
+	off := q.end
+	for i := 0; i < nrr+nar; i++ {
+		off = skipName(msg, off)
+		if off < 0 || off+10 > len(msg) {
+			return q, true
+		}
+		rtype := binary.BigEndian.Uint16(msg[off:])
+		if i >= nrr && rtype == typeOPT {
+			q.edns = true
+			q.udpMax = max(int(binary.BigEndian.Uint16(msg[off+2:])), minUDPSize)
+			q.do = msg[off+4+ednsFlagOff]&ednsDOFlag != 0
+			return q, true
+		}
+		off += 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
+	}
+	return q, true
+}
+
+// sameQuestion reports whether the questions a[headerLen:qa] and b[headerLen:qb] are equal, the name
+// compared case-insensitively (RFC 4343), type and class exactly.
+func sameQuestion(a []byte, qa int, b []byte, qb int) bool {
+	if qa != qb || qa > len(a) || qb > len(b) {
+		return false
+	}
+	for i := headerLen; i < qa; i++ {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// ttlRef is a record's TTL field: its offset in the message and its value.
+type ttlRef struct {
+	off uint16
+	ttl uint32
+}
+
+// rrInfo describes the records of an answer for the cache: where each TTL sits and how long the whole
+// answer may be kept.
+type rrInfo struct {
+	ttls []ttlRef // the TTL fields of all records but OPT
+	keep uint32   // seconds the answer may be cached; 0: not cacheable
+}
+
+// scanAnswer walks every record of a validated answer (question already parsed, ending at qend) and
+// computes how long it may be cached: for a positive answer the smallest TTL of the answer section; for
+// a negative one (NXDOMAIN, or NOERROR without answers) min(SOA TTL, SOA MINIMUM) per RFC 2308 section
+// 5, and not at all without an SOA. It reports false if the records do not parse.
+func scanAnswer(msg []byte, qend int, info *rrInfo) bool {
+	an := int(binary.BigEndian.Uint16(msg[offANCount:]))
+	ns := int(binary.BigEndian.Uint16(msg[offNSCount:]))
+	ar := int(binary.BigEndian.Uint16(msg[offARCount:]))
+	rcode := msg[offFlags2] & maskRcode
+	negative := rcode == rcodeNXDomain || an == 0
+	info.ttls = info.ttls[:0]
+	keep := ^uint32(0)
+	found := false
+	off := qend
+	for i := 0; i < an+ns+ar; i++ {
+		off = skipName(msg, off)
+		if off < 0 || off+10 > len(msg) {
+			return false
+		}
+		rtype := binary.BigEndian.Uint16(msg[off:])
+		ttl := binary.BigEndian.Uint32(msg[off+4:])
+		if ttl > 1<<31-1 { // RFC 2181 section 8: treat as zero
+			ttl = 0
+		}
+		rdlen := int(binary.BigEndian.Uint16(msg[off+8:]))
+		rdata := off + 10
+		if rdata+rdlen > len(msg) || rdata > 1<<16-1 {
+			return false
+		}
+		if rtype != typeOPT {
+			info.ttls = append(info.ttls, ttlRef{uint16(off + 4), ttl})
+		}
+		switch {
+		case !negative && i < an:
+			keep, found = min(keep, ttl), true
+		case negative && i >= an && i < an+ns && rtype == typeSOA:
+			// SOA RDATA: MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM (RFC 1035 3.3.13).
+			p := skipName(msg, rdata)
+			if p >= 0 {
+				p = skipName(msg, p)
+			}
+			if p < 0 || p+20 > rdata+rdlen {
+				return false
+			}
+			soaMin := binary.BigEndian.Uint32(msg[p+16:])
+			keep, found = min(keep, ttl, soaMin), true
+			info.ttls[len(info.ttls)-1].ttl = min(ttl, soaMin) // RFC 2308 section 3
+		}
+		off = rdata + rdlen
+	}
+	if !found {
+		keep = 0
+	}
+	info.keep = keep
+	return true
+}
