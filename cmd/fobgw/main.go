@@ -1,0 +1,284 @@
+// Command fobgw turns a Linux board into a WireGuard "FOB" router: every
+// client on its LAN reaches the internet through a tunnel to the home
+// router, while the board's own traffic keeps the local ISP.
+//
+// Usage: see `fobgw help` (the text of usage below).
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fobgw/fobgw/gateway"
+)
+
+const usage = `fobgw: a userspace WireGuard gateway for a FOB network
+
+Usage:
+  fobgw run -config FILE [-v]    run in the foreground until SIGINT/SIGTERM (systemd Type=notify)
+  fobgw check -config FILE       validate; print the routes, rules, sysctls and listeners run would set
+  fobgw status [-json] [-name NAME | -config FILE]
+                                 tunnel, handshake age, endpoint, bytes, clamp and DNS counters
+  fobgw down -config FILE        remove every rule and route fobgw installed (the kill switch too)
+  fobgw genkey                   print a new private key (as wg genkey)
+  fobgw pubkey                   read a private key on stdin, print its public key (as wg pubkey)
+  fobgw home-config -config FILE -format routeros|wg-quick
+                                 the home router's side for this FOB, with the LAN in its allowed addresses
+  fobgw help                     this text
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+`
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// usageError is a command-line mistake (exit 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(rest, stderr)
+	case "check":
+		err = cmdCheck(rest, stdout, stderr)
+	case "status":
+		err = cmdStatus(rest, stdout, stderr)
+	case "down":
+		err = cmdDown(rest, stderr)
+	case "genkey":
+		err = cmdGenkey(rest, stdout)
+	case "pubkey":
+		err = cmdPubkey(rest, stdin, stdout)
+	case "home-config":
+		err = cmdHomeConfig(rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "fobgw: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "fobgw %s: %v\n", cmd, err)
+	var ue *usageError
+	var ce *gateway.ConfigError
+	if errors.As(err, &ue) || errors.As(err, &ce) {
+		return exitUsage
+	}
+	return exitRuntime
+}
+
+// newFlags returns a FlagSet that reports errors as usageError.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("fobgw "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{msg: err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q; see `fobgw help`", fs.Arg(0))}
+	}
+	return nil
+}
+
+func needConfig(path string) error {
+	if path == "" {
+		return &usageError{msg: "missing -config FILE (e.g. -config /etc/fobgw/fobgw.conf)"}
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if os.Getenv("JOURNAL_STREAM") != "" {
+		// journald stamps every line itself.
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	config := fs.String("config", "", "configuration `FILE`")
+	verbose := fs.Bool("v", false, "log debug messages")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := needConfig(*config); err != nil {
+		return err
+	}
+	cfg, err := gateway.LoadConfig(*config, gateway.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return gateway.Run(ctx, cfg, gateway.Options{Logger: newLogger(stderr, *verbose)})
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", stderr)
+	config := fs.String("config", "", "configuration `FILE`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := needConfig(*config); err != nil {
+		return err
+	}
+	cfg, err := gateway.LoadConfig(*config, gateway.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	return gateway.Check(cfg, gateway.Options{}, stdout)
+}
+
+func cmdDown(args []string, stderr io.Writer) error {
+	fs := newFlags("down", stderr)
+	config := fs.String("config", "", "configuration `FILE`")
+	verbose := fs.Bool("v", false, "log debug messages")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := needConfig(*config); err != nil {
+		return err
+	}
+	cfg, err := gateway.LoadConfig(*config, gateway.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	return gateway.Down(cfg, gateway.Options{Logger: newLogger(stderr, *verbose)})
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", stderr)
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	name := fs.String("name", gateway.DefaultName, "the gateway's interface `NAME`")
+	config := fs.String("config", "", "take the name from this configuration `FILE`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	n := *name
+	if *config != "" {
+		data, err := os.ReadFile(*config)
+		if err != nil {
+			return &usageError{msg: fmt.Sprintf("read %s: %v", *config, err)}
+		}
+		cfg, err := gateway.ParseConfig(*config, data)
+		if err != nil {
+			return err
+		}
+		n = cfg.Name
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := gateway.ReadStatus(ctx, gateway.ControlSocket("", n))
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, st)
+	}
+	return st.WriteText(stdout)
+}
+
+func cmdGenkey(args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return &usageError{msg: "genkey takes no arguments"}
+	}
+	k, err := gateway.GenerateKey()
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, k.String())
+	return err
+}
+
+func cmdPubkey(args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) > 0 {
+		return &usageError{msg: "pubkey takes no arguments; it reads the private key on stdin"}
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read the private key from stdin: %w", err)
+	}
+	k, err := gateway.ParseKey(strings.TrimSpace(line))
+	if err != nil {
+		return &usageError{msg: "Key is not the correct length or format: " + err.Error()}
+	}
+	_, err = fmt.Fprintln(stdout, k.PublicKey().String())
+	return err
+}
+
+func cmdHomeConfig(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("home-config", stderr)
+	config := fs.String("config", "", "configuration `FILE`")
+	format := fs.String("format", gateway.FormatRouterOS, "output format: routeros or wg-quick")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := needConfig(*config); err != nil {
+		return err
+	}
+	if *format != gateway.FormatRouterOS && *format != gateway.FormatWGQuick {
+		return &usageError{msg: fmt.Sprintf("unknown -format %q: use routeros or wg-quick", *format)}
+	}
+	cfg, err := gateway.LoadConfig(*config, gateway.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	return gateway.HomeConfig(cfg, *format, stdout)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/fobgw/fobgw/policyroute"
+)
+
+// Check writes what Run would set up for cfg (the tunnel, the routes, rules
+// and sysctls as ip(8)/sysctl(8) commands, and the listeners) to w. It
+// changes nothing: a missing private key file is reported, not created.
+func Check(cfg *Config, opt Options, w io.Writer) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if !cfg.Endpoint.IsLiteral() && len(cfg.Resolver) == 0 {
+		return &ConfigError{File: cfg.File, Key: "Resolver", Problem: "Endpoint is a name and no Resolver is known",
+			Expected: "set Resolver = <the local ISP's DNS server> in [Gateway]"}
+	}
+	keyNote := ""
+	if k, _, err := cfg.privateKey(false); err == nil {
+		keyNote = "public key " + k.PublicKey().String()
+	} else if cfg.PrivateKeyFile != "" {
+		if _, serr := os.Stat(cfg.PrivateKeyFile); errors.Is(serr, fs.ErrNotExist) {
+			keyNote = cfg.PrivateKeyFile + " does not exist yet: `fobgw run` creates it (0600)"
+		} else {
+			return err
+		}
+	} else {
+		return err
+	}
+	st, err := policyroute.Desired(routeConfig(cfg))
+	if err != nil {
+		return routeErr(cfg, err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s is valid.\n", cfg.File)
+	fmt.Fprintf(&b, "# tunnel\n")
+	addrs := make([]string, len(cfg.Address))
+	for i, a := range cfg.Address {
+		addrs[i] = a.String()
+	}
+	fmt.Fprintf(&b, "tun %s mtu %d address %s (%s)\n", cfg.Name, cfg.MTU, strings.Join(addrs, ","), keyNote)
+	switch cfg.ClampMode {
+	case ClampAuto:
+		fmt.Fprintf(&b, "mss clamp to %d (IPv4) / %d (IPv6), both directions\n", cfg.MTU-40, cfg.MTU-60)
+	case ClampFixed:
+		fmt.Fprintf(&b, "mss clamp to %d (IPv4) / %d (IPv6), both directions\n", cfg.ClampMSS, cfg.ClampMSS-20)
+	case ClampOff:
+		fmt.Fprintf(&b, "mss clamp off\n")
+	}
+	ep := cfg.Endpoint.String()
+	if !cfg.Endpoint.IsLiteral() {
+		rs := make([]string, len(cfg.Resolver))
+		for i, r := range cfg.Resolver {
+			rs[i] = r.String()
+		}
+		ep += " (resolved through " + strings.Join(rs, ", ") + " only)"
+	}
+	fmt.Fprintf(&b, "peer %s endpoint %s allowed-ips %s keepalive %d\n", cfg.PublicKey, ep, joinPrefixes(cfg.AllowedIPs), cfg.PersistentKeepalive)
+	fmt.Fprintf(&b, "health probe %v through %s every %v\n", cfg.Probe, cfg.Name, ProbeInterval)
+	fmt.Fprintf(&b, "# routes, rules and sysctls\n")
+	b.WriteString(st.String())
+	fmt.Fprintf(&b, "# listeners\n")
+	if cfg.ListenPort != 0 {
+		fmt.Fprintf(&b, "udp *:%d WireGuard (all addresses)\n", cfg.ListenPort)
+	} else {
+		fmt.Fprintf(&b, "udp *:<random> WireGuard (all addresses; set ListenPort for a fixed port)\n")
+	}
+	fmt.Fprintf(&b, "udp,tcp %v DNS for %s, forwarded to %v through %s\n", cfg.DNSListen, joinPrefixes(cfg.LAN), cfg.DNSUpstream, cfg.Name)
+	if cfg.MetricsListen != "" {
+		fmt.Fprintf(&b, "tcp %s Prometheus metrics at /metrics\n", cfg.MetricsListen)
+	} else {
+		fmt.Fprintf(&b, "metrics off\n")
+	}
+	fmt.Fprintf(&b, "unix %s/%s.sock WireGuard UAPI (wg show %s)\n", UAPIDir, cfg.Name, cfg.Name)
+	fmt.Fprintf(&b, "unix %s status (fobgw status)\n", ControlSocket(opt.RunDir, cfg.Name))
+	_, err = io.WriteString(w, b.String())
+	return err
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}

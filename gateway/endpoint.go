@@ -1,0 +1,311 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Healing parameters (the defaults of healerConfig).
+const (
+	ProbeInterval     = 3 * time.Second   // a probe through the tunnel this often
+	ProbeTimeout      = 2 * time.Second   // a probe unanswered this long is a miss
+	MaxMisses         = 3                 // consecutive misses that trigger a re-resolution
+	StaleHandshake    = 135 * time.Second // a handshake older than this triggers one too (as reresolve-dns.sh)
+	ResolveTimeout    = 5 * time.Second   // for one resolution over all Resolver servers
+	ResolveBackoffMin = 1 * time.Second
+	ResolveBackoffMax = 30 * time.Second
+)
+
+// nameResolver resolves the endpoint's host name (through Resolver only).
+type nameResolver interface {
+	Resolve(ctx context.Context, host string) ([]netip.Addr, error)
+}
+
+// tunnelProber sends one probe through the tunnel; nil means answered.
+type tunnelProber interface {
+	Probe(ctx context.Context) error
+}
+
+// peerControl is the part of the WireGuard device the healer drives.
+type peerControl interface {
+	SetEndpoint(netip.AddrPort) error
+	LastHandshake() (time.Time, error)
+	RxBytes() (uint64, error) // bytes received from the peer, monotonic
+}
+
+type healerConfig struct {
+	Endpoint       Endpoint
+	Interval       time.Duration
+	Timeout        time.Duration
+	MaxMisses      int
+	StaleHandshake time.Duration
+	// Grace is the time after an endpoint change during which an old
+	// handshake does not trigger another change (the new handshake needs
+	// up to REKEY_TIMEOUT, 5 s, plus a probe).
+	Grace      time.Duration
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+}
+
+func defaultHealerConfig(e Endpoint) healerConfig {
+	return healerConfig{
+		Endpoint:       e,
+		Interval:       ProbeInterval,
+		Timeout:        ProbeTimeout,
+		MaxMisses:      MaxMisses,
+		StaleHandshake: StaleHandshake,
+		Grace:          5 * ProbeInterval,
+		BackoffMin:     ResolveBackoffMin,
+		BackoffMax:     ResolveBackoffMax,
+	}
+}
+
+// healerState is what the healer shows in the status.
+type healerState struct {
+	Endpoint        netip.AddrPort // current endpoint; invalid while unresolved
+	EndpointName    string         // the name it came from ("" for a literal)
+	Records         []netip.Addr   // the last resolution's addresses
+	Misses          int            // consecutive probe misses
+	TotalMisses     uint64
+	SilentProbes    uint64 // probes unanswered while the peer was sending
+	Probes          uint64
+	LastProbeOK     time.Time
+	EndpointChanges uint64 // endpoint set to a different address
+	Reresolutions   uint64
+	ResolveFailures uint64
+	LastError       string
+}
+
+// healer keeps the peer's endpoint reachable: it resolves the name at boot
+// (retrying with back-off), probes through the tunnel every Interval, and
+// after MaxMisses consecutive misses or a handshake older than
+// StaleHandshake re-resolves the name and sets the endpoint to the next
+// address, preferring one the previous resolution did not have. It is a
+// state machine driven by step, so tests run it with a fake clock.
+type healer struct {
+	cfg   healerConfig
+	res   nameResolver
+	probe tunnelProber
+	peer  peerControl
+	log   *slog.Logger
+
+	backoff       time.Duration // next resolve back-off
+	nextResolve   time.Time     // no resolution before this (back-off after failures)
+	lastSwitch    time.Time     // when the endpoint was last set
+	warnedTrigger bool          // rate-limits the trigger warning to once per outage
+	lastRx        uint64        // rx bytes at the last step
+	rxSeen        bool          // lastRx is valid
+
+	mu sync.Mutex
+	st healerState // protected by mu
+}
+
+func newHealer(cfg healerConfig, res nameResolver, pr tunnelProber, peer peerControl, log *slog.Logger) *healer {
+	h := &healer{cfg: cfg, res: res, probe: pr, peer: peer, log: log, backoff: cfg.BackoffMin}
+	if !cfg.Endpoint.IsLiteral() {
+		h.st.EndpointName = cfg.Endpoint.Host
+	}
+	return h
+}
+
+// state returns a copy of the healer's state.
+func (h *healer) state() healerState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.st
+	st.Records = slices.Clone(st.Records)
+	return st
+}
+
+func (h *healer) update(f func(*healerState)) {
+	h.mu.Lock()
+	f(&h.st)
+	h.mu.Unlock()
+}
+
+// run drives step until ctx is done. after is time.After in production.
+func (h *healer) run(ctx context.Context, now func() time.Time, after func(time.Duration) <-chan time.Time) {
+	for {
+		start := now()
+		d := h.step(ctx, start)
+		// The interval runs from the start of a step, so that a missed
+		// probe's timeout does not stretch the cadence.
+		d -= now().Sub(start)
+		if d < 0 {
+			d = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-after(d):
+		}
+	}
+}
+
+// step does one round of work at time now and returns the delay until the next.
+func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
+	st := h.state()
+	if !st.Endpoint.IsValid() {
+		if h.cfg.Endpoint.IsLiteral() {
+			h.setEndpoint(now, nil, h.cfg.Endpoint.Addr, "configured")
+			return h.cfg.Interval
+		}
+		// Boot: no endpoint until the name resolves.
+		addrs, err := h.resolve(ctx, now)
+		if err != nil {
+			d := h.backoff
+			h.backoff = min(h.backoff*2, h.cfg.BackoffMax)
+			h.log.Warn("endpoint name does not resolve yet; the LAN stays behind the kill switch meanwhile",
+				"name", h.cfg.Endpoint.Host, "retry_in", d, "err", err)
+			return d
+		}
+		h.backoff = h.cfg.BackoffMin
+		h.setEndpoint(now, addrs, addrs[0], "resolved")
+		return h.cfg.Interval
+	}
+
+	// Running: probe, then decide.
+	pctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	perr := h.probe.Probe(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return 0
+	}
+	// Anything received from the peer since the last step proves the
+	// tunnel works even if the probe target is silent (a Pi-hole that
+	// drops queries, say): the peer answers our probe's data with a
+	// passive keepalive within 10 s.
+	rx, rxErr := h.peer.RxBytes()
+	rxMoved := rxErr == nil && h.rxSeen && rx > h.lastRx
+	if rxErr == nil {
+		h.lastRx, h.rxSeen = rx, true
+	}
+	misses := 0
+	h.update(func(s *healerState) {
+		s.Probes++
+		if perr != nil && rxMoved {
+			s.Misses = 0
+			s.SilentProbes++
+			s.LastError = "probe: " + perr.Error() + " (but the peer sends: tunnel alive)"
+		} else if perr == nil {
+			s.Misses = 0
+			s.LastProbeOK = now
+		} else {
+			s.Misses++
+			s.TotalMisses++
+			s.LastError = "probe: " + perr.Error()
+		}
+		misses = s.Misses
+	})
+	if (perr == nil || rxMoved) && h.warnedTrigger {
+		h.log.Info("tunnel answers again", "endpoint", st.Endpoint)
+		h.warnedTrigger = false
+	}
+	if perr != nil {
+		h.log.Debug("probe missed", "misses", misses, "peer_sends", rxMoved, "err", perr)
+	}
+
+	reason := ""
+	if misses >= h.cfg.MaxMisses {
+		reason = fmt.Sprintf("%d probes missed", misses)
+	} else if hs, err := h.peer.LastHandshake(); err == nil && now.Sub(h.lastSwitch) > h.cfg.Grace {
+		if (hs.IsZero() && now.Sub(h.lastSwitch) > h.cfg.StaleHandshake) || (!hs.IsZero() && now.Sub(hs) > h.cfg.StaleHandshake) {
+			reason = "handshake older than " + h.cfg.StaleHandshake.String()
+		}
+	}
+	if reason == "" {
+		return h.cfg.Interval
+	}
+	if !h.warnedTrigger {
+		h.log.Warn("tunnel does not answer; re-resolving the endpoint", "reason", reason, "endpoint", st.Endpoint, "name", h.cfg.Endpoint.Host)
+		h.warnedTrigger = true
+	}
+	if h.cfg.Endpoint.IsLiteral() {
+		// Nothing to resolve; set it again in case roaming moved it.
+		h.setEndpoint(now, nil, h.cfg.Endpoint.Addr, "reset")
+		return h.cfg.Interval
+	}
+	if now.Before(h.nextResolve) {
+		return h.cfg.Interval
+	}
+	addrs, err := h.resolve(ctx, now)
+	if err != nil {
+		h.nextResolve = now.Add(h.backoff)
+		h.backoff = min(h.backoff*2, h.cfg.BackoffMax)
+		h.log.Warn("re-resolving the endpoint failed; keeping the current address", "name", h.cfg.Endpoint.Host, "err", err)
+		return h.cfg.Interval
+	}
+	h.backoff = h.cfg.BackoffMin
+	h.nextResolve = time.Time{}
+	next := pickNext(st.Records, addrs, st.Endpoint.Addr())
+	if next == st.Endpoint.Addr() && len(addrs) == 1 {
+		// The record has not followed yet: set nothing, keep the misses so
+		// that the next miss asks again.
+		h.log.Debug("endpoint name still resolves to the same address", "addr", next)
+		h.update(func(s *healerState) { s.Records = addrs })
+		return h.cfg.Interval
+	}
+	h.setEndpoint(now, addrs, next, "re-resolved")
+	return h.cfg.Interval
+}
+
+func (h *healer) resolve(ctx context.Context, now time.Time) ([]netip.Addr, error) {
+	rctx, cancel := context.WithTimeout(ctx, ResolveTimeout)
+	defer cancel()
+	addrs, err := h.res.Resolve(rctx, h.cfg.Endpoint.Host)
+	if err == nil && len(addrs) == 0 {
+		err = fmt.Errorf("no A or AAAA record for %s", h.cfg.Endpoint.Host)
+	}
+	h.update(func(s *healerState) {
+		if s.Endpoint.IsValid() {
+			s.Reresolutions++
+		}
+		if err != nil {
+			s.ResolveFailures++
+			s.LastError = "resolve: " + err.Error()
+		}
+	})
+	return addrs, err
+}
+
+func (h *healer) setEndpoint(now time.Time, records []netip.Addr, addr netip.Addr, why string) {
+	ap := netip.AddrPortFrom(addr, h.cfg.Endpoint.Port)
+	if err := h.peer.SetEndpoint(ap); err != nil {
+		h.log.Error("setting the peer endpoint failed", "endpoint", ap, "err", err)
+		h.update(func(s *healerState) { s.LastError = "set endpoint: " + err.Error() })
+		return
+	}
+	h.lastSwitch = now
+	prev := h.state().Endpoint
+	h.update(func(s *healerState) {
+		if s.Endpoint.IsValid() && s.Endpoint != ap {
+			s.EndpointChanges++
+		}
+		s.Endpoint = ap
+		s.Misses = 0
+		if records != nil {
+			s.Records = records
+		}
+	})
+	if prev != ap {
+		h.log.Info("peer endpoint set", "endpoint", ap, "name", h.st.EndpointName, "how", why, "records", len(records))
+	}
+}
+
+// pickNext chooses the next endpoint address from a fresh resolution: an
+// address the previous resolution did not have, if any (the record
+// followed a move); otherwise the one after cur, rotating through all.
+func pickNext(prev, fresh []netip.Addr, cur netip.Addr) netip.Addr {
+	for _, a := range fresh {
+		if !slices.Contains(prev, a) {
+			return a
+		}
+	}
+	i := slices.Index(fresh, cur)
+	return fresh[(i+1)%len(fresh)] // i == -1 gives fresh[0]
+}

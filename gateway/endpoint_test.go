@@ -1,0 +1,357 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+type fakeResolver struct {
+	addrs []netip.Addr
+	err   error
+	calls int
+}
+
+func (r *fakeResolver) Resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	r.calls++
+	return slices.Clone(r.addrs), r.err
+}
+
+type fakeProber struct {
+	err   error
+	calls int
+}
+
+func (p *fakeProber) Probe(ctx context.Context) error {
+	p.calls++
+	if _, ok := ctx.Deadline(); !ok {
+		return errors.New("probe without a deadline")
+	}
+	return p.err
+}
+
+type fakePeer struct {
+	set       []netip.AddrPort
+	handshake time.Time
+	rx        uint64
+}
+
+func (p *fakePeer) RxBytes() (uint64, error) { return p.rx, nil }
+
+func (p *fakePeer) SetEndpoint(ap netip.AddrPort) error { p.set = append(p.set, ap); return nil }
+func (p *fakePeer) LastHandshake() (time.Time, error)   { return p.handshake, nil }
+
+func (p *fakePeer) last() netip.AddrPort {
+	if len(p.set) == 0 {
+		return netip.AddrPort{}
+	}
+	return p.set[len(p.set)-1]
+}
+
+var (
+	addrA = netip.MustParseAddr("198.51.100.2")
+	addrB = netip.MustParseAddr("198.51.100.3")
+	addrC = netip.MustParseAddr("2001:db8::2")
+	t0    = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+)
+
+type healerWorld struct {
+	h    *healer
+	res  *fakeResolver
+	pr   *fakeProber
+	peer *fakePeer
+	now  time.Time
+}
+
+func newHealerWorld(tb testing.TB, endpoint string, addrs ...netip.Addr) *healerWorld {
+	tb.Helper()
+	e, msg := parseEndpoint(endpoint)
+	if msg != "" {
+		tb.Fatal(msg)
+	}
+	w := &healerWorld{res: &fakeResolver{addrs: addrs}, pr: &fakeProber{}, peer: &fakePeer{}, now: t0}
+	w.h = newHealer(defaultHealerConfig(e), w.res, w.pr, w.peer, discardLogger())
+	return w
+}
+
+// step runs one step at the world's time and advances it by the returned delay.
+func (w *healerWorld) step() time.Duration {
+	d := w.h.step(context.Background(), w.now)
+	w.now = w.now.Add(d)
+	return d
+}
+
+func ap(a netip.Addr) netip.AddrPort { return netip.AddrPortFrom(a, 13231) }
+
+func TestHealerBootBackoff(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231")
+	w.res.err = errors.New("SERVFAIL")
+	var got []time.Duration
+	for range 8 {
+		got = append(got, w.step())
+	}
+	want := []time.Duration{1, 2, 4, 8, 16, 30, 30, 30}
+	for i := range want {
+		want[i] *= time.Second
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("back-off %v, want %v", got, want)
+	}
+	if len(w.peer.set) != 0 || w.pr.calls != 0 {
+		t.Fatalf("endpoint set %v or probes %d before resolution", w.peer.set, w.pr.calls)
+	}
+	w.res.err, w.res.addrs = nil, []netip.Addr{addrA, addrB}
+	if d := w.step(); d != ProbeInterval {
+		t.Errorf("after resolution the next step is in %v, want %v", d, ProbeInterval)
+	}
+	if w.peer.last() != ap(addrA) {
+		t.Errorf("endpoint %v, want %v", w.peer.last(), ap(addrA))
+	}
+	st := w.h.state()
+	if st.ResolveFailures != 8 || st.EndpointName != "home.example.net" || !slices.Equal(st.Records, []netip.Addr{addrA, addrB}) {
+		t.Errorf("state %+v", st)
+	}
+	// The back-off starts again from the minimum after a success.
+	if w.h.backoff != ResolveBackoffMin {
+		t.Errorf("back-off not reset: %v", w.h.backoff)
+	}
+}
+
+func TestHealerMissesRotateRecords(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231", addrA, addrB, addrC)
+	w.step() // boot: A
+	w.pr.err = errors.New("timeout")
+	var seq []netip.Addr
+	for range 9 {
+		calls := w.res.calls
+		w.step()
+		if w.res.calls != calls {
+			seq = append(seq, w.peer.last().Addr())
+		}
+	}
+	// Every third miss re-resolves and moves to the next record, around.
+	if want := []netip.Addr{addrB, addrC, addrA}; !slices.Equal(seq, want) {
+		t.Errorf("rotation %v, want %v", seq, want)
+	}
+	st := w.h.state()
+	if st.EndpointChanges != 3 || st.TotalMisses != 9 || st.Reresolutions != 3 {
+		t.Errorf("state %+v", st)
+	}
+	// An answered probe resets the misses.
+	w.pr.err = nil
+	w.step()
+	if st := w.h.state(); st.Misses != 0 || st.LastProbeOK.IsZero() {
+		t.Errorf("after an answer: %+v", st)
+	}
+}
+
+func TestHealerPrefersChangedAddress(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231", addrA, addrB)
+	w.step()
+	w.pr.err = errors.New("timeout")
+	w.res.addrs = []netip.Addr{addrA, addrB, addrC} // the record gained C
+	w.step()
+	w.step()
+	w.step()
+	if w.peer.last() != ap(addrC) {
+		t.Errorf("endpoint %v, want the new address %v", w.peer.last(), addrC)
+	}
+}
+
+// TestHealerRecordFollowsLate: the home address changes, its record
+// follows a few seconds later. The healer keeps asking at every miss once
+// the misses are reached, and switches as soon as the record changes.
+func TestHealerRecordFollowsLate(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231", addrA)
+	w.step()
+	w.pr.err = errors.New("timeout") // home moved at w.now
+	moved := w.now
+	for range 5 {
+		w.step()
+	}
+	if len(w.peer.set) != 1 {
+		t.Fatalf("endpoint set again while the record did not change: %v", w.peer.set)
+	}
+	if w.res.calls != 1+3 {
+		t.Errorf("resolver asked %d times, want 4 (boot, then at misses 3, 4, 5)", w.res.calls)
+	}
+	w.res.addrs = []netip.Addr{addrB}
+	w.step()
+	if w.peer.last() != ap(addrB) {
+		t.Fatalf("endpoint %v, want %v", w.peer.last(), ap(addrB))
+	}
+	if took := w.now.Sub(moved); took > 30*time.Second {
+		t.Errorf("switch took %v", took)
+	}
+}
+
+// TestHealerBar: the home address changes and its record follows at
+// once; the new endpoint is set well within the 30 s of the bar, leaving
+// time for the handshake (REKEY_TIMEOUT 5 s).
+func TestHealerBar(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231", addrA)
+	w.step()
+	for range 10 {
+		w.step() // healthy
+	}
+	moved := w.now
+	w.pr.err = errors.New("timeout")
+	w.res.addrs = []netip.Addr{addrB}
+	for w.peer.last() != ap(addrB) {
+		if w.now.Sub(moved) > time.Minute {
+			t.Fatal("endpoint never moved")
+		}
+		w.step()
+	}
+	if took := w.now.Sub(moved); took > 20*time.Second {
+		t.Errorf("endpoint moved after %v; the bar (30 s) needs it by about 20 s", took)
+	}
+}
+
+func TestHealerStaleHandshake(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231", addrA, addrB)
+	w.step()
+	w.peer.handshake = w.now
+	// Probes answer; the handshake ages.
+	for w.now.Sub(w.peer.handshake) <= StaleHandshake {
+		w.step()
+		if len(w.peer.set) != 1 {
+			t.Fatalf("endpoint changed at handshake age %v", w.now.Sub(w.peer.handshake))
+		}
+	}
+	w.step()
+	if w.peer.last() != ap(addrB) {
+		t.Errorf("stale handshake did not move the endpoint: %v", w.peer.set)
+	}
+	// Within the grace after a change, an old handshake does not move it again.
+	n := len(w.peer.set)
+	w.step()
+	if len(w.peer.set) != n {
+		t.Errorf("endpoint moved again within the grace")
+	}
+}
+
+func TestHealerNeverHandshaked(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231", addrA, addrB)
+	w.step()
+	start := w.now
+	for len(w.peer.set) == 1 {
+		if w.now.Sub(start) > 2*StaleHandshake {
+			t.Fatal("no handshake ever, endpoint never moved")
+		}
+		w.step()
+	}
+	if took := w.now.Sub(start); took < StaleHandshake {
+		t.Errorf("moved after %v, before the handshake could be stale", took)
+	}
+}
+
+func TestHealerLiteral(t *testing.T) {
+	w := newHealerWorld(t, "198.51.100.2:13231")
+	w.step()
+	if w.peer.last() != ap(addrA) {
+		t.Fatalf("literal endpoint not set: %v", w.peer.set)
+	}
+	w.pr.err = errors.New("timeout")
+	for range 6 {
+		w.step()
+	}
+	if w.res.calls != 0 {
+		t.Errorf("a literal endpoint was resolved %d times", w.res.calls)
+	}
+	if st := w.h.state(); st.EndpointName != "" || st.TotalMisses != 6 {
+		t.Errorf("state %+v", st)
+	}
+}
+
+func TestHealerResolveFailureKeepsEndpoint(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231", addrA)
+	w.step()
+	w.pr.err = errors.New("timeout")
+	w.res.err = errors.New("resolver down")
+	for range 10 {
+		w.step()
+	}
+	if len(w.peer.set) != 1 {
+		t.Errorf("endpoint changed on a failed resolution: %v", w.peer.set)
+	}
+	// Failed resolutions back off (1 s, 2 s, 4 s ... between attempts), so
+	// there are fewer attempts than misses past the third.
+	if w.res.calls >= 1+8 {
+		t.Errorf("resolver asked %d times in 10 steps; want back-off", w.res.calls)
+	}
+}
+
+func TestPickNext(t *testing.T) {
+	tests := []struct {
+		name        string
+		prev, fresh []netip.Addr
+		cur, want   netip.Addr
+	}{
+		{"rotate", []netip.Addr{addrA, addrB}, []netip.Addr{addrA, addrB}, addrA, addrB},
+		{"wrap", []netip.Addr{addrA, addrB}, []netip.Addr{addrA, addrB}, addrB, addrA},
+		{"new wins", []netip.Addr{addrA}, []netip.Addr{addrA, addrC}, addrA, addrC},
+		{"current gone", []netip.Addr{addrA}, []netip.Addr{addrB}, addrA, addrB},
+		{"single same", []netip.Addr{addrA}, []netip.Addr{addrA}, addrA, addrA},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := pickNext(tt.prev, tt.fresh, tt.cur); got != tt.want {
+				t.Errorf("pickNext = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// testLogger logs to t.Log until the test ends (goroutines may outlive it).
+func testLogger(tb testing.TB) *slog.Logger {
+	w := &tbWriter{tb: tb}
+	tb.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tbWriter struct {
+	tb   testing.TB
+	mu   sync.Mutex
+	done bool // protected by mu
+}
+
+func (w *tbWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.tb.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func TestHealerSilentProbeButPeerSends(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231", addrA, addrB)
+	w.step()
+	w.pr.err = errors.New("timeout") // the probe target is silent...
+	for range 6 {
+		w.peer.rx += 32 // ...but keepalives from the peer keep coming
+		w.step()
+	}
+	if len(w.peer.set) != 1 || w.res.calls != 1 {
+		t.Errorf("endpoint moved (%v) or re-resolved (%d) while the peer was sending", w.peer.set, w.res.calls)
+	}
+	if st := w.h.state(); st.Misses != 0 || st.SilentProbes != 5 {
+		t.Errorf("state %+v, want 0 misses and 5 silent probes (the first has no rx baseline)", st)
+	}
+	// The peer goes quiet too: now the misses count.
+	for range 3 {
+		w.step()
+	}
+	if w.peer.last() != ap(addrB) {
+		t.Errorf("endpoint %v after the peer went quiet, want %v", w.peer.last(), addrB)
+	}
+}

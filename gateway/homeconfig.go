@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+)
+
+// HomeConfig formats.
+const (
+	FormatRouterOS = "routeros"
+	FormatWGQuick  = "wg-quick"
+)
+
+// HomeConfig writes the home router's (BEG's) side of the tunnel for this
+// FOB in format (FormatRouterOS or FormatWGQuick): the FOB as a peer with
+// its public key, its tunnel address and its LAN as allowed addresses, the
+// route back to the LAN, and the listen port. The private key is read from
+// the key file, never created.
+func HomeConfig(cfg *Config, format string, w io.Writer) error {
+	if format != FormatRouterOS && format != FormatWGQuick {
+		return fmt.Errorf("unknown format %q: use -format routeros or -format wg-quick", format)
+	}
+	priv, _, err := cfg.privateKey(false)
+	if err != nil {
+		return err
+	}
+	pub := priv.PublicKey()
+	var allowed []string
+	for _, a := range cfg.Address {
+		allowed = append(allowed, netip.PrefixFrom(a.Addr(), a.Addr().BitLen()).String())
+	}
+	for _, l := range cfg.LAN {
+		allowed = append(allowed, l.String())
+	}
+	port := cfg.Endpoint.Port
+	var b strings.Builder
+	switch format {
+	case FormatRouterOS:
+		fmt.Fprintf(&b, "# Home (BEG) side for the fobgw FOB %q: paste into the home MikroTik's terminal.\n", cfg.Name)
+		fmt.Fprintf(&b, "# If the WireGuard interface does not exist yet:\n")
+		fmt.Fprintf(&b, "#   /interface wireguard add listen-port=%d mtu=%d name=wireguard1\n", port, cfg.MTU)
+		fmt.Fprintf(&b, "#   /ip firewall filter add action=accept chain=input comment=\"Wireguard\" dst-port=%d protocol=udp\n", port)
+		fmt.Fprintf(&b, "#   then put its public key (/interface wireguard print) into PublicKey of [Peer] in the FOB's config.\n")
+		fmt.Fprintf(&b, "/interface wireguard peers\n")
+		fmt.Fprintf(&b, "add allowed-address=%s comment=\"FOB %s\" interface=wireguard1 \\\n", strings.Join(allowed, ","), cfg.Name)
+		if cfg.PresharedKey != nil {
+			fmt.Fprintf(&b, "    preshared-key=\"%s\" \\\n", cfg.PresharedKey)
+		}
+		fmt.Fprintf(&b, "    public-key=\"%s\"\n", pub)
+		for _, l := range cfg.LAN {
+			cmd := "/ip route"
+			if l.Addr().Is6() {
+				cmd = "/ipv6 route"
+			}
+			fmt.Fprintf(&b, "%s add dst-address=%s gateway=wireguard1 comment=\"FOB %s LAN via fobgw\"\n", cmd, l, cfg.Name)
+		}
+	case FormatWGQuick:
+		fmt.Fprintf(&b, "# Home (BEG) side for the fobgw FOB %q, wg-quick format (e.g. /etc/wireguard/wg0.conf).\n", cfg.Name)
+		fmt.Fprintf(&b, "[Interface]\n")
+		fmt.Fprintf(&b, "# PrivateKey = <the home router's private key; its public key goes into PublicKey of [Peer] in the FOB's config>\n")
+		fmt.Fprintf(&b, "# Address = <the home router's tunnel address, e.g. %s>\n", homeAddrHint(cfg))
+		fmt.Fprintf(&b, "ListenPort = %d\n", port)
+		fmt.Fprintf(&b, "MTU = %d\n", cfg.MTU)
+		fmt.Fprintf(&b, "\n[Peer]\n")
+		fmt.Fprintf(&b, "# FOB %s; wg-quick adds the route back to the LAN from AllowedIPs\n", cfg.Name)
+		fmt.Fprintf(&b, "PublicKey = %s\n", pub)
+		if cfg.PresharedKey != nil {
+			fmt.Fprintf(&b, "PresharedKey = %s\n", cfg.PresharedKey)
+		}
+		fmt.Fprintf(&b, "AllowedIPs = %s\n", strings.Join(allowed, ", "))
+	}
+	fmt.Fprintf(&b, "# The FOB LAN (%s) reaches the internet through home's masquerade (srcnat action=masquerade\n", joinPrefixes(cfg.LAN))
+	fmt.Fprintf(&b, "# out of the WAN; with wg-quick e.g. PostUp = iptables -t nat -A POSTROUTING -s %s -o eth0 -j MASQUERADE),\n", joinPrefixes(cfg.LAN))
+	fmt.Fprintf(&b, "# and a Pi-hole at %v must answer queries from other subnets: Settings > DNS > \"Permit all origins\".\n", cfg.DNSUpstream.Addr())
+	_, err = io.WriteString(w, b.String())
+	return err
+}
+
+// homeAddrHint guesses the home router's tunnel address for the comment:
+// the first host of the FOB's tunnel network.
+func homeAddrHint(cfg *Config) string {
+	if len(cfg.Address) == 0 {
+		return "10.1.200.1/24"
+	}
+	a := cfg.Address[0]
+	first := a.Masked().Addr().Next()
+	if first == a.Addr() {
+		first = first.Next()
+	}
+	return netip.PrefixFrom(first, a.Bits()).String()
+}

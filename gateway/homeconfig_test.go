@@ -1,0 +1,182 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// storyConfig returns the story's config with a fresh key file in a temp dir.
+func storyConfig(tb testing.TB) (*Config, Key) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "private.key")
+	k, _, err := LoadPrivateKey(path, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := mustParse(tb, withLine(tb, "PrivateKeyFile", "PrivateKeyFile = "+path))
+	return c, k
+}
+
+func TestHomeConfig(t *testing.T) {
+	c, k := storyConfig(t)
+	pub := k.PublicKey().String()
+	tests := []struct {
+		format string
+		want   []string
+	}{
+		{FormatRouterOS, []string{
+			"/interface wireguard peers\n",
+			"add allowed-address=10.1.200.2/32,192.168.86.0/24 ",
+			`public-key="` + pub + `"`,
+			"/ip route add dst-address=192.168.86.0/24 gateway=wireguard1",
+			"listen-port=13231",
+			"masquerade",
+			"Permit all origins",
+		}},
+		{FormatWGQuick, []string{
+			"[Interface]\n",
+			"ListenPort = 13231\n",
+			"[Peer]\n",
+			"PublicKey = " + pub + "\n",
+			"AllowedIPs = 10.1.200.2/32, 192.168.86.0/24\n",
+			"masquerade",
+			"Permit all origins",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := HomeConfig(c, tt.format, &b); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, b.String())
+				}
+			}
+			if strings.Contains(b.String(), k.String()) {
+				t.Errorf("output leaks the FOB's private key")
+			}
+		})
+	}
+}
+
+func TestHomeConfigErrors(t *testing.T) {
+	c, _ := storyConfig(t)
+	if err := HomeConfig(c, "mikrotik", &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "routeros") {
+		t.Errorf("unknown format: %v", err)
+	}
+	c.PrivateKeyFile = filepath.Join(t.TempDir(), "missing.key")
+	err := HomeConfig(c, FormatRouterOS, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "fobgw run") || !strings.Contains(err.Error(), "fobgw genkey") {
+		t.Errorf("missing key file: %v", err)
+	}
+	if _, err := os.Stat(c.PrivateKeyFile); err == nil {
+		t.Errorf("home-config created the key file")
+	}
+}
+
+func TestCheckPrintsStateAndChangesNothing(t *testing.T) {
+	c, _ := storyConfig(t)
+	c.PrivateKeyFile = filepath.Join(t.TempDir(), "sub", "private.key")
+	var b bytes.Buffer
+	if err := Check(c, Options{RunDir: t.TempDir()}, &b); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		"from 192.168.86.0/24 iif br0 lookup 100",
+		"unreachable default table 100",
+		"ip_forward=1",
+		"udp *:13231",
+		"192.168.86.1:53",
+		"127.0.0.1:9586",
+		"does not exist yet",
+	} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("check output lacks %q:\n%s", w, b.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Dir(c.PrivateKeyFile)); err == nil {
+		t.Errorf("check created the key directory")
+	}
+}
+
+func TestStatusJSONRoundTrip(t *testing.T) {
+	in := &Status{
+		Name: "fobgw0", Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), TunnelUp: true, ListenPort: 13231,
+		LastHandshake: time.Date(2026, 11, 25, 11, 59, 30, 0, time.UTC), HandshakeAgeSeconds: 30,
+		Endpoint: "198.51.100.2:13231", EndpointName: "home.example.net", EndpointRecords: []string{"198.51.100.2"},
+		RxBytes: 1, TxBytes: 2, Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4, Malformed: 5},
+		DNS:          DNSStatus{Queries: 6, OK: 7, NXDomain: 8, ServFail: 9, Dropped: 10, CacheHits: 11, CacheMisses: 12, UpstreamTimeouts: 13, UpstreamErrors: 14, InFlight: 15},
+		RouteRepairs: 16, ProbeMisses: 1, ProbeMissesTotal: 17, Probes: 18, EndpointChanges: 19, Reresolutions: 20, ResolveFailures: 21,
+		LastProbeOK: time.Date(2026, 11, 25, 11, 59, 59, 0, time.UTC), LastError: "x",
+	}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Status
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, &out) {
+		t.Errorf("round trip:\n in %+v\nout %+v", in, &out)
+	}
+	for _, key := range []string{`"tunnel_up":true`, `"handshake_age_seconds":30`, `"endpoint_name":"home.example.net"`, `"clamped_out":3`, `"route_repairs":16`, `"probe_misses":1`} {
+		if !strings.Contains(string(data), key) {
+			t.Errorf("JSON lacks %s: %s", key, data)
+		}
+	}
+	var b bytes.Buffer
+	if err := in.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"tunnel:           up", "198.51.100.2:13231 from home.example.net", "3 out, 4 in", "route repairs:    16"} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("text lacks %q:\n%s", w, b.String())
+		}
+	}
+}
+
+func TestControlSocket(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	path := ControlSocket(dir, "fgwtest0")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := ReadStatus(ctx, path); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("no server: %v", err)
+	}
+	want := &Status{Name: "fgwtest0", RxBytes: 42, HandshakeAgeSeconds: -1}
+	srv, err := listenControl(path, func() *Status { return want }, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.close)
+	for p, mode := range map[string]os.FileMode{dir: 0o700, path: 0o600} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s mode %v, want %v", p, fi.Mode().Perm(), mode)
+		}
+	}
+	got, err := ReadStatus(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	// A second server on the same path is refused while the first answers.
+	if _, err := listenControl(path, func() *Status { return want }, discardLogger()); err == nil {
+		t.Errorf("second listener on a live socket accepted")
+	}
+}

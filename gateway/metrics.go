@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// statusCollector exports a Status as fobgw_* metrics.
+type statusCollector struct {
+	status func() *Status
+	descs  []*prometheus.Desc
+}
+
+type metricDef struct {
+	name, help string
+	counter    bool
+	value      func(*Status) float64
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var metricDefs = []metricDef{
+	{"fobgw_tunnel_up", "1 when the last handshake is less than 180 s old.", false, func(s *Status) float64 { return b2f(s.TunnelUp) }},
+	{"fobgw_last_handshake_timestamp_seconds", "Unix time of the last handshake (0: never).", false, func(s *Status) float64 {
+		if s.LastHandshake.IsZero() {
+			return 0
+		}
+		return float64(s.LastHandshake.UnixNano()) / 1e9
+	}},
+	{"fobgw_handshake_age_seconds", "Age of the last handshake (-1: never).", false, func(s *Status) float64 { return s.HandshakeAgeSeconds }},
+	{"fobgw_receive_bytes_total", "Bytes received from the peer.", true, func(s *Status) float64 { return float64(s.RxBytes) }},
+	{"fobgw_transmit_bytes_total", "Bytes sent to the peer.", true, func(s *Status) float64 { return float64(s.TxBytes) }},
+	{"fobgw_mss_clamped_out_total", "SYNs from the LAN whose MSS was lowered.", true, func(s *Status) float64 { return float64(s.Clamp.ClampedOut) }},
+	{"fobgw_mss_clamped_in_total", "SYN-ACKs from the tunnel whose MSS was lowered.", true, func(s *Status) float64 { return float64(s.Clamp.ClampedIn) }},
+	{"fobgw_mss_malformed_total", "Malformed TCP SYNs passed through unchanged.", true, func(s *Status) float64 { return float64(s.Clamp.Malformed) }},
+	{"fobgw_route_repairs_total", "Routes, rules and sysctls repaired after drift.", true, func(s *Status) float64 { return float64(s.RouteRepairs) }},
+	{"fobgw_probe_misses", "Consecutive health probes without an answer.", false, func(s *Status) float64 { return float64(s.ProbeMisses) }},
+	{"fobgw_probe_misses_total", "Health probes without an answer.", true, func(s *Status) float64 { return float64(s.ProbeMissesTotal) }},
+	{"fobgw_probes_total", "Health probes sent through the tunnel.", true, func(s *Status) float64 { return float64(s.Probes) }},
+	{"fobgw_endpoint_changes_total", "Times the peer endpoint was set to another address.", true, func(s *Status) float64 { return float64(s.EndpointChanges) }},
+	{"fobgw_endpoint_resolve_failures_total", "Failed resolutions of the endpoint name.", true, func(s *Status) float64 { return float64(s.ResolveFailures) }},
+}
+
+func newStatusCollector(status func() *Status) *statusCollector {
+	c := &statusCollector{status: status}
+	for _, d := range metricDefs {
+		c.descs = append(c.descs, prometheus.NewDesc(d.name, d.help, nil, nil))
+	}
+	return c
+}
+
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.status()
+	for i, d := range metricDefs {
+		t := prometheus.GaugeValue
+		if d.counter {
+			t = prometheus.CounterValue
+		}
+		ch <- prometheus.MustNewConstMetric(c.descs[i], t, d.value(s))
+	}
+}
+
+// metricsServer serves the registry on /metrics.
+type metricsServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+}
+
+func newRegistry(status func() *Status, extra ...prometheus.Collector) (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	cs := append([]prometheus.Collector{
+		newStatusCollector(status),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	}, extra...)
+	for _, c := range cs {
+		if c == nil {
+			continue
+		}
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return reg, nil
+}
+
+func listenMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*metricsServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener on %s (MetricsListen; empty disables it): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	m := &metricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "addr", addr, "err", err)
+		}
+	}()
+	return m, nil
+}
+
+func (m *metricsServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m.srv.Shutdown(ctx)
+	<-m.done
+}

@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestStatusMetrics(t *testing.T) {
+	st := &Status{TunnelUp: true, HandshakeAgeSeconds: 12, RxBytes: 100, TxBytes: 200,
+		Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4}, RouteRepairs: 5, ProbeMisses: 1, ProbeMissesTotal: 6, EndpointChanges: 2}
+	c := newStatusCollector(func() *Status { return st })
+	want := `
+# HELP fobgw_tunnel_up 1 when the last handshake is less than 180 s old.
+# TYPE fobgw_tunnel_up gauge
+fobgw_tunnel_up 1
+# HELP fobgw_receive_bytes_total Bytes received from the peer.
+# TYPE fobgw_receive_bytes_total counter
+fobgw_receive_bytes_total 100
+# HELP fobgw_mss_clamped_out_total SYNs from the LAN whose MSS was lowered.
+# TYPE fobgw_mss_clamped_out_total counter
+fobgw_mss_clamped_out_total 3
+# HELP fobgw_route_repairs_total Routes, rules and sysctls repaired after drift.
+# TYPE fobgw_route_repairs_total counter
+fobgw_route_repairs_total 5
+# HELP fobgw_endpoint_changes_total Times the peer endpoint was set to another address.
+# TYPE fobgw_endpoint_changes_total counter
+fobgw_endpoint_changes_total 2
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "fobgw_tunnel_up", "fobgw_receive_bytes_total",
+		"fobgw_mss_clamped_out_total", "fobgw_route_repairs_total", "fobgw_endpoint_changes_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(c); n != len(metricDefs) {
+		t.Errorf("%d metrics, want %d", n, len(metricDefs))
+	}
+	reg, err := newRegistry(func() *Status { return st })
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"fobgw_tunnel_up", "go_goroutines", "process_open_fds"} {
+		if !names[n] {
+			t.Errorf("registry lacks %s", n)
+		}
+	}
+}
+
+// TestHealerRunCadence: run keeps the interval from the start of each
+// step, so a probe's timeout does not stretch it.
+func TestHealerRunCadence(t *testing.T) {
+	w := newHealerWorld(t, "198.51.100.2:13231")
+	w.pr.err = context.DeadlineExceeded
+	now := t0
+	var waits []time.Duration
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	probeTakes := ProbeTimeout
+	w.h.probe = probeFunc(func(ctx context.Context) error { now = now.Add(probeTakes); return context.DeadlineExceeded })
+	after := func(d time.Duration) <-chan time.Time {
+		waits = append(waits, d)
+		if len(waits) == 4 {
+			cancel()
+			return nil // never fires: run must return on ctx
+		}
+		now = now.Add(d)
+		c := make(chan time.Time, 1)
+		c <- now
+		return c
+	}
+	w.h.run(ctx, func() time.Time { return now }, after)
+	want := []time.Duration{ProbeInterval, ProbeInterval - probeTakes, ProbeInterval - probeTakes, ProbeInterval - probeTakes}
+	if len(waits) != len(want) {
+		t.Fatalf("waits %v", waits)
+	}
+	for i := range want {
+		if waits[i] != want[i] {
+			t.Errorf("waits %v, want %v", waits, want)
+			break
+		}
+	}
+}
+
+type probeFunc func(ctx context.Context) error
+
+func (f probeFunc) Probe(ctx context.Context) error { return f(ctx) }

@@ -1,0 +1,194 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+)
+
+// dnsResolver resolves the endpoint's name through the configured Resolver
+// servers only (the local ISP's), never the system resolver: its sockets
+// are plain UDP sockets that follow the main routing table, which the
+// tunnel does not own. A truncated answer is retried over TCP.
+type dnsResolver struct {
+	servers []netip.AddrPort
+	timeout time.Duration
+}
+
+// Resolve returns the A records then the AAAA records of host, from the
+// first server that answers. NXDOMAIN or no records is an error.
+func (r *dnsResolver) Resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	if len(r.servers) == 0 {
+		return nil, errors.New("no Resolver configured: set Resolver in [Gateway]")
+	}
+	var errs []error
+	for _, srv := range r.servers {
+		addrs, err := r.resolveAt(ctx, srv, host)
+		if err == nil {
+			return addrs, nil
+		}
+		errs = append(errs, fmt.Errorf("resolver %v: %w", srv, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (r *dnsResolver) resolveAt(ctx context.Context, srv netip.AddrPort, host string) ([]netip.Addr, error) {
+	type result struct {
+		addrs []netip.Addr
+		err   error
+	}
+	qtypes := []uint16{dns.TypeA, dns.TypeAAAA}
+	ch := make(chan result, len(qtypes))
+	for _, qt := range qtypes {
+		go func() {
+			a, err := r.query(ctx, srv, host, qt)
+			ch <- result{a, err}
+		}()
+	}
+	var v4, v6 []netip.Addr
+	var errs []error
+	answered := 0
+	for range qtypes {
+		res := <-ch
+		if res.err != nil {
+			errs = append(errs, res.err)
+			continue
+		}
+		answered++
+		for _, a := range res.addrs {
+			if a.Is4() {
+				v4 = append(v4, a)
+			} else {
+				v6 = append(v6, a)
+			}
+		}
+	}
+	all := append(v4, v6...)
+	if len(all) > 0 {
+		return all, nil
+	}
+	if answered > 0 {
+		return nil, fmt.Errorf("no A or AAAA record for %s", host)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (r *dnsResolver) query(ctx context.Context, srv netip.AddrPort, host string, qt uint16) ([]netip.Addr, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(host), qt)
+	m.RecursionDesired = true
+	c := &dns.Client{Net: "udp", Timeout: r.timeout}
+	in, _, err := c.ExchangeContext(ctx, m, srv.String())
+	if err == nil && in.Truncated {
+		c.Net = "tcp"
+		in, _, err = c.ExchangeContext(ctx, m, srv.String())
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch in.Rcode {
+	case dns.RcodeSuccess:
+	case dns.RcodeNameError:
+		return nil, fmt.Errorf("%s: no such name (NXDOMAIN)", host)
+	default:
+		return nil, fmt.Errorf("%s: answer %s", host, dns.RcodeToString[in.Rcode])
+	}
+	var out []netip.Addr
+	for _, rr := range in.Answer {
+		switch rr := rr.(type) {
+		case *dns.A:
+			if a, ok := netip.AddrFromSlice(rr.A.To4()); ok && qt == dns.TypeA {
+				out = append(out, a)
+			}
+		case *dns.AAAA:
+			if a, ok := netip.AddrFromSlice(rr.AAAA.To16()); ok && qt == dns.TypeAAAA && !a.Is4In6() {
+				out = append(out, a)
+			}
+		}
+	}
+	return out, nil
+}
+
+// dnsProber probes through the tunnel: a DNS query ("." NS) to Probe from a
+// UDP socket bound (SO_BINDTODEVICE) to the tunnel interface, so it can
+// only leave through the tunnel. Any DNS answer counts, and so does an
+// ICMP port unreachable (ECONNREFUSED on the connected socket): both prove
+// that packets crossed the tunnel and back. A Probe address that runs no
+// DNS server (the home router's tunnel address, say) therefore works too,
+// without a raw socket or CAP_NET_RAW.
+type dnsProber struct {
+	iface string
+	addr  netip.AddrPort
+}
+
+func (p *dnsProber) Probe(ctx context.Context) error {
+	m := new(dns.Msg)
+	m.SetQuestion(".", dns.TypeNS)
+	m.RecursionDesired = false
+	d := &net.Dialer{Control: bindToDevice(p.iface)}
+	if dl, ok := ctx.Deadline(); ok {
+		d.Deadline = dl
+	}
+	conn, err := d.DialContext(ctx, "udp", p.addr.String())
+	if err != nil {
+		return fmt.Errorf("probe socket on %s: %w", p.iface, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	c := &dns.Conn{Conn: conn}
+	if err := c.WriteMsg(m); err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil
+		}
+		return fmt.Errorf("probe %v: %w", p.addr, err)
+	}
+	for {
+		in, err := c.ReadMsg()
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return fmt.Errorf("probe %v through %s: no answer", p.addr, p.iface)
+			}
+			if errors.Is(err, dns.ErrId) {
+				continue
+			}
+			return fmt.Errorf("probe %v: %w", p.addr, err)
+		}
+		if in.Id == m.Id {
+			return nil
+		}
+	}
+}
+
+func bindToDevice(iface string) func(network, address string, c syscall.RawConn) error {
+	return func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, iface)
+		})
+		if err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("bind socket to %s (SO_BINDTODEVICE): %w", iface, serr)
+		}
+		return nil
+	}
+}

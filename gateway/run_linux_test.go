@@ -1,0 +1,498 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/tun/netstack"
+)
+
+const netnsChildEnv = "FOBGW_TEST_NETNS_CHILD"
+
+// TestRunKernel runs the whole gateway (Run, Down) against the kernel.
+//
+// It runs in a child process started in a fresh network namespace
+// (CLONE_NEWNET) rather than on a thread switched with netns.New: Run's
+// goroutines (wireguard-go's sockets, policyroute's /proc/sys/net writes,
+// the DNS forwarder) run on any OS thread, and only a whole process in the
+// namespace guarantees that none of them touches the host's. The namespace
+// disappears with the child, even if it crashes.
+func TestRunKernel(t *testing.T) {
+	if os.Getenv(netnsChildEnv) == "" {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root (network namespaces, TUN)")
+		}
+		runInNetnsChild(t, "TestRunKernel")
+		return
+	}
+	runKernelChild(t)
+}
+
+func runInNetnsChild(t *testing.T, test string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+test+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), netnsChildEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	t.Logf("child in a fresh network namespace:\n%s", out)
+	if err != nil {
+		t.Fatalf("child failed: %v (could a network namespace be made? this test needs root)", err)
+	}
+	if !strings.Contains(string(out), "--- PASS: "+test) {
+		t.Fatalf("child did not pass %s", test)
+	}
+}
+
+// kernelWorld is the child's namespace: lo, br0 192.168.86.1/24, and a
+// home peer (wireguard-go on netstack, 10.1.200.1) over loopback.
+type kernelWorld struct {
+	h        *netlink.Handle
+	name     string
+	cfgPath  string
+	runDir   string
+	homePub  Key
+	fobKey   Key
+	homePort uint16
+}
+
+// newKernelWorld makes the world; repl replaces further lines of the config
+// ("" for none).
+func newKernelWorld(t *testing.T, repl map[string]string) *kernelWorld {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		t.Fatalf("netlink: %v", err)
+	}
+	t.Cleanup(h.Close)
+	links, err := h.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(links) != 1 || links[0].Attrs().Name != "lo" {
+		t.Fatalf("not in a fresh network namespace: links %v", links)
+	}
+	if err := h.LinkSetUp(links[0]); err != nil {
+		t.Fatalf("lo up: %v", err)
+	}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}} // dummy is not built into every kernel
+	if err := h.LinkAdd(br); err != nil {
+		t.Fatalf("add br0: %v", err)
+	}
+	if err := h.AddrAdd(br, &netlink.Addr{IPNet: prefixToIPNet(netip.MustParsePrefix("192.168.86.1/24"))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(br); err != nil {
+		t.Fatal(err)
+	}
+
+	w := &kernelWorld{h: h, name: fmt.Sprintf("fgwt%d", os.Getpid()%100000), runDir: t.TempDir(), homePort: freeUDPPort(t)}
+	t.Cleanup(func() { os.Remove(UAPIDir + "/" + w.name + ".sock") })
+	homeKey, _ := GenerateKey()
+	w.fobKey, _ = GenerateKey()
+	w.homePub = homeKey.PublicKey()
+	homeTun, _, err := netstack.CreateNetTUN([]netip.Addr{netip.MustParseAddr("10.1.200.1"), netip.MustParseAddr("192.168.88.1")}, nil, 1420)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startDevice(t, homeTun, fmt.Sprintf("private_key=%s\nlisten_port=%d\npublic_key=%s\nallowed_ip=10.1.200.2/32\nallowed_ip=192.168.86.0/24\n",
+		homeKey.Hex(), w.homePort, w.fobKey.PublicKey().Hex()), "home")
+
+	lines := map[string]string{
+		"Name = fobgw0": "Name = " + w.name,
+		"PrivateKeyFile = /var/lib/fobgw/private.key":              "PrivateKey = " + w.fobKey.String(),
+		"ListenPort = 13231":                                       fmt.Sprintf("ListenPort = %d", freeUDPPort(t)),
+		"PublicKey = If7ysNHrNZ2PmoVW1ckVL1FQApOBPORTAWgAq82zXSA=": "PublicKey = " + w.homePub.String(),
+		"Endpoint = home.example.net:13231":                        fmt.Sprintf("Endpoint = 127.0.0.1:%d", w.homePort),
+		"Resolver = 192.168.2.1":                                   "Probe = 10.1.200.1",
+		"PersistentKeepalive = 25":                                 "PersistentKeepalive = 1",
+	}
+	for old, r := range repl {
+		lines[old] = r
+	}
+	text := baseConfig
+	for old, r := range lines {
+		if !strings.Contains(text, old) {
+			t.Fatalf("baseConfig lacks %q", old)
+		}
+		text = strings.Replace(text, old, r, 1)
+	}
+	text = strings.ReplaceAll(text, "%HOMEPORT%", fmt.Sprint(w.homePort))
+	w.cfgPath = filepath.Join(t.TempDir(), "fobgw.conf")
+	if err := os.WriteFile(w.cfgPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *kernelWorld) config(t *testing.T) *Config {
+	c, err := LoadConfig(w.cfgPath, LoadOptions{ResolvConf: "/nonexistent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// start runs Run in the background; stop cancels it and returns its error.
+func (w *kernelWorld) start(t *testing.T, cfg *Config) (stop func() error, ready bool, runErr error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	readyC := make(chan struct{})
+	errC := make(chan error, 1)
+	go func() {
+		errC <- Run(ctx, cfg, Options{Logger: testLogger(t), RunDir: w.runDir, OnReady: func() { close(readyC) }})
+	}()
+	select {
+	case <-readyC:
+		return func() error { cancel(); return <-errC }, true, nil
+	case err := <-errC:
+		cancel()
+		return nil, false, err
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("Run neither ready nor failed after 30 s")
+	}
+	return nil, false, nil
+}
+
+func (w *kernelWorld) rulesToTable(t *testing.T, table int) int {
+	rules, err := w.h.RuleList(netlink.FAMILY_ALL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range rules {
+		if r.Table == table {
+			n++
+		}
+	}
+	return n
+}
+
+// routes returns the table's routes as "unreachable" or the device name.
+func (w *kernelWorld) routes(t *testing.T, table int) []string {
+	rs, err := w.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range rs {
+		if r.Type == unix.RTN_UNREACHABLE {
+			out = append(out, "unreachable")
+			continue
+		}
+		l, err := w.h.LinkByIndex(r.LinkIndex)
+		if err == nil {
+			out = append(out, l.Attrs().Name)
+		}
+	}
+	return out
+}
+
+func (w *kernelWorld) linkExists(t *testing.T) bool {
+	_, err := w.h.LinkByName(w.name)
+	var nf netlink.LinkNotFoundError
+	if err != nil && !errors.As(err, &nf) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// uapiGet speaks wireguard's UAPI on the socket, as `wg show` does.
+func uapiGet(name string) (string, error) {
+	c, err := net.DialTimeout("unix", UAPIDir+"/"+name+".sock", 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, "get=1\n\n"); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		if sc.Text() == "" {
+			break
+		}
+		b.WriteString(sc.Text() + "\n")
+	}
+	return b.String(), sc.Err()
+}
+
+func runKernelChild(t *testing.T) {
+	w := newKernelWorld(t, nil)
+	cfg := w.config(t)
+	table := cfg.Table
+
+	// A leftover of a crashed run: a persistent TUN with the name, a stale
+	// UAPI socket and a stale control socket.
+	stale := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: w.name}, Mode: netlink.TUNTAP_MODE_TUN, Flags: netlink.TUNTAP_DEFAULTS}
+	if err := w.h.LinkAdd(stale); err != nil {
+		t.Fatalf("make a stale TUN: %v", err)
+	}
+	for _, p := range []string{UAPIDir + "/" + w.name + ".sock", ControlSocket(w.runDir, w.name)} {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.SetUnlinkOnClose(false)
+		l.Close()
+	}
+
+	stop, ok, err := w.start(t, cfg)
+	if !ok {
+		t.Fatalf("Run over a crashed run's leftovers: %v", err)
+	}
+
+	// The TUN with its address, up.
+	link, err := w.h.LinkByName(w.name)
+	if err != nil {
+		t.Fatalf("TUN %s missing: %v", w.name, err)
+	}
+	if link.Type() != "tuntap" || link.Attrs().MTU != 1420 || link.Attrs().Flags&net.FlagUp == 0 {
+		t.Errorf("TUN %s: type %s mtu %d flags %v", w.name, link.Type(), link.Attrs().MTU, link.Attrs().Flags)
+	}
+	addrs, _ := w.h.AddrList(link, netlink.FAMILY_V4)
+	if len(addrs) != 1 || addrs[0].IPNet.String() != "10.1.200.2/24" {
+		t.Errorf("TUN addresses %v, want 10.1.200.2/24", addrs)
+	}
+	// The rule and the routes.
+	if n := w.rulesToTable(t, table); n != 1 {
+		t.Errorf("%d rules to table %d, want 1", n, table)
+	}
+	if got := strings.Join(w.routes(t, table), ","); !strings.Contains(got, w.name) || !strings.Contains(got, "unreachable") {
+		t.Errorf("table %d routes [%s], want the tunnel default and the unreachable default", table, got)
+	}
+	// wg show: the UAPI socket answers with our peer.
+	get, err := uapiGet(w.name)
+	if err != nil || !strings.Contains(get, "public_key="+w.homePub.Hex()) || !strings.Contains(get, "errno=0") {
+		t.Errorf("UAPI get: %v\n%s", err, get)
+	}
+	if wg, err := exec.LookPath("wg"); err == nil {
+		out, err := exec.Command(wg, "show", w.name).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), w.homePub.String()) {
+			t.Errorf("wg show %s: %v\n%s", w.name, err, out)
+		}
+	}
+	// The status socket, and the tunnel comes up (handshake with home).
+	deadline := time.Now().Add(15 * time.Second)
+	var st *Status
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err = ReadStatus(ctx, ControlSocket(w.runDir, w.name))
+		cancel()
+		if err != nil {
+			t.Fatalf("status socket: %v", err)
+		}
+		if st.TunnelUp && st.Probes > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !st.TunnelUp || st.Name != w.name || !st.Clamp.Enabled || st.RxBytes == 0 {
+		t.Errorf("status %+v, want the tunnel up with traffic", st)
+	}
+	t.Logf("status: up %v, endpoint %s, probes %d (missed %d), rx %d", st.TunnelUp, st.Endpoint, st.Probes, st.ProbeMissesTotal, st.RxBytes)
+	// Metrics.
+	resp, err := http.Get("http://127.0.0.1:9586/metrics")
+	if err != nil {
+		t.Errorf("metrics: %v", err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, m := range []string{"fobgw_tunnel_up 1", "fobgw_receive_bytes_total", "fobgw_route_repairs_total 0", "go_goroutines"} {
+			if !strings.Contains(string(body), m) {
+				t.Errorf("metrics lack %q", m)
+			}
+		}
+	}
+	// A second instance is refused and changes nothing.
+	if _, ok, err := w.start(t, cfg); ok || err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Errorf("second instance: ready %v, err %v", ok, err)
+	}
+	// Stop: the kill switch stays, the tunnel goes.
+	if err := stop(); err != nil {
+		t.Errorf("Run returned %v after cancel", err)
+	}
+	if w.linkExists(t) {
+		t.Errorf("TUN %s still there after stop", w.name)
+	}
+	if got := w.routes(t, table); len(got) != 1 || got[0] != "unreachable" {
+		t.Errorf("after stop table %d holds %v, want only the unreachable default (kill switch)", table, got)
+	}
+	if n := w.rulesToTable(t, table); n != 1 {
+		t.Errorf("after stop %d rules to table %d, want 1 (kill switch)", n, table)
+	}
+	for _, p := range []string{UAPIDir + "/" + w.name + ".sock", ControlSocket(w.runDir, w.name)} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left after stop", p)
+		}
+	}
+
+	// A start that fails half way (DNSListen taken) undoes all but the kill switch.
+	busy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(192, 168, 86, 1), Port: 53})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ok, err = w.start(t, cfg)
+	busy.Close()
+	if ok || err == nil {
+		t.Fatalf("Run with DNSListen taken: ready %v, err %v", ok, err)
+	}
+	t.Logf("failed start: %v", err)
+	if w.linkExists(t) {
+		t.Errorf("TUN left after a failed start")
+	}
+	if got := w.routes(t, table); len(got) != 1 || got[0] != "unreachable" {
+		t.Errorf("after a failed start table %d holds %v, want only the kill switch", table, got)
+	}
+	if _, err := os.Stat(UAPIDir + "/" + w.name + ".sock"); err == nil {
+		t.Errorf("UAPI socket left after a failed start")
+	}
+
+	// down removes everything.
+	if err := Down(cfg, Options{Logger: testLogger(t), RunDir: w.runDir}); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	if got := w.routes(t, table); len(got) != 0 {
+		t.Errorf("after down table %d holds %v", table, got)
+	}
+	if n := w.rulesToTable(t, table); n != 0 {
+		t.Errorf("after down %d rules to table %d", n, table)
+	}
+}
+
+func TestRunKernelRepairsDrift(t *testing.T) {
+	if os.Getenv(netnsChildEnv) == "" {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root (network namespaces, TUN)")
+		}
+		runInNetnsChild(t, "TestRunKernelRepairsDrift")
+		return
+	}
+	w := newKernelWorld(t, nil)
+	cfg := w.config(t)
+	stop, ok, err := w.start(t, cfg)
+	if !ok {
+		t.Fatal(err)
+	}
+	defer stop()
+	rules, _ := w.h.RuleList(netlink.FAMILY_V4)
+	for _, r := range rules {
+		if r.Table == cfg.Table {
+			if err := w.h.RuleDel(&r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deadline := time.Now().Add(CheckInterval + 5*time.Second)
+	for w.rulesToTable(t, cfg.Table) == 0 && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+	}
+	if w.rulesToTable(t, cfg.Table) != 1 {
+		t.Fatalf("deleted rule not repaired within %v", CheckInterval+5*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := ReadStatus(ctx, ControlSocket(w.runDir, w.name))
+	if err != nil || st.RouteRepairs == 0 {
+		t.Errorf("status after repair: %+v, %v", st, err)
+	}
+}
+
+// TestRunKernelEndpointMoves is the bar of issue 5: the home router's
+// public address changes and its DNS record follows; the tunnel (and so
+// the LAN) is through again within 30 s. Home's "public" addresses are
+// 198.51.100.2 and .3 on lo; the local ISP's resolver is a DNS server on
+// 127.0.0.1 with TTL 1.
+func TestRunKernelEndpointMoves(t *testing.T) {
+	if os.Getenv(netnsChildEnv) == "" {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root (network namespaces, TUN)")
+		}
+		runInNetnsChild(t, "TestRunKernelEndpointMoves")
+		return
+	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.LinkSetUp(lo)
+	old, moved := netip.MustParsePrefix("198.51.100.2/32"), netip.MustParsePrefix("198.51.100.3/32")
+	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: prefixToIPNet(old)}); err != nil {
+		t.Fatal(err)
+	}
+	dnsSrv := startFakeDNS(t, "127.0.0.1:0")
+	dnsSrv.set("home.example.net", old.Addr())
+	w := newKernelWorld(t, map[string]string{
+		"Endpoint = home.example.net:13231": "Endpoint = home.example.net:%HOMEPORT%",
+		"Resolver = 192.168.2.1":            "Resolver = " + dnsSrv.addr.String() + "\nProbe = 10.1.200.1",
+	})
+	cfg := w.config(t)
+	stop, ok, err := w.start(t, cfg)
+	if !ok {
+		t.Fatal(err)
+	}
+	defer stop()
+	status := func() *Status {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		st, err := ReadStatus(ctx, ControlSocket(w.runDir, w.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	waitUp := func(since time.Time, limit time.Duration) (*Status, time.Duration) {
+		for {
+			st := status()
+			if !st.LastHandshake.IsZero() && st.LastProbeOK.After(since) {
+				return st, time.Since(since)
+			}
+			if time.Since(since) > limit {
+				t.Fatalf("tunnel not up %v after %v: %+v", limit, since, st)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	st, took := waitUp(time.Now().Add(-time.Second), 20*time.Second)
+	if st.Endpoint != netip.AddrPortFrom(old.Addr(), w.homePort).String() || st.EndpointName != "home.example.net" {
+		t.Fatalf("endpoint %s from %q", st.Endpoint, st.EndpointName)
+	}
+	t.Logf("up through %s after %v", st.Endpoint, took)
+
+	// Home moves; the record follows at once.
+	movedAt := time.Now()
+	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: prefixToIPNet(moved)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddrDel(lo, &netlink.Addr{IPNet: prefixToIPNet(old)}); err != nil {
+		t.Fatal(err)
+	}
+	dnsSrv.set("home.example.net", moved.Addr())
+	st, took = waitUp(movedAt, 30*time.Second)
+	if st.Endpoint != netip.AddrPortFrom(moved.Addr(), w.homePort).String() {
+		t.Errorf("endpoint %s after the move, want %v", st.Endpoint, moved.Addr())
+	}
+	t.Logf("through again %v after the move (bar: 30 s): endpoint %s, misses %d, changes %d", took, st.Endpoint, st.ProbeMissesTotal, st.EndpointChanges)
+}

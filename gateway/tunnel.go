@@ -1,0 +1,291 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/fobgw/fobgw/mssclamp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/time/rate"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/ipc"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// UAPIDir is where wireguard-go's UAPI sockets live (`wg show` looks there).
+const UAPIDir = "/var/run/wireguard"
+
+// tunnel is the WireGuard device on a kernel TUN: TUN -> mssclamp -> wireguard-go.
+type tunnel struct {
+	name      string
+	peer      Key
+	keepalive int
+	tun       tun.Device
+	clamp     *mssclamp.Device // nil with ClampMSS = off
+	dev       *device.Device
+	uapi      net.Listener
+	uerr      chan error // the UAPI listener failed (its socket was deleted, say)
+	log       *slog.Logger
+}
+
+// wgLogger adapts wireguard-go's printf logger to slog. Errors can be
+// triggered by packets from the network, so they are rate-limited.
+func wgLogger(log *slog.Logger) *device.Logger {
+	lim := rate.NewLimiter(rate.Every(10*time.Second), 5) // a burst, then one per 10 s
+	var suppressed atomic.Uint64
+	return &device.Logger{
+		Verbosef: func(format string, args ...any) {
+			if log.Enabled(context.Background(), slog.LevelDebug) {
+				log.Debug(fmt.Sprintf(format, args...))
+			}
+		},
+		Errorf: func(format string, args ...any) {
+			if !lim.Allow() {
+				suppressed.Add(1)
+				return
+			}
+			if n := suppressed.Swap(0); n > 0 {
+				log.Error(fmt.Sprintf(format, args...), "suppressed_before", n)
+				return
+			}
+			log.Error(fmt.Sprintf(format, args...))
+		},
+	}
+}
+
+// uapiConfig is the IpcSet text that configures the device from cfg.
+func uapiConfig(cfg *Config, priv Key, endpoint netip.AddrPort) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "private_key=%s\n", priv.Hex())
+	fmt.Fprintf(&b, "listen_port=%d\n", cfg.ListenPort)
+	b.WriteString("replace_peers=true\n")
+	fmt.Fprintf(&b, "public_key=%s\n", cfg.PublicKey.Hex())
+	if cfg.PresharedKey != nil {
+		fmt.Fprintf(&b, "preshared_key=%s\n", cfg.PresharedKey.Hex())
+	}
+	if endpoint.IsValid() {
+		fmt.Fprintf(&b, "endpoint=%s\n", endpoint)
+	}
+	b.WriteString("replace_allowed_ips=true\n")
+	for _, p := range cfg.AllowedIPs {
+		fmt.Fprintf(&b, "allowed_ip=%s\n", p)
+	}
+	if endpoint.IsValid() {
+		// Without an endpoint a keepalive would only start a handshake
+		// that fails and holds back the next one for REKEY_TIMEOUT (5 s);
+		// SetEndpoint sets it with the endpoint.
+		fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", cfg.PersistentKeepalive)
+	}
+	return b.String()
+}
+
+// clampMTU is the MTU argument of mssclamp.Wrap for cfg, and whether to wrap.
+func clampMTU(cfg *Config) (int, bool) {
+	switch cfg.ClampMode {
+	case ClampOff:
+		return 0, false
+	case ClampFixed:
+		return cfg.ClampMSS + 40, true
+	}
+	return 0, true // follow the device MTU
+}
+
+// openTunnel creates the TUN, the device and the UAPI socket, sets the
+// addresses and brings the link up. On error it undoes what it did.
+func openTunnel(h *netlink.Handle, cfg *Config, priv Key, log *slog.Logger) (t *tunnel, err error) {
+	t = &tunnel{name: cfg.Name, peer: cfg.PublicKey, keepalive: cfg.PersistentKeepalive, log: log, uerr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			t.close()
+			t = nil
+		}
+	}()
+	t.tun, err = tun.CreateTUN(cfg.Name, cfg.MTU)
+	if err != nil {
+		return t, fmt.Errorf("create TUN %s (needs CAP_NET_ADMIN and /dev/net/tun): %w", cfg.Name, err)
+	}
+	var td tun.Device = t.tun
+	if mtu, ok := clampMTU(cfg); ok {
+		t.clamp = mssclamp.Wrap(t.tun, mtu)
+		td = t.clamp
+	}
+	t.dev = device.NewDevice(td, conn.NewStdNetBind(), wgLogger(log.With("part", "wireguard")))
+	var ep netip.AddrPort
+	if cfg.Endpoint.IsLiteral() {
+		ep = netip.AddrPortFrom(cfg.Endpoint.Addr, cfg.Endpoint.Port)
+	}
+	if err = t.dev.IpcSet(uapiConfig(cfg, priv, ep)); err != nil {
+		return t, fmt.Errorf("configure the WireGuard device: %w", err)
+	}
+	f, err := ipc.UAPIOpen(cfg.Name)
+	if err != nil {
+		return t, fmt.Errorf("open the UAPI socket %s/%s.sock: %w", UAPIDir, cfg.Name, err)
+	}
+	t.uapi, err = ipc.UAPIListen(cfg.Name, f)
+	f.Close()
+	if err != nil {
+		os.Remove(UAPIDir + "/" + cfg.Name + ".sock")
+		return t, fmt.Errorf("listen on the UAPI socket: %w", err)
+	}
+	go func() {
+		for {
+			c, err := t.uapi.Accept()
+			if err != nil {
+				t.uerr <- err
+				return
+			}
+			go t.dev.IpcHandle(c)
+		}
+	}()
+	link, err := h.LinkByName(cfg.Name)
+	if err != nil {
+		return t, fmt.Errorf("find the new TUN %s: %w", cfg.Name, err)
+	}
+	for _, a := range cfg.Address {
+		if err = h.AddrReplace(link, &netlink.Addr{IPNet: prefixToIPNet(a)}); err != nil {
+			return t, fmt.Errorf("set address %v on %s: %w", a, cfg.Name, err)
+		}
+	}
+	if err = h.LinkSetUp(link); err != nil {
+		return t, fmt.Errorf("bring %s up: %w", cfg.Name, err)
+	}
+	if err = t.dev.Up(); err != nil {
+		return t, fmt.Errorf("start WireGuard on UDP port %d (in use by another program?): %w", cfg.ListenPort, err)
+	}
+	return t, nil
+}
+
+// close stops the device; the TUN (and its routes) go with it.
+func (t *tunnel) close() {
+	if t.uapi != nil {
+		t.uapi.Close() // unlinks the socket
+	}
+	if t.dev != nil {
+		t.dev.Close() // closes the TUN through the wrapper
+	} else if t.clamp != nil {
+		t.clamp.Close()
+	} else if t.tun != nil {
+		t.tun.Close()
+	}
+}
+
+// SetEndpoint points the peer at ap.
+func (t *tunnel) SetEndpoint(ap netip.AddrPort) error {
+	return t.dev.IpcSet(fmt.Sprintf("public_key=%s\nupdate_only=true\nendpoint=%s\npersistent_keepalive_interval=%d\n", t.peer.Hex(), ap, t.keepalive))
+}
+
+// LastHandshake returns the time of the peer's last handshake (zero if none).
+func (t *tunnel) LastHandshake() (time.Time, error) {
+	ps, err := t.peerStats()
+	return ps.LastHandshake, err
+}
+
+// RxBytes returns the bytes received from the peer.
+func (t *tunnel) RxBytes() (uint64, error) {
+	ps, err := t.peerStats()
+	return ps.RxBytes, err
+}
+
+type peerStats struct {
+	Endpoint      string
+	LastHandshake time.Time
+	RxBytes       uint64
+	TxBytes       uint64
+	ListenPort    int
+}
+
+// peerStats reads the peer's figures through the UAPI get operation.
+func (t *tunnel) peerStats() (peerStats, error) {
+	s, err := t.dev.IpcGet()
+	if err != nil {
+		return peerStats{}, fmt.Errorf("read the WireGuard device state: %w", err)
+	}
+	return parseIpcGet(s, t.peer), nil
+}
+
+func parseIpcGet(s string, peer Key) peerStats {
+	var ps peerStats
+	var sec, nsec int64
+	inPeer := false
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		if k == "public_key" {
+			inPeer = v == peer.Hex()
+			continue
+		}
+		if k == "listen_port" && !inPeer {
+			ps.ListenPort, _ = strconv.Atoi(v)
+		}
+		if !inPeer {
+			continue
+		}
+		switch k {
+		case "endpoint":
+			ps.Endpoint = v
+		case "last_handshake_time_sec":
+			sec, _ = strconv.ParseInt(v, 10, 64)
+		case "last_handshake_time_nsec":
+			nsec, _ = strconv.ParseInt(v, 10, 64)
+		case "rx_bytes":
+			ps.RxBytes, _ = strconv.ParseUint(v, 10, 64)
+		case "tx_bytes":
+			ps.TxBytes, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	if sec != 0 || nsec != 0 {
+		ps.LastHandshake = time.Unix(sec, nsec)
+	}
+	return ps
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	bits := p.Addr().BitLen()
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}
+}
+
+// uapiAlive reports whether a process answers on name's UAPI socket.
+func uapiAlive(name string) bool {
+	c, err := net.DialTimeout("unix", UAPIDir+"/"+name+".sock", time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// removeStaleLink deletes a TUN link called name left by a crashed run. A
+// link of another kind is an error: it belongs to someone else.
+func removeStaleLink(h *netlink.Handle, name string, log *slog.Logger) error {
+	link, err := h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("look for a leftover interface %s: %w", name, err)
+	}
+	if link.Type() != "tuntap" {
+		return fmt.Errorf("interface %s exists and is a %q link, not fobgw's TUN: remove it (ip link del %s) or choose another Name in [Interface]",
+			name, link.Type(), name)
+	}
+	if err := h.LinkDel(link); err != nil {
+		return fmt.Errorf("delete the leftover TUN %s: %w", name, err)
+	}
+	log.Info("deleted a leftover TUN interface", "name", name)
+	return nil
+}
