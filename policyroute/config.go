@@ -33,6 +33,15 @@ var (
 	// Apply; from Check it means the tunnel went away (the kill switch has
 	// been repaired regardless), and a later Check may succeed.
 	ErrNoInterface = errors.New("network interface not found")
+
+	// ErrForeignRoute marks a route of another program where only fobgw's
+	// belong: any route in the LAN's table, or a main-table route for
+	// exactly a home network at a metric not above fobgw's. Such a route can
+	// carry traffic past the tunnel and the kill switch, and fobgw never
+	// deletes it: the error names it and says how to. Fatal for Apply (a
+	// person must act); from Check it repeats until the route is gone,
+	// while everything else has been installed or repaired regardless.
+	ErrForeignRoute = errors.New("route of another program in fobgw's place")
 )
 
 // Permission errors from the kernel (EPERM) are returned wrapped with advice;

@@ -15,6 +15,11 @@
 // Anything without it belongs to someone else and is never changed or
 // deleted, so `ip route`/`ip rule` entries the user made survive Apply and
 // Remove, and a changed configuration still cleans up the old entries.
+// The LAN's table is the exception that proves the rule: it belongs to
+// fobgw, so a route of another program in it (or a main-table route for
+// exactly a home network that would beat fobgw's) is reported as
+// [ErrForeignRoute], naming the `ip route del` that removes it, but still
+// never deleted.
 //
 // # The kill switch
 //

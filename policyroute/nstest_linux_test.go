@@ -1,14 +1,17 @@
 package policyroute
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -382,4 +385,104 @@ func diff(got, want []string) string {
 		fmt.Fprintf(&b, "same entries, %d vs %d lines (duplicates)\n", len(got), len(want))
 	}
 	return b.String()
+}
+
+// nlEvent is one rtnetlink notification about a route or a rule.
+type nlEvent struct {
+	Type    uint16 // unix.RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWRULE, RTM_DELRULE
+	Replace bool   // NLM_F_REPLACE: a route replaced another in place
+	Table   int
+	Dst     netip.Prefix // routes only
+	Metric  int          // routes only
+	Kind    uint8        // route type: unix.RTN_UNICAST, RTN_UNREACHABLE...
+}
+
+func (e nlEvent) String() string {
+	op := map[uint16]string{unix.RTM_NEWROUTE: "new route", unix.RTM_DELROUTE: "del route",
+		unix.RTM_NEWRULE: "new rule", unix.RTM_DELRULE: "del rule"}[e.Type]
+	if e.Replace {
+		op += " (replace)"
+	}
+	return fmt.Sprintf("%s table %d type %d %s metric %d", op, e.Table, e.Kind, e.Dst, e.Metric)
+}
+
+// record runs fn and returns, in order, the route and rule notifications
+// the test namespace sent meanwhile.
+func (w *world) record(tb testing.TB, fn func()) []nlEvent {
+	tb.Helper()
+	// Created from this thread, so in the test namespace.
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		tb.Fatalf("netlink socket: %v", err)
+	}
+	defer unix.Close(fd)
+	var groups uint32
+	for _, g := range []uint32{unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE} {
+		groups |= 1 << (g - 1)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
+		tb.Fatalf("subscribe to route and rule notifications: %v", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20); err != nil {
+		tb.Fatal(err)
+	}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 3}); err != nil {
+		tb.Fatal(err)
+	}
+	fn()
+	// A marker route ends the recording.
+	const markerTable = 4242
+	marker := &netlink.Route{Table: markerTable, Dst: mustIPNet(tb, "198.51.100.0/24"), Type: unix.RTN_UNREACHABLE}
+	if err := w.h.RouteAdd(marker); err != nil {
+		tb.Fatalf("marker route: %v", err)
+	}
+	var out []nlEvent
+	buf := make([]byte, 1<<16)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			tb.Fatalf("read notifications (%d so far): %v", len(out), err)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			tb.Fatalf("parse notification: %v", err)
+		}
+		for _, m := range msgs {
+			e := nlEvent{Type: m.Header.Type, Replace: m.Header.Flags&unix.NLM_F_REPLACE != 0}
+			if len(m.Data) < unix.SizeofRtMsg {
+				continue
+			}
+			e.Table = int(m.Data[4]) // rtm_table, fib_rule_hdr table
+			if e.Type == unix.RTM_NEWROUTE || e.Type == unix.RTM_DELROUTE {
+				family, dstLen := m.Data[0], int(m.Data[1])
+				e.Kind = m.Data[7]
+				addr := netip.IPv4Unspecified()
+				if family == unix.AF_INET6 {
+					addr = netip.IPv6Unspecified()
+				}
+				attrs, err := syscall.ParseNetlinkRouteAttr(&m)
+				if err != nil {
+					tb.Fatalf("parse route notification: %v", err)
+				}
+				for _, a := range attrs {
+					switch a.Attr.Type {
+					case unix.RTA_TABLE:
+						e.Table = int(binary.NativeEndian.Uint32(a.Value))
+					case unix.RTA_PRIORITY:
+						e.Metric = int(binary.NativeEndian.Uint32(a.Value))
+					case unix.RTA_DST:
+						addr, _ = netip.AddrFromSlice(a.Value)
+					}
+				}
+				e.Dst = netip.PrefixFrom(addr, dstLen)
+			}
+			if e.Table == markerTable {
+				if err := w.h.RouteDel(marker); err != nil {
+					tb.Fatalf("delete the marker route: %v", err)
+				}
+				return out
+			}
+			out = append(out, e)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -148,16 +149,19 @@ func TestApplyOverCrashLeftovers(t *testing.T) {
 		}
 		base := w.snapshot(t)
 		r := w.router(t, storyConfig())
-		if err := r.Apply(); err != nil {
-			t.Fatalf("Apply next to a foreign identical route: %v", err)
+		// Table 100 is fobgw's: the route is reported, not taken for ours
+		// (its owner may delete it) and not deleted.
+		const del = "ip route del unreachable default table 100 metric 4000"
+		if err := r.Apply(); !errors.Is(err, ErrForeignRoute) || !strings.Contains(err.Error(), del) {
+			t.Fatalf("Apply next to a foreign identical route: %v, want ErrForeignRoute saying %q", err, del)
 		}
 		want := slices.DeleteFunc(slices.Clone(storyOwned), func(s string) bool { return strings.Contains(s, "table 100 unreachable") })
 		assertOwned(t, w, want)
 		if got := w.routeGet(t, "br0", "192.168.86.254", "203.0.113.80"); got != "dev fobgw0" {
 			t.Errorf("LAN: %s, want dev fobgw0", got)
 		}
-		if n, err := r.Check(); n != 0 || err != nil {
-			t.Errorf("Check = %d, %v; want 0 (the foreign route satisfies the state)", n, err)
+		if n, err := r.Check(); n != 0 || !errors.Is(err, ErrForeignRoute) {
+			t.Errorf("Check = %d, %v; want 0 repairs and ErrForeignRoute", n, err)
 		}
 		if err := r.Remove(false); err != nil {
 			t.Fatal(err)
@@ -193,6 +197,228 @@ func TestApplyOverCrashLeftovers(t *testing.T) {
 	})
 }
 
+// TestForeignRoutes: routes of others where only fobgw's belong (any route in
+// the LAN's table; a main-table route for exactly a home network at a metric
+// not above fobgw's) are reported with the command that deletes them, never
+// deleted, and everything else is installed regardless.
+func TestForeignRoutes(t *testing.T) {
+	const (
+		tunnelDefault = "route v4 table 100 0.0.0.0/0 dev fobgw0 metric 100"
+		tunnelHome    = "route v4 table 254 192.168.88.0/24 dev fobgw0 metric 100"
+		killHome      = "route v4 table 254 unreachable 192.168.88.0/24 metric 4000"
+	)
+	via := func(w *world, table int, dst string, metric int) *netlink.Route {
+		return &netlink.Route{Table: table, Dst: mustIPNet(t, dst), LinkIndex: w.wan.Attrs().Index, Gw: net.ParseIP("192.168.2.1"), Priority: metric}
+	}
+	tests := []struct {
+		name       string
+		killSwitch bool
+		foreign    func(w *world) *netlink.Route
+		wantErr    string // "" for no error
+		missing    string // the entry of storyOwned the foreign route keeps out
+		lan        string // where LAN traffic goes afterwards; "" to skip
+	}{
+		{"leftover default at the tunnel's metric (EEXIST)", true,
+			func(w *world) *netlink.Route { return via(w, 100, "0.0.0.0/0", MetricTunnel) },
+			"ip route del default via 192.168.2.1 dev wan0 table 100 metric 100)", tunnelDefault, "dev wan0"},
+		{"default at a lower metric", true,
+			func(w *world) *netlink.Route {
+				return &netlink.Route{Table: 100, Dst: mustIPNet(t, "0.0.0.0/0"), LinkIndex: w.wan.Attrs().Index, Scope: netlink.SCOPE_LINK}
+			},
+			"ip route del default dev wan0 table 100 metric 0)", "", "dev wan0"},
+		{"more specific route in the table", true,
+			func(w *world) *netlink.Route { return via(w, 100, "203.0.113.0/24", 5000) },
+			"ip route del 203.0.113.0/24 via 192.168.2.1 dev wan0 table 100 metric 5000)", "", "dev wan0"},
+		{"v6 route in the table", true,
+			func(w *world) *netlink.Route {
+				return &netlink.Route{Table: 100, Dst: mustIPNet(t, "::/0"), LinkIndex: w.wan.Attrs().Index, Gw: net.ParseIP("2001:db8:2::1"), Priority: 100}
+			},
+			"ip -6 route del default via 2001:db8:2::1 dev wan0 table 100 metric 100)", "", "dev fobgw0"},
+		{"home network at a lower metric", true,
+			func(w *world) *netlink.Route { return via(w, tableMain, "192.168.88.0/24", 50) },
+			"ip route del 192.168.88.0/24 via 192.168.2.1 dev wan0 table main metric 50)", "", "dev fobgw0"},
+		{"home network at the tunnel's metric (EEXIST)", true,
+			func(w *world) *netlink.Route { return via(w, tableMain, "192.168.88.0/24", MetricTunnel) },
+			"ip route del 192.168.88.0/24 via 192.168.2.1 dev wan0 table main metric 100)", tunnelHome, "dev fobgw0"},
+		{"home network below the kill switch", true,
+			func(w *world) *netlink.Route { return via(w, tableMain, "192.168.88.0/24", 1000) },
+			"ip route del 192.168.88.0/24 via 192.168.2.1 dev wan0 table main metric 1000)", "", "dev fobgw0"},
+		{"home network at the kill switch's metric (EEXIST)", true,
+			func(w *world) *netlink.Route { return via(w, tableMain, "192.168.88.0/24", MetricKillSwitch) },
+			"ip route del 192.168.88.0/24 via 192.168.2.1 dev wan0 table main metric 4000)", killHome, "dev fobgw0"},
+		// Controls: routes that cannot beat fobgw's are fine.
+		{"home network above the kill switch", true,
+			func(w *world) *netlink.Route { return via(w, tableMain, "192.168.88.0/24", 9000) }, "", "", "dev fobgw0"},
+		{"home network above the tunnel's metric, no kill switch", false,
+			func(w *world) *netlink.Route { return via(w, tableMain, "192.168.88.0/24", 1000) }, "", "", "dev fobgw0"},
+		{"part of a home network", true,
+			func(w *world) *netlink.Route { return via(w, tableMain, "192.168.88.0/25", 50) }, "", "", "dev fobgw0"},
+		{"home network into the tunnel", true,
+			func(w *world) *netlink.Route {
+				tun, err := w.h.LinkByName("fobgw0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return &netlink.Route{Dst: mustIPNet(t, "192.168.88.0/24"), LinkIndex: tun.Attrs().Index, Scope: netlink.SCOPE_LINK}
+			}, "", "", "dev fobgw0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			if err := w.h.RouteAdd(tt.foreign(w)); err != nil {
+				t.Fatalf("add the foreign route: %v", err)
+			}
+			base := w.snapshot(t)
+			cfg := storyConfig()
+			cfg.KillSwitch = tt.killSwitch
+			r := w.router(t, cfg)
+			for _, step := range []struct {
+				name string
+				run  func() error
+			}{{"ApplyKillSwitch", r.ApplyKillSwitch}, {"Apply", r.Apply}, {"Check", func() error {
+				n, err := r.Check()
+				if n != 0 {
+					t.Errorf("Check repaired %d items, want 0", n)
+				}
+				return err
+			}}} {
+				err := step.run()
+				if tt.wantErr == "" {
+					if err != nil {
+						t.Fatalf("%s: %v", step.name, err)
+					}
+					continue
+				}
+				if !errors.Is(err, ErrForeignRoute) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("%s: %v\nwant ErrForeignRoute saying %q", step.name, err, tt.wantErr)
+				}
+				if step.name == "Apply" {
+					t.Logf("the error reads: %v", err)
+				}
+			}
+			if tt.killSwitch {
+				assertOwned(t, w, slices.DeleteFunc(slices.Clone(storyOwned), func(s string) bool { return s == tt.missing }))
+			}
+			// The foreign route is still there, and nothing else changed.
+			var others []string
+			for _, s := range w.snapshot(t) {
+				if !strings.HasSuffix(s, fmt.Sprintf("proto %d", Protocol)) {
+					others = append(others, s)
+				}
+			}
+			if !slices.Equal(others, base) {
+				t.Errorf("entries fobgw does not own changed:\n%s", diff(others, base))
+			}
+			if tt.lan != "" {
+				if got := w.routeGet(t, "br0", "192.168.86.254", "203.0.113.80"); got != tt.lan {
+					t.Errorf("LAN -> 203.0.113.80: %s, want %s", got, tt.lan)
+				}
+			}
+		})
+	}
+}
+
+// TestNoFallThrough watches the kernel's notifications while the Router
+// works: no LAN rule appears before its table's kill switch, and a tunnel
+// route that moves to another interface is replaced in place, so at no point
+// LAN or home-bound traffic finds no route of fobgw's.
+func TestNoFallThrough(t *testing.T) {
+	t.Run("fresh start: the kill switch before the rules", func(t *testing.T) {
+		for _, step := range []string{"ApplyKillSwitch", "Apply"} {
+			t.Run(step, func(t *testing.T) {
+				w := newWorld(t)
+				cfg := storyConfig()
+				cfg.LAN = pfx("192.168.86.0/24", "fd86::/64")
+				r := w.router(t, cfg)
+				run := map[string]func() error{"ApplyKillSwitch": r.ApplyKillSwitch, "Apply": r.Apply}[step]
+				var err error
+				events := w.record(t, func() { err = run() })
+				if err != nil {
+					t.Fatalf("%s: %v", step, err)
+				}
+				killSwitches, rules := 0, 0
+				for _, e := range events {
+					switch {
+					case e.Type == unix.RTM_NEWROUTE && e.Table == 100 && e.Kind == unix.RTN_UNREACHABLE:
+						killSwitches++
+					case e.Type == unix.RTM_NEWRULE:
+						rules++
+						if killSwitches < 2 {
+							t.Errorf("a LAN rule went in before both kill switches of table 100:\n%s", eventList(events))
+						}
+					}
+				}
+				if killSwitches != 2 || rules != 2 {
+					t.Errorf("%d kill switches and %d rules added, want 2 and 2:\n%s", killSwitches, rules, eventList(events))
+				}
+			})
+		}
+	})
+	t.Run("new tunnel interface, no kill switch", func(t *testing.T) {
+		for _, steps := range [][]string{{"Apply"}, {"Check"}, {"ApplyKillSwitch", "Apply"}} {
+			t.Run(strings.Join(steps, ", "), func(t *testing.T) {
+				w := newWorld(t)
+				old := storyConfig()
+				old.KillSwitch = false
+				old.TunnelInterface = "wg9"
+				w.addLink(t, "ifb", "wg9")
+				if err := w.router(t, old).Apply(); err != nil {
+					t.Fatal(err)
+				}
+				cfg := storyConfig()
+				cfg.KillSwitch = false
+				r := w.router(t, cfg)
+				var events []nlEvent
+				for _, step := range steps {
+					var err error
+					events = append(events, w.record(t, func() {
+						switch step {
+						case "ApplyKillSwitch":
+							err = r.ApplyKillSwitch()
+						case "Apply":
+							err = r.Apply()
+						case "Check":
+							_, err = r.Check()
+						}
+					})...)
+					if err != nil {
+						t.Fatalf("%s: %v", step, err)
+					}
+				}
+				// One route of fobgw's in each place at the start.
+				routes := map[netip.Prefix]int{netip.MustParsePrefix("0.0.0.0/0"): 1, netip.MustParsePrefix("192.168.88.0/24"): 1}
+				for _, e := range events {
+					if _, ok := routes[e.Dst]; !ok || e.Metric != MetricTunnel {
+						continue
+					}
+					switch {
+					case e.Type == unix.RTM_DELROUTE:
+						routes[e.Dst]--
+					case e.Type == unix.RTM_NEWROUTE && !e.Replace:
+						routes[e.Dst]++
+					}
+					if routes[e.Dst] == 0 {
+						t.Errorf("no route to %s after %q:\n%s", e.Dst, e, eventList(events))
+					}
+				}
+				assertOwned(t, w, []string{
+					"route v4 table 100 0.0.0.0/0 dev fobgw0 metric 100",
+					"route v4 table 254 192.168.88.0/24 dev fobgw0 metric 100",
+					"rule v4 from 192.168.86.0/24 iif br0 lookup 100 pref 5200",
+				})
+			})
+		}
+	})
+}
+
+func eventList(events []nlEvent) string {
+	var b strings.Builder
+	for _, e := range events {
+		fmt.Fprintf(&b, "\t%s\n", e)
+	}
+	return b.String()
+}
+
 func TestRemove(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		t.Run(fmt.Sprintf("keepKillSwitch=%v", keep), func(t *testing.T) {
@@ -218,8 +444,9 @@ func TestRemove(t *testing.T) {
 			base := w.snapshot(t)
 
 			r := w.router(t, storyConfig())
-			if err := r.Apply(); err != nil {
-				t.Fatal(err)
+			// The user's route in table 100 is reported, and left.
+			if err := r.Apply(); !errors.Is(err, ErrForeignRoute) || !strings.Contains(err.Error(), "10.50.0.0/16") {
+				t.Fatalf("Apply: %v, want ErrForeignRoute naming 10.50.0.0/16", err)
 			}
 			if err := r.Remove(keep); err != nil {
 				t.Fatalf("Remove(%v): %v", keep, err)
