@@ -11,8 +11,18 @@ import (
 // The cache holds packed answers. Keys are the lower-cased question (name, type, class) plus the bits
 // of the query that change the answer: CD (RFC 4035), DO (RFC 3225) and whether EDNS was used at all.
 // Entries are immutable once inserted; serving copies one and patches ID, question case and TTLs.
+//
+// It is bounded twice, per shard: by entries (CacheSize) and by bytes (CacheBytes), each split evenly
+// over the shards; the least recently used entries are evicted until a new one fits both. Answers
+// larger than maxCacheEntry are not cached: nearly all answers are a few hundred bytes, and a few
+// 64 KiB TCP answers must not push thousands of them out (nor 10,000 of them take 640 MB).
 
 const cacheShards = 16
+
+const (
+	maxCacheEntry = 4 << 10 // bytes of answer: larger ones are forwarded, not cached
+	entryOverhead = 160     // bytes an entry costs besides its key, answer and TTL list (struct, map slot)
+)
 
 const (
 	keyCD   = 1 << 0
@@ -49,34 +59,41 @@ type entry struct {
 	ttls   []ttlRef // the TTLs to decrement, their values when stored capped at MaxTTL
 	stored int64    // monotonic nanoseconds (see now)
 	expiry int64    // stored + keep
+	size   int      // bytes charged to the shard's budget
 
 	prev, next *entry // LRU list, protected by the shard's mu
 }
 
 type shard struct {
-	n    *atomic.Int64 // the cache's entry count
-	mu   sync.Mutex
-	m    map[string]*entry // protected by mu
-	head entry             // sentinel of the LRU list, most recent first; protected by mu
-	max  int
+	c     *cache // owner: its counts
+	mu    sync.Mutex
+	m     map[string]*entry // protected by mu
+	head  entry             // sentinel of the LRU list, most recent first; protected by mu
+	bytes int               // protected by mu: sum of the entries' size
+	max   int               // entries
+	maxB  int               // bytes
 }
 
 type cache struct {
 	seed   maphash.Seed
 	maxTTL uint32
 	n      atomic.Int64 // entries, over all shards
+	bytes  atomic.Int64 // their sizes, over all shards
 	shards [cacheShards]shard
 }
 
-func newCache(size int, maxTTL time.Duration) *cache {
+// newCache returns a cache of at most about size entries and maxBytes bytes (both rounded up to a
+// multiple of cacheShards), keeping answers at most maxTTL.
+func newCache(size, maxBytes int, maxTTL time.Duration) *cache {
 	c := &cache{seed: maphash.MakeSeed(), maxTTL: uint32(min(maxTTL/time.Second, 1<<31-1))}
 	per := (size + cacheShards - 1) / cacheShards
+	perB := (maxBytes + cacheShards - 1) / cacheShards
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.m = make(map[string]*entry)
-		s.n = &c.n
+		s.c = c
 		s.head.prev, s.head.next = &s.head, &s.head
-		s.max = per
+		s.max, s.maxB = per, perB
 	}
 	return c
 }
@@ -112,10 +129,16 @@ func (c *cache) get(key []byte, t int64) *entry {
 	return e
 }
 
-// put stores a copy of the answer msg under key if info says it may be kept.
+// put stores a copy of the answer msg under key if info says it may be kept and it is at most
+// maxCacheEntry bytes.
 func (c *cache) put(key string, msg []byte, info *rrInfo, t int64) {
 	keep := min(info.keep, c.maxTTL)
-	if keep == 0 {
+	if keep == 0 || len(msg) > maxCacheEntry {
+		return
+	}
+	size := len(key) + len(msg) + 8*len(info.ttls) + entryOverhead
+	s := c.shardOf(key)
+	if size > s.maxB {
 		return
 	}
 	e := &entry{
@@ -124,30 +147,37 @@ func (c *cache) put(key string, msg []byte, info *rrInfo, t int64) {
 		ttls:   append([]ttlRef(nil), info.ttls...),
 		stored: t,
 		expiry: t + int64(keep)*int64(time.Second),
+		size:   size,
 	}
 	for i := range e.ttls {
 		e.ttls[i].ttl = min(e.ttls[i].ttl, c.maxTTL)
 	}
-	s := c.shardOf(key)
 	s.mu.Lock()
 	if old := s.m[e.key]; old != nil {
 		s.remove(old)
 	}
-	for len(s.m) >= s.max && s.head.prev != &s.head {
+	for (len(s.m) >= s.max || s.bytes+size > s.maxB) && s.head.prev != &s.head {
 		s.remove(s.head.prev)
 	}
 	s.m[e.key] = e
-	s.n.Add(1)
+	s.bytes += size
+	s.c.n.Add(1)
+	s.c.bytes.Add(int64(size))
 	s.pushFront(e)
 	s.mu.Unlock()
 }
 
 func (c *cache) len() int { return int(c.n.Load()) }
 
+// size returns the bytes the entries cost, as counted against the budget.
+func (c *cache) size() int { return int(c.bytes.Load()) }
+
 func (s *shard) remove(e *entry) {
 	unlink(e)
 	delete(s.m, e.key)
-	s.n.Add(-1)
+	s.bytes -= e.size
+	s.c.n.Add(-1)
+	s.c.bytes.Add(-int64(e.size))
 }
 
 func (s *shard) pushFront(e *entry) {

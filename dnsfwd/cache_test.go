@@ -11,7 +11,7 @@ import (
 func TestCacheBoundedLRU(t *testing.T) {
 	for _, size := range []int{1, 16, 100} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			c := newCache(size, time.Hour)
+			c := newCache(size, DefaultCacheBytes, time.Hour)
 			limit := cacheShards * ((size + cacheShards - 1) / cacheShards)
 			info := &rrInfo{keep: 60}
 			hot := "hot"
@@ -31,6 +31,39 @@ func TestCacheBoundedLRU(t *testing.T) {
 				t.Error("entry served after its TTL")
 			}
 		})
+	}
+}
+
+func TestCacheBoundedBytes(t *testing.T) {
+	const budget = 64 << 10
+	c := newCache(100000, budget, time.Hour)
+	info := &rrInfo{keep: 60, ttls: make([]ttlRef, 3)}
+	msg := make([]byte, 1000)
+	hot := "hot"
+	for i := range 2000 {
+		c.put(fmt.Sprintf("k%d", i), msg, info, 0)
+		if c.get([]byte(hot), 0) == nil {
+			c.put(hot, msg, info, 0)
+		}
+		if n := c.size(); n > budget {
+			t.Fatalf("after %d puts the cache holds %d bytes, budget %d", i+1, n, budget)
+		}
+	}
+	if n := c.len(); n < budget/2/(1000+entryOverhead+30) {
+		t.Errorf("%d entries of about 1.2 KiB in a budget of %d bytes: evicting too much", n, budget)
+	}
+	if c.get([]byte(hot), 0) == nil {
+		t.Error("the entry used after every put was evicted: not LRU")
+	}
+	// An answer above maxCacheEntry is not cached, whatever the budget.
+	c = newCache(100, DefaultCacheBytes, time.Hour)
+	c.put("big", make([]byte, maxCacheEntry+1), info, 0)
+	c.put("limit", make([]byte, maxCacheEntry), info, 0)
+	if c.get([]byte("big"), 0) != nil || c.get([]byte("limit"), 0) == nil {
+		t.Errorf("entries of %d and %d bytes: want only the second cached", maxCacheEntry+1, maxCacheEntry)
+	}
+	if got, want := c.size(), len("limit")+maxCacheEntry+8*len(info.ttls)+entryOverhead; got != want {
+		t.Errorf("cache size %d, want %d", got, want)
 	}
 }
 

@@ -5,7 +5,12 @@
 // It knows DNS and sockets, nothing of routing or WireGuard.
 //
 // Clients outside Config.LAN are dropped without an answer (UDP) or disconnected (TCP): the forwarder is
-// never an open resolver, and never reflects traffic toward a spoofed source.
+// never an open resolver, and never reflects traffic toward a spoofed source. It listens only on an
+// address inside the LAN.
+//
+// EDNS (RFC 6891) is passed through, except the COOKIE (RFC 7873) and client subnet (RFC 7871) options,
+// which are removed from queries and answers: the home resolver learns nothing of the LAN's subnets,
+// and a cached or coalesced answer carries no other client's cookie or subnet.
 package dnsfwd
 
 import (
@@ -15,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -24,6 +30,7 @@ const (
 	DefaultTimeout     = 2 * time.Second
 	DefaultMaxInFlight = 1024
 	DefaultCacheSize   = 10000
+	DefaultCacheBytes  = 8 << 20
 	DefaultMaxTTL      = time.Hour
 
 	maxInFlight = 1<<16 - 1 // every socket's table then always has a free 16-bit ID
@@ -31,13 +38,14 @@ const (
 
 // Config is the forwarder's configuration. Zero values of the optional fields mean the defaults above.
 type Config struct {
-	Listen      netip.AddrPort // DNSListen, e.g. 192.168.86.1:53: UDP and TCP, only this address (port 0: any free port, tests)
+	Listen      netip.AddrPort // DNSListen, e.g. 192.168.86.1:53: UDP and TCP, only this address, inside LAN (port 0: any free port, tests)
 	LAN         []netip.Prefix // only clients inside these are answered
 	Upstream    netip.AddrPort // DNSUpstream:53, reached only through the tunnel
 	Interface   string         // tunnel interface: SO_BINDTODEVICE on every upstream socket ("" only with Dial set)
 	Timeout     time.Duration  // per query upstream timeout (default 2s)
 	MaxInFlight int            // bound on concurrent upstream queries (default 1024); beyond it clients get SERVFAIL
 	CacheSize   int            // entries (default 10000); 0 means default, negative disables the cache
+	CacheBytes  int            // bytes the cache may hold, answers and bookkeeping (default 8 MiB); answers above 4 KiB are not cached
 	MaxTTL      time.Duration  // cap on cached TTLs, positive and negative (RFC 2308) (default 1h)
 	Logger      *slog.Logger   // nil: discard
 
@@ -84,11 +92,21 @@ func New(cfg Config) (*Forwarder, error) {
 	if len(cfg.LAN) == 0 {
 		return nil, errors.New("dnsfwd: no LAN prefix: without one no client would be answered; set LAN, e.g. 192.168.86.0/24")
 	}
+	inLAN := false
 	for i, p := range cfg.LAN {
 		if !p.IsValid() {
 			return nil, fmt.Errorf("dnsfwd: LAN prefix %d (%q) is invalid: use CIDR notation, e.g. 192.168.86.0/24", i, p)
 		}
 		cfg.LAN[i] = p.Masked()
+		inLAN = inLAN || cfg.LAN[i].Contains(cfg.Listen.Addr().Unmap())
+	}
+	if !inLAN {
+		// Elsewhere (the WAN address, say) port 53 would be open where no client is ever answered.
+		lans := make([]string, len(cfg.LAN))
+		for i, p := range cfg.LAN {
+			lans[i] = p.String()
+		}
+		return nil, fmt.Errorf("dnsfwd: DNSListen %s is not inside LAN %s: use the gateway's LAN address", cfg.Listen, strings.Join(lans, ", "))
 	}
 	if !cfg.Upstream.IsValid() || cfg.Upstream.Addr().IsUnspecified() || cfg.Upstream.Port() == 0 {
 		return nil, fmt.Errorf("dnsfwd: DNSUpstream %q is not a usable address: give the home resolver, e.g. 192.168.88.1:53", cfg.Upstream)
@@ -96,8 +114,9 @@ func New(cfg Config) (*Forwarder, error) {
 	if cfg.Interface == "" && cfg.Dial == nil {
 		return nil, errors.New("dnsfwd: no tunnel Interface: upstream sockets must be bound to the tunnel (e.g. fobgw0) so queries cannot leave by the local ISP")
 	}
-	if cfg.Timeout < 0 || cfg.MaxInFlight < 0 || cfg.MaxTTL < 0 {
-		return nil, fmt.Errorf("dnsfwd: negative Timeout (%v), MaxInFlight (%d) or MaxTTL (%v): use 0 for the default", cfg.Timeout, cfg.MaxInFlight, cfg.MaxTTL)
+	if cfg.Timeout < 0 || cfg.MaxInFlight < 0 || cfg.MaxTTL < 0 || cfg.CacheBytes < 0 {
+		return nil, fmt.Errorf("dnsfwd: negative Timeout (%v), MaxInFlight (%d), MaxTTL (%v) or CacheBytes (%d): use 0 for the default",
+			cfg.Timeout, cfg.MaxInFlight, cfg.MaxTTL, cfg.CacheBytes)
 	}
 	if cfg.MaxInFlight > maxInFlight {
 		return nil, fmt.Errorf("dnsfwd: MaxInFlight %d is above %d, the upstream ID space of one socket: lower it", cfg.MaxInFlight, maxInFlight)
@@ -111,6 +130,9 @@ func New(cfg Config) (*Forwarder, error) {
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
 	if cfg.MaxTTL == 0 {
 		cfg.MaxTTL = DefaultMaxTTL
 	}
@@ -123,7 +145,7 @@ func New(cfg Config) (*Forwarder, error) {
 		f.dial = boundDialer(cfg.Interface, cfg.Timeout)
 	}
 	if cfg.CacheSize > 0 {
-		f.cache = newCache(cfg.CacheSize, cfg.MaxTTL)
+		f.cache = newCache(cfg.CacheSize, cfg.CacheBytes, cfg.MaxTTL)
 	}
 	f.metric = newCollector(f)
 	return f, nil

@@ -352,12 +352,14 @@ func waitFor(tb testing.TB, cond func() bool) {
 
 func TestClientOutsideLANDropped(t *testing.T) {
 	up := startUpstream(t, answerA("192.0.2.10", 60))
-	f := startForwarder(t, up.addr, func(c *Config) { c.LAN = []netip.Prefix{netip.MustParsePrefix("192.168.86.0/24")} })
-	if r, err := tryExchange(f, "udp", query("open.example", dns.TypeA), 300*time.Millisecond); err == nil {
-		t.Errorf("UDP client outside the LAN got an answer: %v", r)
-	}
-	if r, err := tryExchange(f, "tcp", query("open.example", dns.TypeA), 300*time.Millisecond); err == nil {
-		t.Errorf("TCP client outside the LAN got an answer: %v", r)
+	// The LAN is the forwarder's own address; the client asks from 127.0.0.2, outside it.
+	f := startForwarder(t, up.addr, func(c *Config) { c.LAN = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
+	for _, network := range []string{"udp", "tcp"} {
+		local := map[string]net.Addr{"udp": &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, "tcp": &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}[network]
+		c := &dns.Client{Net: network, Timeout: 300 * time.Millisecond, Dialer: &net.Dialer{LocalAddr: local, Timeout: 300 * time.Millisecond}}
+		if r, _, err := c.Exchange(query("open.example", dns.TypeA), f.Addr().String()); err == nil {
+			t.Errorf("%s client outside the LAN got an answer: %v", network, r)
+		}
 	}
 	if s := f.Stats(); s.NonLAN != 2 || s.Dropped != 2 || up.udpQ.Load()+up.tcpQ.Load() != 0 {
 		t.Errorf("stats %+v, upstream asked %d: want 2 non-LAN drops and no upstream query", s, up.udpQ.Load()+up.tcpQ.Load())
@@ -458,7 +460,9 @@ func TestConfigAndStartErrors(t *testing.T) {
 		{"no upstream", Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), LAN: lan, Interface: "lo"}, "DNSUpstream"},
 		{"no interface", Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), LAN: lan, Upstream: up}, "tunnel"},
 		{"in-flight too large", Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), LAN: lan, Upstream: up, Interface: "lo", MaxInFlight: 1 << 16}, "MaxInFlight"},
-		{"address not local", Config{Listen: netip.MustParseAddrPort("192.0.2.200:5353"), LAN: lan, Upstream: up, Interface: "lo"}, "is LANInterface up with that address?"},
+		{"listen outside LAN", Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), LAN: []netip.Prefix{netip.MustParsePrefix("192.168.86.0/24")}, Upstream: up, Interface: "lo"},
+			"DNSListen 127.0.0.1:0 is not inside LAN 192.168.86.0/24: use the gateway's LAN address"},
+		{"address not local", Config{Listen: netip.MustParseAddrPort("192.0.2.200:5353"), LAN: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Upstream: up, Interface: "lo"}, "is LANInterface up with that address?"},
 		{"address in use", Config{Listen: busy.LocalAddr().(*net.UDPAddr).AddrPort(), LAN: lan, Upstream: up, Interface: "lo"}, "already uses it"},
 		{"no tunnel device", Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), LAN: lan, Upstream: up, Interface: "fobgw-none0"}, "no such interface"},
 	}
@@ -502,15 +506,24 @@ func TestShortReply(t *testing.T) {
 	q := query("x.example", dns.TypeA)
 	q.Id = 0xbeef
 	q.CheckingDisabled = true
-	b, _ := q.Pack()
-	qe := nameEnd(b, headerLen) + 4
-	r := new(dns.Msg)
-	if err := r.Unpack(shortReply(b, qe, rcodeServFail)); err != nil {
-		t.Fatal(err)
-	}
-	if r.Id != 0xbeef || !r.Response || r.Rcode != dns.RcodeServerFailure || !r.CheckingDisabled || !r.RecursionDesired ||
-		len(r.Question) != 1 || r.Question[0].Name != "x.example." {
-		t.Errorf("short reply %v", r)
+	for _, edns := range []bool{false, true} {
+		if edns {
+			q.SetEdns0(4096, true)
+			q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
+		}
+		b, _ := q.Pack()
+		pq, _ := parseMessage(b)
+		r := new(dns.Msg)
+		if err := r.Unpack(shortReply(b, pq, rcodeServFail)); err != nil {
+			t.Fatal(err)
+		}
+		if r.Id != 0xbeef || !r.Response || r.Rcode != dns.RcodeServerFailure || !r.CheckingDisabled || !r.RecursionDesired ||
+			len(r.Question) != 1 || r.Question[0].Name != "x.example." {
+			t.Errorf("short reply %v", r)
+		}
+		if o := r.IsEdns0(); (o != nil) != edns || (o != nil && (!o.Do() || len(o.Option) != 0 || o.UDPSize() != ednsUDPSize)) {
+			t.Errorf("query with EDNS %v: reply's OPT %v, want a bare one with DO only with EDNS", edns, o)
+		}
 	}
 }
 

@@ -73,7 +73,8 @@ func FuzzRequest(f *testing.F) {
 		}
 	}()
 	udp := client{udp: fw.udp[0], addr: sink.LocalAddr().(*net.UDPAddr).AddrPort()}
-	tcp := client{tcp: &tcpClient{conn: a}}
+	tcp := client{tcp: newTCPClient(a, &fw.st)}
+	f.Cleanup(func() { a.Close(); tcp.tcp.stop() })
 	var out []byte
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		out = fw.handle(append([]byte(nil), msg...), out, udp)
@@ -84,6 +85,9 @@ func FuzzRequest(f *testing.F) {
 		}
 		if s.CacheEntries > cacheShards*((size+cacheShards-1)/cacheShards) {
 			t.Fatalf("cache holds %d entries, size %d", s.CacheEntries, size)
+		}
+		if s.CacheBytes > DefaultCacheBytes {
+			t.Fatalf("cache holds %d bytes, budget %d", s.CacheBytes, DefaultCacheBytes)
 		}
 	})
 }
@@ -101,7 +105,7 @@ func FuzzAnswer(f *testing.F) {
 	r.SetEdns0(1232, true)
 	f.Add(packed(f, r))
 	f.Add(fastAnswer(packed(f, query("a.example", dns.TypeA)), 60))
-	c := newCache(4, time.Hour)
+	c := newCache(4, 16*(maxCacheEntry+1024), time.Hour)
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		q, ok := parseMessage(msg)
 		if !ok {
@@ -117,6 +121,13 @@ func FuzzAnswer(f *testing.F) {
 		for _, r := range info.ttls {
 			if int(r.off)+4 > len(msg) {
 				t.Fatalf("TTL offset %d beyond message of %d", r.off, len(msg))
+			}
+		}
+		if q.edns {
+			n := len(msg)
+			msg = stripOptions(msg, q.opt)
+			if q2, ok := parseMessage(msg); len(msg) > n || !ok || q2.end != q.end || q2.edns != q.edns || q2.udpMax != q.udpMax {
+				t.Fatalf("stripOptions: %d bytes from %d, question %+v, was %+v", len(msg), n, q2, q)
 			}
 		}
 		var kb [maxKeyLen]byte

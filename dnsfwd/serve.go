@@ -18,7 +18,14 @@ const (
 	maxTCPClients = 256              // concurrent TCP client connections; more are closed at once
 	tcpIdle       = 10 * time.Second // RFC 7766 section 6.2.3 suggests tens of seconds at most
 	tcpWrite      = 5 * time.Second  // a client that does not read its answers is disconnected
-	maxUDPQuery   = 4096             // larger UDP queries are truncated by the read and dropped as malformed
+	maxUDPQuery   = 4096             // larger UDP queries are dropped (read into one byte more to see them)
+
+	// Answers waiting for a TCP client's writer: at most this many, and this many bytes unless the
+	// queue is empty (one answer of any size always fits). Beyond, an upstream answer for the client
+	// is dropped, and the client's own reader (cache hits, errors) waits: the worst case, 256 clients
+	// that never read, holds about 256 x (32 KiB + 64 KiB) = 24 MiB.
+	tcpQueueLen   = 64
+	tcpQueueBytes = 32 << 10
 )
 
 // Start binds the UDP and TCP listeners on Listen, opens the upstream sockets, and returns once
@@ -130,7 +137,7 @@ func (f *Forwarder) inLAN(a netip.Addr) bool {
 // serveUDP answers queries arriving on c until it is closed.
 func (f *Forwarder) serveUDP(c *net.UDPConn) {
 	defer f.wg.Done()
-	buf := make([]byte, maxUDPQuery)
+	buf := make([]byte, maxUDPQuery+1)
 	out := make([]byte, 0, maxMsgSize)
 	for {
 		n, addr, err := c.ReadFromUDPAddrPort(buf)
@@ -147,6 +154,10 @@ func (f *Forwarder) serveUDP(c *net.UDPConn) {
 			f.st.dropped.Add(1)
 			continue
 		}
+		if n > maxUDPQuery { // cut by the read: forwarding the rest would forward garbage
+			f.st.dropped.Add(1)
+			continue
+		}
 		out = f.handle(buf[:n], out, client{udp: c, addr: addr})
 	}
 }
@@ -156,6 +167,7 @@ type client struct {
 	udp  *net.UDPConn
 	addr netip.AddrPort
 	tcp  *tcpClient
+	own  bool // the caller is tcp's own reader: it waits for room in the queue rather than drop
 }
 
 // handle answers the query msg of cl from the cache, with an error, or forwards it upstream. out is a
@@ -165,14 +177,18 @@ func (f *Forwarder) handle(msg []byte, out []byte, cl client) []byte {
 		f.st.dropped.Add(1) // an answer, or not DNS: answering could loop
 		return out
 	}
+	q, ok := parseMessage(msg)
 	if msg[offFlags1]&maskOpcode != 0 {
-		f.reply(cl, shortReply(msg, headerLen, rcodeNotImp), minUDPSize)
+		// No question echoed (other opcodes lay out their sections differently), but the OPT is.
+		f.reply(cl, shortReply(msg, question{end: headerLen, edns: ok && q.edns, do: ok && q.do}, rcodeNotImp), noEDNS)
 		return out
 	}
-	q, ok := parseMessage(msg)
 	if !ok {
-		f.reply(cl, shortReply(msg, headerLen, rcodeFormErr), minUDPSize)
+		f.reply(cl, shortReply(msg, question{end: headerLen}, rcodeFormErr), noEDNS)
 		return out
+	}
+	if q.edns {
+		msg = stripOptions(msg, q.opt)
 	}
 	var kb [maxKeyLen]byte
 	key := cacheKey(&kb, msg, &q)
@@ -181,7 +197,7 @@ func (f *Forwarder) handle(msg []byte, out []byte, cl client) []byte {
 		if e := f.cache.get(key, t); e != nil {
 			f.st.hits.Add(1)
 			out = e.render(out, msg, q.end, t)
-			f.reply(cl, out, q.udpMax)
+			f.reply(cl, out, q)
 			return out
 		}
 	}
@@ -189,7 +205,7 @@ func (f *Forwarder) handle(msg []byte, out []byte, cl client) []byte {
 	if f.st.inflight.Add(1) > int64(f.cfg.MaxInFlight) {
 		f.st.inflight.Add(-1)
 		f.st.overload.Add(1)
-		f.reply(cl, shortReply(msg, q.end, rcodeServFail), minUDPSize)
+		f.reply(cl, shortReply(msg, q, rcodeServFail), q)
 		return out
 	}
 	p := newPending(msg, q)
@@ -207,9 +223,12 @@ func (f *Forwarder) handle(msg []byte, out []byte, cl client) []byte {
 }
 
 // finish delivers the upstream answer msg (validated, parsed into q) to p's client and to those of
-// its followers, and caches it. info is the caller's scratch.
+// its followers, and caches it. info is the caller's scratch; msg is too, and may be modified.
 func (f *Forwarder) finish(p *pending, msg []byte, q question, info *rrInfo) {
 	f.metric.latency.Observe(float64(now()-p.sent) / 1e9)
+	if q.edns {
+		msg = stripOptions(msg, q.opt) // the upstream's cookie and subnet are no client's business
+	}
 	if rc := msg[offFlags2] & maskRcode; f.cache != nil && (rc == rcodeSuccess || rc == rcodeNXDomain) &&
 		msg[offFlags1]&flagTC == 0 && scanAnswer(msg, q.end, info) && info.keep > 0 {
 		f.cache.put(p.key, msg, info, now()) // p leads: its key is set
@@ -225,7 +244,7 @@ func (f *Forwarder) deliver(p *pending, msg []byte, q question) {
 	f.st.inflight.Add(-1)
 	binary.BigEndian.PutUint16(msg[offID:], p.clientID)
 	copy(msg[headerLen:q.end], p.query[headerLen:q.end])
-	f.reply(client{udp: p.udp, addr: p.addr, tcp: p.tcp}, msg, p.q.udpMax)
+	f.reply(client{udp: p.udp, addr: p.addr, tcp: p.tcp}, msg, p.q)
 }
 
 // fail answers p's client and its followers' with rcode.
@@ -239,49 +258,54 @@ func (f *Forwarder) fail(p *pending, rcode byte) {
 func (f *Forwarder) failOne(p *pending, rcode byte) {
 	f.st.inflight.Add(-1)
 	// A copy: a Write of p.query to the upstream may still be running (rare path, so allocate).
-	r := append([]byte(nil), p.query[:p.q.end]...)
+	r := append(make([]byte, 0, p.q.end+optLen), p.query[:p.q.end]...)
 	binary.BigEndian.PutUint16(r[offID:], p.clientID)
-	f.reply(client{udp: p.udp, addr: p.addr, tcp: p.tcp}, shortReply(r, p.q.end, rcode), minUDPSize)
+	f.reply(client{udp: p.udp, addr: p.addr, tcp: p.tcp}, shortReply(r, p.q, rcode), p.q)
 }
 
-// shortReply turns the query msg in place into an answer with rcode, no records, and the question
-// msg[headerLen:qend] (none if qend is headerLen).
-func shortReply(msg []byte, qend int, rcode byte) []byte {
-	msg = msg[:qend]
+// noEDNS is the question of a query not parsed: 512-byte UDP answers, no OPT.
+var noEDNS = question{end: headerLen, udpMax: minUDPSize}
+
+// shortReply turns the query msg in place into an answer with rcode, no records but a minimal OPT if
+// the query had one (RFC 6891 section 6.1.1), and the question msg[headerLen:q.end] (none if q.end
+// is headerLen). The OPT overwrites msg after q.end, where the query's own OPT was, so in place it
+// never outgrows msg.
+func shortReply(msg []byte, q question, rcode byte) []byte {
+	msg = msg[:q.end]
 	msg[offFlags1] = (msg[offFlags1] | flagQR) &^ (flagTC | 0x04) // QR, opcode and RD kept, AA and TC cleared
 	msg[offFlags2] = 0x80 | msg[offFlags2]&flagCD | rcode         // RA
 	qd := uint16(0)
-	if qend > headerLen {
+	if q.end > headerLen {
 		qd = 1
 	}
 	binary.BigEndian.PutUint16(msg[offQDCount:], qd)
 	clear(msg[offANCount : offARCount+2])
-	return msg
+	return appendOPT(msg, q)
 }
 
-// reply sends the answer msg to cl and counts it. Over UDP an answer larger than udpMax, the client's
-// limit, is cut to its header and question with TC set (RFC 1035 4.2.1, RFC 6891 7) so that the
-// client asks again over TCP.
-func (f *Forwarder) reply(cl client, msg []byte, udpMax int) {
+// reply sends the answer msg to cl and counts it. q is cl's query, parsed. Over UDP an answer
+// larger than q.udpMax, the client's limit, is cut to its header and question with TC set (RFC 1035
+// 4.2.1, RFC 6891 section 7), and a minimal OPT if the query had one, so that the client asks again
+// over TCP.
+func (f *Forwarder) reply(cl client, msg []byte, q question) {
 	if cl.tcp != nil {
-		if err := cl.tcp.write(msg); err != nil {
+		if !cl.tcp.put(msg, cl.own) {
 			f.st.dropped.Add(1)
-			return
 		}
-		f.st.answered(msg[offFlags2] & maskRcode)
-		return
+		return // counted by the writer once written
 	}
 	truncated := false
-	if len(msg) > udpMax {
+	if len(msg) > q.udpMax {
 		// A copy: msg may be delivered to other clients after this one.
-		q, ok := parseMessage(msg)
+		aq, ok := parseMessage(msg)
 		if !ok {
 			f.st.dropped.Add(1)
 			return
 		}
-		msg = append([]byte(nil), msg[:q.end]...)
+		msg = append(make([]byte, 0, aq.end+optLen), msg[:aq.end]...)
 		msg[offFlags1] |= flagTC
 		clear(msg[offANCount : offARCount+2])
+		msg = appendOPT(msg, q)
 		truncated = true
 	}
 	if _, err := cl.udp.WriteToUDPAddrPort(msg, cl.addr); err != nil {
@@ -295,24 +319,111 @@ func (f *Forwarder) reply(cl client, msg []byte, udpMax int) {
 	f.st.answered(msg[offFlags2] & maskRcode)
 }
 
-// tcpClient is a client's TCP connection; answers may be written from several goroutines.
+// tcpClient is a client's TCP connection. Answers for it come from several goroutines (its reader,
+// the upstream readers, the sweeper) and are queued for its own writer goroutine, so that a client
+// that does not read stalls only itself: nobody else ever waits on its socket.
 type tcpClient struct {
 	conn net.Conn
-	mu   sync.Mutex
-	wbuf []byte // protected by mu
+	st   *counters
+	done chan struct{} // closed when the writer has returned
+
+	mu     sync.Mutex
+	cond   sync.Cond // on mu: the queue got an answer, got room, or stopped
+	queue  [][]byte  // protected by mu: framed answers waiting for the writer
+	bytes  int       // protected by mu: bytes of queue and of the batch being written
+	closed bool      // protected by mu: the writer stopped; nothing more is queued
 }
 
-func (c *tcpClient) write(msg []byte) error {
+// newTCPClient starts the writer of conn. The caller calls stop when it is done with conn.
+func newTCPClient(conn net.Conn, st *counters) *tcpClient {
+	c := &tcpClient{conn: conn, st: st, done: make(chan struct{})}
+	c.cond.L = &c.mu
+	go c.write()
+	return c
+}
+
+// put queues a copy of the answer msg and reports whether it was. A full queue drops it, unless wait
+// is set: then put waits for room or for the writer to stop.
+func (c *tcpClient) put(msg []byte, wait bool) bool {
+	b := make([]byte, 2+len(msg))
+	binary.BigEndian.PutUint16(b, uint16(len(msg)))
+	copy(b[2:], msg)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.wbuf = binary.BigEndian.AppendUint16(c.wbuf[:0], uint16(len(msg)))
-	c.wbuf = append(c.wbuf, msg...)
-	c.conn.SetWriteDeadline(time.Now().Add(tcpWrite))
-	_, err := c.conn.Write(c.wbuf)
-	if err != nil {
-		c.conn.Close()
+	full := func() bool {
+		return len(c.queue) >= tcpQueueLen || (c.bytes > 0 && c.bytes+len(b) > tcpQueueBytes)
 	}
-	return err
+	for wait && !c.closed && full() {
+		c.cond.Wait()
+	}
+	if c.closed || full() {
+		return false
+	}
+	c.queue = append(c.queue, b)
+	c.bytes += len(b)
+	c.cond.Broadcast()
+	return true
+}
+
+// write writes the queued answers, as many as are waiting in one go, until stop or a write fails
+// (tcpWrite passed: the client does not read), which closes the connection.
+func (c *tcpClient) write() {
+	defer close(c.done)
+	var spare [][]byte
+	var rcodes []byte
+	c.mu.Lock()
+	for {
+		for len(c.queue) == 0 && !c.closed {
+			c.cond.Wait()
+		}
+		if c.closed {
+			break
+		}
+		batch := c.queue
+		c.queue = spare[:0]
+		c.mu.Unlock()
+
+		n := 0
+		rcodes = rcodes[:0]
+		for _, b := range batch {
+			n += len(b)
+			rcodes = append(rcodes, b[2+offFlags2]&maskRcode)
+		}
+		c.conn.SetWriteDeadline(time.Now().Add(tcpWrite))
+		bufs := net.Buffers(batch)
+		_, err := bufs.WriteTo(c.conn) // consumes bufs: batch's answers are nil after it
+		if err != nil {
+			c.st.dropped.Add(uint64(len(batch)))
+		} else {
+			for _, rc := range rcodes {
+				c.st.answered(rc)
+			}
+		}
+		clear(batch)
+		spare = batch[:0]
+
+		c.mu.Lock()
+		c.bytes -= n
+		c.cond.Broadcast()
+		if err != nil {
+			c.closed = true
+			c.conn.Close()
+		}
+	}
+	c.st.dropped.Add(uint64(len(c.queue)))
+	c.queue = nil
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+// stop stops the writer, dropping what is still queued, and waits for it. The caller closes conn
+// first, so that a blocked write returns.
+func (c *tcpClient) stop() {
+	c.mu.Lock()
+	c.closed = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	<-c.done
 }
 
 // serveTCP accepts TCP clients until l is closed.
@@ -357,13 +468,14 @@ func (f *Forwarder) serveTCP(l net.Listener) {
 // serveTCPConn answers the pipelined queries of one TCP client (RFC 7766) until it goes idle or away.
 func (f *Forwarder) serveTCPConn(c net.Conn) {
 	defer f.wg.Done()
+	cl := client{tcp: newTCPClient(c, &f.st), own: true}
 	defer func() {
 		f.tcpMu.Lock()
 		delete(f.tcpConns, c)
 		f.tcpMu.Unlock()
 		c.Close()
+		cl.tcp.stop()
 	}()
-	cl := client{tcp: &tcpClient{conn: c}}
 	r := bufio.NewReader(c)
 	var buf, out []byte
 	for {

@@ -18,7 +18,7 @@ type Stats struct {
 	FormErr     uint64 // answered FORMERR (upstream or malformed question) or NOTIMP (opcode not QUERY)
 	OtherRcode  uint64 // answered with another RCODE
 	Truncated   uint64 // answered with TC set because the answer exceeded the client's UDP size
-	Dropped     uint64 // not answered: malformed beyond reply, client outside LAN, write failed, shut down
+	Dropped     uint64 // not answered: malformed beyond reply, UDP query above 4096 bytes, client outside LAN, TCP client's queue full (it does not read), write failed, shut down
 	NonLAN      uint64 // of Dropped: the client was outside the LAN prefixes
 	Overload    uint64 // of ServFail: MaxInFlight upstream queries were already pending
 	CacheHits   uint64 // answered from the cache
@@ -31,6 +31,7 @@ type Stats struct {
 	Mismatched       uint64 // upstream answers dropped: unknown ID, or question not matching the query
 	TruncatedRetried uint64 // upstream UDP answers with TC retried over TCP
 	CacheEntries     int    // entries in the cache now
+	CacheBytes       int    // bytes they cost now, as counted against Config.CacheBytes
 }
 
 type counters struct {
@@ -84,6 +85,7 @@ func (f *Forwarder) Stats() Stats {
 	}
 	if f.cache != nil {
 		s.CacheEntries = f.cache.len()
+		s.CacheBytes = f.cache.size()
 	}
 	return s
 }
@@ -96,7 +98,7 @@ type collector struct {
 	f       *Forwarder
 	latency prometheus.Histogram
 
-	queries, answers, dropped, cache, inflight, upstream, entries *prometheus.Desc
+	queries, answers, dropped, cache, inflight, upstream, entries, bytes *prometheus.Desc
 }
 
 func newCollector(f *Forwarder) *collector {
@@ -117,11 +119,12 @@ func newCollector(f *Forwarder) *collector {
 		inflight: d("upstream_inflight", "Upstream queries pending."),
 		upstream: d("upstream_events_total", "Upstream events: timeout, error, mismatched (answer dropped), tc_retried, overload, coalesced (not sent: joined an identical query).", "event"),
 		entries:  d("cache_entries", "Entries in the cache."),
+		bytes:    d("cache_bytes", "Bytes the cache's entries cost, answers and bookkeeping."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.queries, c.answers, c.dropped, c.cache, c.inflight, c.upstream, c.entries} {
+	for _, d := range []*prometheus.Desc{c.queries, c.answers, c.dropped, c.cache, c.inflight, c.upstream, c.entries, c.bytes} {
 		ch <- d
 	}
 	c.latency.Describe(ch)
@@ -152,5 +155,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.upstream, s.Overload, "overload")
 	ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(s.InFlight))
 	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.CacheEntries))
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.CacheBytes))
 	c.latency.Collect(ch)
 }

@@ -54,4 +54,7 @@ func TestCollector(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
 		}
 	}
+	if v := got["fobgw_dns_cache_bytes"]; v < 50 || v > 1000 {
+		t.Errorf("fobgw_dns_cache_bytes = %v, want the cost of one small answer", v)
+	}
 }

@@ -29,19 +29,26 @@ const (
 	rcodeRefused  = 5
 
 	typeSOA = 6
-	typeOPT = 41 // RFC 6891
+	typeOPT = 41  // RFC 6891
+	typeANY = 255 // RFC 1035 3.2.3 (QTYPE "*")
+
+	optionECS    = 8  // EDNS option client subnet (RFC 7871)
+	optionCookie = 10 // EDNS option COOKIE (RFC 7873)
 
 	maxNameLen  = 255 // RFC 1035 section 2.3.4, wire form
 	minUDPSize  = 512
 	maxMsgSize  = 65535
 	ednsDOFlag  = 0x80 // in the first byte of the OPT TTL's flag half (RFC 3225)
 	ednsFlagOff = 2    // offset of the flags within the OPT TTL field
+	ednsUDPSize = 1232 // advertised in the forwarder's own OPT records (DNS Flag Day 2020)
+	optLen      = 11   // a minimal OPT record: root name, TYPE, CLASS, TTL, RDLENGTH 0
 )
 
 // question is a parsed message: the question's extent, and what the query or answer says about EDNS.
 type question struct {
 	end    int    // offset just past QTYPE and QCLASS: msg[headerLen:end] is the question
 	qtype  uint16 // QTYPE
+	opt    int    // offset of the OPT record's TYPE field (just past its root name), if edns
 	edns   bool   // an OPT record is present (RFC 6891)
 	do     bool   // its DO bit is set (RFC 3225)
 	udpMax int    // largest UDP answer the sender accepts: 512 without EDNS (RFC 1035 4.2.1), else the OPT size
@@ -115,6 +122,7 @@ func parseMessage(msg []byte) (q question, ok bool) {
 		rtype := binary.BigEndian.Uint16(msg[off:])
 		if i >= nrr && rtype == typeOPT {
 			q.edns = true
+			q.opt = off
 			q.udpMax = max(int(binary.BigEndian.Uint16(msg[off+2:])), minUDPSize)
 			q.do = msg[off+4+ednsFlagOff]&ednsDOFlag != 0
 			return q, true
@@ -159,18 +167,20 @@ type rrInfo struct {
 }
 
 // scanAnswer walks every record of a validated answer (question already parsed, ending at qend) and
-// computes how long it may be cached: for a positive answer the smallest TTL of the answer section; for
-// a negative one (NXDOMAIN, or NOERROR without answers) min(SOA TTL, SOA MINIMUM) per RFC 2308 section
-// 5, and not at all without an SOA. It reports false if the records do not parse.
+// computes how long it may be cached: the smallest TTL of the answer section, and for a negative answer
+// (NXDOMAIN, or NODATA: NOERROR without a record of the question's type, perhaps after a CNAME chain)
+// also min(SOA TTL, SOA MINIMUM) per RFC 2308 section 5, and not at all without an SOA. It reports
+// false if the records do not parse.
 func scanAnswer(msg []byte, qend int, info *rrInfo) bool {
 	an := int(binary.BigEndian.Uint16(msg[offANCount:]))
 	ns := int(binary.BigEndian.Uint16(msg[offNSCount:]))
 	ar := int(binary.BigEndian.Uint16(msg[offARCount:]))
 	rcode := msg[offFlags2] & maskRcode
-	negative := rcode == rcodeNXDomain || an == 0
+	qtype := binary.BigEndian.Uint16(msg[qend-4:])
 	info.ttls = info.ttls[:0]
-	keep := ^uint32(0)
-	found := false
+	keep := ^uint32(0) // over the answer section
+	answered := false  // a record of qtype is in the answer section
+	soa, soaRef := ^uint32(0), -1
 	off := qend
 	for i := 0; i < an+ns+ar; i++ {
 		off = skipName(msg, off)
@@ -191,9 +201,10 @@ func scanAnswer(msg []byte, qend int, info *rrInfo) bool {
 			info.ttls = append(info.ttls, ttlRef{uint16(off + 4), ttl})
 		}
 		switch {
-		case !negative && i < an:
-			keep, found = min(keep, ttl), true
-		case negative && i >= an && i < an+ns && rtype == typeSOA:
+		case i < an:
+			keep = min(keep, ttl)
+			answered = answered || rtype == qtype || qtype == typeANY
+		case i < an+ns && rtype == typeSOA && soaRef < 0:
 			// SOA RDATA: MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM (RFC 1035 3.3.13).
 			p := skipName(msg, rdata)
 			if p >= 0 {
@@ -202,15 +213,69 @@ func scanAnswer(msg []byte, qend int, info *rrInfo) bool {
 			if p < 0 || p+20 > rdata+rdlen {
 				return false
 			}
-			soaMin := binary.BigEndian.Uint32(msg[p+16:])
-			keep, found = min(keep, ttl, soaMin), true
-			info.ttls[len(info.ttls)-1].ttl = min(ttl, soaMin) // RFC 2308 section 3
+			soa, soaRef = min(ttl, binary.BigEndian.Uint32(msg[p+16:])), len(info.ttls)-1
 		}
 		off = rdata + rdlen
 	}
-	if !found {
+	switch {
+	case rcode != rcodeNXDomain && answered:
+	case soaRef < 0:
 		keep = 0
+	default:
+		keep = min(keep, soa)
+		info.ttls[soaRef].ttl = soa // RFC 2308 section 3
 	}
 	info.keep = keep
 	return true
+}
+
+// stripOptions removes the COOKIE (RFC 7873) and client subnet (RFC 7871) options from the OPT record
+// of msg, whose TYPE field is at opt, and returns msg shortened by their bytes; nothing is allocated.
+// Both would otherwise travel with a shared answer: a client's cookie or subnet in a cached or
+// coalesced answer to another, and the LAN's subnets to the home resolver. Options are walked by their
+// lengths; a malformed one stops the walk and it and the rest are kept as they are.
+func stripOptions(msg []byte, opt int) []byte {
+	if opt+10 > len(msg) {
+		return msg
+	}
+	start := opt + 10
+	end := start + int(binary.BigEndian.Uint16(msg[opt+8:]))
+	if end > len(msg) {
+		return msg
+	}
+	r, w := start, start
+	for r+4 <= end {
+		code := binary.BigEndian.Uint16(msg[r:])
+		n := 4 + int(binary.BigEndian.Uint16(msg[r+2:]))
+		if r+n > end {
+			break
+		}
+		if code != optionCookie && code != optionECS {
+			w += copy(msg[w:], msg[r:r+n])
+		}
+		r += n
+	}
+	if r == w {
+		return msg
+	}
+	w += copy(msg[w:], msg[r:end])
+	cut := end - w
+	binary.BigEndian.PutUint16(msg[opt+8:], uint16(w-start))
+	copy(msg[w:], msg[end:])
+	return msg[:len(msg)-cut]
+}
+
+// appendOPT appends a minimal OPT record (RFC 6891 section 6.1.2: no options, version 0, the DO bit
+// of the query, RFC 3225) to msg if q, the query, had one, and counts it in ARCOUNT.
+func appendOPT(msg []byte, q question) []byte {
+	if !q.edns {
+		return msg
+	}
+	var do byte
+	if q.do {
+		do = ednsDOFlag
+	}
+	msg = append(msg, 0, 0, typeOPT, ednsUDPSize>>8, ednsUDPSize&0xff, 0, 0, do, 0, 0, 0)
+	binary.BigEndian.PutUint16(msg[offARCount:], binary.BigEndian.Uint16(msg[offARCount:])+1)
+	return msg
 }
