@@ -10,18 +10,17 @@ import (
 	"strings"
 
 	"github.com/fobgw/fobgw/policyroute"
+	"github.com/vishvananda/netlink"
 )
 
 // Check writes what Run would set up for cfg (the tunnel, the routes, rules
 // and sysctls as ip(8)/sysctl(8) commands, and the listeners) to w. It
 // changes nothing: a missing private key file is reported, not created.
+// Like Run, it requires LANInterface to exist and hold DNSListen's address;
+// when it does not, the plan is still written and a *ConfigError returned.
 func Check(cfg *Config, opt Options, w io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
-	}
-	if !cfg.Endpoint.IsLiteral() && len(cfg.Resolver) == 0 {
-		return &ConfigError{File: cfg.File, Key: "Resolver", Problem: "Endpoint is a name and no Resolver is known",
-			Expected: "set Resolver = <the local ISP's DNS server> in [Gateway]"}
 	}
 	keyNote := ""
 	if k, _, err := cfg.privateKey(false); err == nil {
@@ -39,8 +38,13 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 	if err != nil {
 		return routeErr(cfg, err)
 	}
+	lanErr := checkLANHere(cfg)
 	var b strings.Builder
-	fmt.Fprintf(&b, "# %s is valid.\n", cfg.File)
+	if lanErr == nil {
+		fmt.Fprintf(&b, "# %s is valid.\n", cfg.File)
+	} else {
+		fmt.Fprintf(&b, "# %s is valid, but this system is not ready for it: %v\n", cfg.File, lanErr)
+	}
 	fmt.Fprintf(&b, "# tunnel\n")
 	addrs := make([]string, len(cfg.Address))
 	for i, a := range cfg.Address {
@@ -57,13 +61,24 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 	}
 	ep := cfg.Endpoint.String()
 	if !cfg.Endpoint.IsLiteral() {
-		rs := make([]string, len(cfg.Resolver))
-		for i, r := range cfg.Resolver {
-			rs[i] = r.String()
+		if len(cfg.Resolver) > 0 {
+			ep += " (resolved through " + joinAddrPorts(cfg.Resolver) + " only)"
+		} else {
+			ep += " (resolved through the Resolver below only)"
 		}
-		ep += " (resolved through " + strings.Join(rs, ", ") + " only)"
 	}
 	fmt.Fprintf(&b, "peer %s endpoint %s allowed-ips %s keepalive %d\n", cfg.PublicKey, ep, joinPrefixes(cfg.AllowedIPs), cfg.PersistentKeepalive)
+	if !cfg.Endpoint.IsLiteral() && len(cfg.Resolver) == 0 {
+		// Read now for information only: run reads it at each resolution
+		// and waits (with back-off) while it lists no nameserver.
+		now := "none usable yet; run retries with back-off"
+		if rs, err := cfg.resolvConfServers(); err == nil {
+			now = joinAddrPorts(rs)
+		} else {
+			now += ": " + err.Error()
+		}
+		fmt.Fprintf(&b, "Resolver: nameservers of %s (now: %s)\n", cfg.resolvConfPath(), now)
+	}
 	fmt.Fprintf(&b, "health probe %v through %s every %v\n", cfg.Probe, cfg.Name, ProbeInterval)
 	fmt.Fprintf(&b, "# routes, rules and sysctls\n")
 	b.WriteString(st.String())
@@ -81,8 +96,28 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "unix %s/%s.sock WireGuard UAPI (wg show %s)\n", UAPIDir, cfg.Name, cfg.Name)
 	fmt.Fprintf(&b, "unix %s status (fobgw status)\n", ControlSocket(opt.RunDir, cfg.Name))
-	_, err = io.WriteString(w, b.String())
-	return err
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	return lanErr
+}
+
+// checkLANHere runs checkLAN in the current network namespace.
+func checkLANHere(cfg *Config) error {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	defer h.Close()
+	return checkLAN(h, cfg)
+}
+
+func joinAddrPorts(as []netip.AddrPort) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 func joinPrefixes(ps []netip.Prefix) string {

@@ -85,6 +85,12 @@ type Config struct {
 	ClampMSS      int // the MSS when ClampMode is ClampFixed
 	KillSwitch    bool
 	MetricsListen string // "" disables the metrics listener
+
+	// ResolvConf is used when Resolver is not set: the resolv.conf file
+	// whose nameservers are read at each resolution of the Endpoint's name
+	// (so a WAN whose DHCP is not done at boot is waited for, not fatal).
+	// LoadConfig sets it; "" means DefaultResolvConf.
+	ResolvConf string
 }
 
 // ConfigError is an error in the configuration file. Every error that a
@@ -118,12 +124,18 @@ func (e *ConfigError) Error() string {
 
 // LoadOptions are the environment of LoadConfig; the zero value is the real system.
 type LoadOptions struct {
-	ResolvConf string // default /etc/resolv.conf, read when Resolver is not set
+	// ResolvConf is the file whose nameservers are used when Resolver is
+	// not set; default /etc/resolv.conf. It is read when the name is
+	// resolved, not by LoadConfig.
+	ResolvConf string
 }
 
 // LoadConfig reads, parses and validates the configuration file at path. A
 // file holding an inline PrivateKey or PresharedKey that is readable by
-// group or others is refused.
+// group or others is refused. When Resolver is not set, Config.ResolvConf
+// names the resolv.conf to read at resolution time; LoadConfig does not read
+// it, so a resolv.conf without nameservers yet (WAN DHCP not done at boot) is
+// no error.
 func LoadConfig(path string, opt LoadOptions) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -134,17 +146,24 @@ func LoadConfig(path string, opt LoadOptions) (*Config, error) {
 	if rc == "" {
 		rc = DefaultResolvConf
 	}
-	cfg, err := parseConfig(path, data, func() ([]netip.AddrPort, error) { return readResolvConf(rc) })
+	cfg, err := parseConfig(path, data)
 	if err != nil {
 		return nil, err
+	}
+	if len(cfg.Resolver) == 0 {
+		cfg.ResolvConf = rc
 	}
 	if cfg.PrivateKey != nil || cfg.PresharedKey != nil {
 		fi, err := os.Stat(path)
 		if err != nil {
 			return nil, &ConfigError{File: path, Problem: err.Error()}
 		}
+		key := "PrivateKey"
+		if cfg.PrivateKey == nil {
+			key = "PresharedKey"
+		}
 		if fi.Mode().Perm()&0o077 != 0 {
-			return nil, &ConfigError{File: path, Key: "PrivateKey",
+			return nil, &ConfigError{File: path, Key: key,
 				Problem:  fmt.Sprintf("the file holds a secret key and is readable by group or others (mode %04o)", fi.Mode().Perm()),
 				Expected: fmt.Sprintf("run: chmod 600 %s (or use PrivateKeyFile)", path)}
 		}
@@ -153,10 +172,10 @@ func LoadConfig(path string, opt LoadOptions) (*Config, error) {
 }
 
 // ParseConfig parses and validates a configuration file's contents; name is
-// used in messages. When Resolver is not set it is left empty (LoadConfig
-// fills it from /etc/resolv.conf).
+// used in messages. When Resolver is not set it is left empty, and so is
+// ResolvConf (Run then reads /etc/resolv.conf at resolution time).
 func ParseConfig(name string, data []byte) (*Config, error) {
-	return parseConfig(name, data, nil)
+	return parseConfig(name, data)
 }
 
 type keyDef struct {
@@ -407,7 +426,7 @@ func (p *parser) errorf(line int, key, expected, format string, args ...any) {
 	p.errs = append(p.errs, &ConfigError{File: p.file, Line: line, Key: key, Problem: fmt.Sprintf(format, args...), Expected: expected})
 }
 
-func parseConfig(name string, data []byte, resolvConf func() ([]netip.AddrPort, error)) (*Config, error) {
+func parseConfig(name string, data []byte) (*Config, error) {
 	p := &parser{file: name}
 	c := &Config{
 		File:          name,
@@ -530,13 +549,6 @@ func parseConfig(name string, data []byte, resolvConf func() ([]netip.AddrPort, 
 	if _, ok := seenKey["gateway/probe"]; !ok {
 		c.Probe = c.DNSUpstream
 	}
-	if _, ok := seenKey["gateway/resolver"]; !ok && resolvConf != nil {
-		rs, err := resolvConf()
-		if err != nil && !c.Endpoint.IsLiteral() { // a literal endpoint needs no resolver
-			p.errorf(seenSection["gateway"], "Resolver", "set Resolver = <the local ISP's DNS server> in [Gateway]", "not set, and the default failed: %v", err)
-		}
-		c.Resolver = rs
-	}
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
 	}
@@ -619,12 +631,13 @@ func (c *Config) validate(line func(section, key string) int) error {
 			p.errorf(line("gateway", "HomeNetworks"), "HomeNetworks", "prefixes inside AllowedIPs of [Peer]", "%v is not inside the peer's AllowedIPs", h)
 		}
 	}
+	if c.DNSListen.IsValid() && len(c.LAN) > 0 && !prefixesContain(c.LAN, c.DNSListen.Addr()) {
+		p.errorf(line("gateway", "DNSListen"), "DNSListen", fmt.Sprintf("the gateway's address on the LAN, inside %s (e.g. 192.168.86.1:53)", joinPrefixes(c.LAN)),
+			"%v is not inside LAN: the LAN's DNS is answered on the LAN address only (nothing but the WireGuard port listens on the WAN, and a loopback address is out of the clients' reach)", c.DNSListen.Addr())
+	}
 	for _, r := range c.Resolver {
-		for _, h := range c.HomeNetworks {
-			if h.Contains(r.Addr()) {
-				p.errorf(line("gateway", "Resolver"), "Resolver", "the local ISP's resolver, reached without the tunnel",
-					"%v is inside HomeNetworks %v, so resolving the home name would need the tunnel it is meant to repair", r.Addr(), h)
-			}
+		if why := c.resolverProblem(r.Addr()); why != "" {
+			p.errorf(line("gateway", "Resolver"), "Resolver", "the local ISP's resolver (e.g. the WAN's DHCP DNS server), reached without the tunnel", "%s", why)
 		}
 	}
 	for _, l := range c.LAN {
@@ -647,12 +660,107 @@ func (c *Config) validate(line func(section, key string) int) error {
 	if c.MetricsListen != "" {
 		if msg := checkListen(c.MetricsListen); msg != "" {
 			p.errorf(line("gateway", "MetricsListen"), "MetricsListen", "address:port, e.g. 127.0.0.1:9586", "%s", msg)
+		} else if msg := c.metricsProblem(); msg != "" {
+			exp := "use 127.0.0.1:9586 (scrape on the gateway), or the gateway's LAN address and a port, e.g. 192.168.86.1:9586"
+			if c.DNSListen.IsValid() {
+				exp = fmt.Sprintf("use 127.0.0.1:9586 (scrape on the gateway), or the LAN address %v:9586 (scrape from the LAN)", c.DNSListen.Addr())
+			}
+			p.errorf(line("gateway", "MetricsListen"), "MetricsListen", exp, "%s", msg)
 		}
 	}
 	if len(p.errs) > 0 {
 		return errors.Join(p.errs...)
 	}
 	return nil
+}
+
+// resolverProblem says why a is no resolver for the Endpoint's name, or "".
+// The gateway's own lookups must reach the local ISP without the tunnel:
+// the name is what repairs the tunnel when home's address changes (the
+// story's DNS chicken-and-egg).
+func (c *Config) resolverProblem(a netip.Addr) string {
+	for _, h := range c.HomeNetworks {
+		if h.Contains(a) {
+			return fmt.Sprintf("%v is inside HomeNetworks %v, so resolving the home name would need the tunnel it is meant to repair", a, h)
+		}
+	}
+	for _, t := range c.Address {
+		if t.Masked().Contains(a) {
+			return fmt.Sprintf("%v is inside the tunnel network %v (Address), so resolving the home name would need the tunnel it is meant to repair", a, t.Masked())
+		}
+	}
+	if c.DNSListen.IsValid() && a == c.DNSListen.Addr() {
+		return fmt.Sprintf("%v is DNSListen, fobgw's own forwarder, which asks DNSUpstream through the tunnel it is meant to repair", a)
+	}
+	if c.DNSUpstream.IsValid() && a == c.DNSUpstream.Addr() {
+		return fmt.Sprintf("%v is DNSUpstream, the home DNS server, reached only through the tunnel it is meant to repair", a)
+	}
+	for _, l := range c.LAN {
+		if l.Contains(a) {
+			return fmt.Sprintf("%v is inside LAN %v: a resolver there (or fobgw's own forwarder) sends its queries home through the tunnel it is meant to repair", a, l)
+		}
+	}
+	return ""
+}
+
+// metricsProblem says why MetricsListen would expose the metrics beyond the
+// gateway and its LAN, or "".
+func (c *Config) metricsProblem() string {
+	if strings.HasPrefix(c.MetricsListen, ":") {
+		return fmt.Sprintf("%q listens on every address, the WAN too", c.MetricsListen)
+	}
+	ap, err := netip.ParseAddrPort(c.MetricsListen)
+	if err != nil {
+		return fmt.Sprintf("%q is not address:port", c.MetricsListen)
+	}
+	a := ap.Addr().Unmap()
+	switch {
+	case a.IsUnspecified():
+		return fmt.Sprintf("%q listens on every address, the WAN too", c.MetricsListen)
+	case a.IsLoopback() || prefixesContain(c.LAN, a):
+		return ""
+	}
+	return fmt.Sprintf("%v is neither a loopback address nor inside LAN %s, so the metrics would be served beyond the gateway and its LAN", a, joinPrefixes(c.LAN))
+}
+
+func prefixesContain(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolvConfPath is the resolv.conf used when Resolver is not set.
+func (c *Config) resolvConfPath() string {
+	if c.ResolvConf != "" {
+		return c.ResolvConf
+	}
+	return DefaultResolvConf
+}
+
+// resolvConfServers returns the nameservers of the resolv.conf that
+// resolverProblem does not refuse. It is read at each resolution.
+func (c *Config) resolvConfServers() ([]netip.AddrPort, error) {
+	path := c.resolvConfPath()
+	all, err := readResolvConf(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.AddrPort
+	var why []string
+	for _, r := range all {
+		if w := c.resolverProblem(r.Addr()); w != "" {
+			why = append(why, w)
+			continue
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s lists no nameserver fobgw may use (%s): set Resolver = <the local ISP's DNS server> in [Gateway]", path, strings.Join(why, "; "))
+	}
+	return out, nil
 }
 
 func findKey(section, k string) (keyDef, bool) {
@@ -853,7 +961,7 @@ func readResolvConf(path string) ([]netip.AddrPort, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s lists no usable nameserver", path)
+		return nil, fmt.Errorf("%s lists no usable nameserver (yet: is the WAN's DHCP done?)", path)
 	}
 	return out, nil
 }

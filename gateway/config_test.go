@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // baseConfig is the story's FOB; line numbers matter to the tests below.
@@ -164,7 +166,9 @@ func TestParseConfigValues(t *testing.T) {
 		{"clamp off", "ClampMSS", "clampmss = OFF", func(c *Config) bool { return c.ClampMode == ClampOff }},
 		{"kill switch off", "KillSwitch", "KillSwitch = no", func(c *Config) bool { return !c.KillSwitch }},
 		{"metrics off", "MetricsListen", "MetricsListen =", func(c *Config) bool { return c.MetricsListen == "" }},
-		{"metrics any", "MetricsListen", "MetricsListen = :9586", func(c *Config) bool { return c.MetricsListen == ":9586" }},
+		{"metrics lan", "MetricsListen", "MetricsListen = 192.168.86.1:9586", func(c *Config) bool { return c.MetricsListen == "192.168.86.1:9586" }},
+		{"metrics v6 loopback", "MetricsListen", "MetricsListen = [::1]:9586", func(c *Config) bool { return c.MetricsListen == "[::1]:9586" }},
+		{"resolver loopback stub", "Resolver", "Resolver = 127.0.0.53", func(c *Config) bool { return c.Resolver[0].String() == "127.0.0.53:53" }},
 		{"comment after value", "MTU", "MTU = 1400   # lower", func(c *Config) bool { return c.MTU == 1400 }},
 	}
 	for _, tt := range tests {
@@ -246,6 +250,18 @@ func TestParseConfigErrors(t *testing.T) {
 		{"clamp above mtu", withLine(t, "ClampMSS", "ClampMSS = 1400"), 22, "ClampMSS", "does not fit"},
 		{"kill switch bad", withLine(t, "KillSwitch", "KillSwitch = maybe"), 23, "KillSwitch", "on or off"},
 		{"metrics bad", withLine(t, "MetricsListen", "MetricsListen = localhost"), 24, "MetricsListen", "address:port"},
+		{"metrics any port", withLine(t, "MetricsListen", "MetricsListen = :9586"), 24, "MetricsListen", "every address, the WAN too; use 127.0.0.1:9586"},
+		{"metrics unspecified", withLine(t, "MetricsListen", "MetricsListen = 0.0.0.0:9586"), 24, "MetricsListen", "every address, the WAN too"},
+		{"metrics v6 unspecified", withLine(t, "MetricsListen", "MetricsListen = [::]:9586"), 24, "MetricsListen", "every address"},
+		{"metrics on the wan", withLine(t, "MetricsListen", "MetricsListen = 192.168.2.2:9586"), 24, "MetricsListen", "neither a loopback address nor inside LAN"},
+		{"metrics says how", withLine(t, "MetricsListen", "MetricsListen = 192.168.2.2:9586"), 24, "MetricsListen", "or the LAN address 192.168.86.1:9586"},
+		{"dns listen on the wan", withLine(t, "DNSListen", "DNSListen = 192.168.2.2"), 19, "DNSListen", "not inside LAN"},
+		{"dns listen loopback", withLine(t, "DNSListen", "DNSListen = 127.0.0.1:53"), 19, "DNSListen", "not inside LAN"},
+		{"resolver in lan", withLine(t, "Resolver", "Resolver = 192.168.86.53"), 21, "Resolver", "inside LAN 192.168.86.0/24"},
+		{"resolver is dns listen", withLine(t, "Resolver", "Resolver = 192.168.86.1"), 21, "Resolver", "is DNSListen, fobgw's own forwarder"},
+		{"resolver in the tunnel", withLine(t, "Resolver", "Resolver = 10.1.200.1"), 21, "Resolver", "inside the tunnel network 10.1.200.0/24"},
+		{"resolver is dns upstream", strings.Replace(withLine(t, "Resolver", "Resolver = 192.168.88.1"), "HomeNetworks = 192.168.88.0/24", "HomeNetworks =", 1), 21, "Resolver", "is DNSUpstream, the home DNS server"},
+		{"resolver says what to use", withLine(t, "Resolver", "Resolver = 10.1.200.1"), 21, "Resolver", "the local ISP's resolver"},
 		{"bad section header", withLine(t, "MTU", "[Peer"), 6, "", "not a section header"},
 	}
 	for _, tt := range tests {
@@ -299,13 +315,61 @@ func TestLoadConfigResolvConf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(c.Resolver) != "[192.168.2.1:53 [2001:db8::53]:53]" {
-		t.Errorf("Resolver from resolv.conf = %v", c.Resolver)
+	// resolv.conf is read at resolution time, not at load time.
+	if c.Resolver != nil || c.ResolvConf != rc {
+		t.Errorf("Resolver %v, ResolvConf %q; want none and %q", c.Resolver, c.ResolvConf, rc)
 	}
+	rs, err := c.resolvConfServers()
+	if err != nil || fmt.Sprint(rs) != "[192.168.2.1:53 [2001:db8::53]:53]" {
+		t.Errorf("nameservers from resolv.conf = %v, %v", rs, err)
+	}
+	// No nameserver yet (the WAN's DHCP is not done at boot): loading is
+	// fine (no ConfigError, no exit 2), and a resolution fails until it is.
 	os.WriteFile(rc, []byte("search lan\n"), 0o644)
-	_, err = LoadConfig(path, LoadOptions{ResolvConf: rc})
-	if err == nil || !strings.Contains(err.Error(), `key "Resolver"`) || !strings.Contains(err.Error(), "no usable nameserver") {
-		t.Errorf("empty resolv.conf: got %v", err)
+	c, err = LoadConfig(path, LoadOptions{ResolvConf: rc})
+	if err != nil {
+		t.Fatalf("resolv.conf without nameservers at load time: %v", err)
+	}
+	r := &dnsResolver{servers: c.Resolver, lookup: c.resolvConfServers, timeout: time.Second}
+	if _, err := r.Resolve(context.Background(), "home.example.net"); err == nil || !strings.Contains(err.Error(), "no usable nameserver") {
+		t.Errorf("resolution with an empty resolv.conf: %v", err)
+	}
+	// Nameservers fobgw must not use (its own forwarder, the LAN, the
+	// tunnel) are left out, with the reason.
+	os.WriteFile(rc, []byte("nameserver 192.168.86.1\nnameserver 10.1.200.1\n"), 0o644)
+	if _, err := r.Resolve(context.Background(), "home.example.net"); err == nil || !strings.Contains(err.Error(), "DNSListen") || !strings.Contains(err.Error(), "tunnel network") {
+		t.Errorf("resolution with only forbidden nameservers: %v", err)
+	}
+	// The file is read again at each resolution: once DHCP wrote it, the
+	// next attempt uses it.
+	dnsSrv := startFakeDNS(t, "127.0.0.1:0")
+	dnsSrv.set("home.example.net", netip.MustParseAddr("198.51.100.2"))
+	os.WriteFile(rc, []byte(fmt.Sprintf("nameserver 192.168.86.1\nnameserver %s\n", dnsSrv.addr.Addr())), 0o644)
+	r.lookup = func() ([]netip.AddrPort, error) { // the fake server's port, as resolv.conf cannot say it
+		rs, err := c.resolvConfServers()
+		for i := range rs {
+			rs[i] = netip.AddrPortFrom(rs[i].Addr(), dnsSrv.addr.Port())
+		}
+		return rs, err
+	}
+	if addrs, err := r.Resolve(context.Background(), "home.example.net"); err != nil || len(addrs) != 1 {
+		t.Errorf("resolution after resolv.conf was filled: %v, %v", addrs, err)
+	}
+}
+
+// TestLoadConfigPresharedKeyMode: a readable file holding only an inline
+// PresharedKey names that key, not PrivateKey.
+func TestLoadConfigPresharedKeyMode(t *testing.T) {
+	text := withLine(t, "PersistentKeepalive", "PresharedKey = oK56DE9Ue9zK76rAc8pBl6opph+1v36lm7cXXsQKrQM=")
+	path := filepath.Join(t.TempDir(), "fobgw.conf")
+	if err := os.WriteFile(path, []byte(text), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o640)
+	_, err := LoadConfig(path, LoadOptions{})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Key != "PresharedKey" || !strings.Contains(err.Error(), "chmod 600 "+path) {
+		t.Errorf("group-readable config with an inline PresharedKey: %v", err)
 	}
 }
 

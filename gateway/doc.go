@@ -9,7 +9,8 @@
 //
 // [Run] checks everything it can without changing the system (the
 // configuration, the key file's mode, that no other instance runs, that
-// DNSListen is a local address), then: the kill switch and LAN rules
+// LANInterface exists and holds DNSListen's address: a *ConfigError, exit
+// 2, otherwise, from `fobgw check` too), then: the kill switch and LAN rules
 // (policyroute.ApplyKillSwitch), the TUN and the WireGuard device, its
 // address and link up, the tunnel routes (policyroute.Apply), the DNS
 // forwarder, the endpoint healer, the status socket and the metrics
@@ -19,6 +20,14 @@
 // cut off from the local ISP while fobgw is down. A start that fails half
 // way undoes what it did, except the kill switch. [Down] removes
 // everything, the kill switch too.
+//
+// Sysctls: with KillSwitch = on, forwarding stays on after a stop (as
+// wg-quick leaves it): the unreachable routes keep the LAN off the local
+// ISP. With KillSwitch = off nothing would, so Run reads the forwarding
+// sysctls (net.ipv4.ip_forward, and net.ipv6.conf.all.forwarding with an
+// IPv6 LAN) before changing them and writes the old values back whenever it
+// stops: after a failed start and after a normal stop alike. (After a crash
+// they stay; the next run then finds and later restores forwarding on.)
 //
 // # Endpoint healing
 //
@@ -30,12 +39,32 @@
 // the tunnel: a DNS query ("." NS) to Probe from a UDP socket bound to the
 // tunnel (SO_BINDTODEVICE); an answer or an ICMP port unreachable counts
 // as alive, 2 s of silence as a miss (no raw socket, so no CAP_NET_RAW).
+// A probe that goes unanswered while bytes from the peer arrived since the
+// previous probe is no miss. Once the target has not answered for 13 s,
+// bytes within the last 13 s are enough (wireguard-go's 10 s passive
+// keepalive, which answers our probes' data, plus one interval): the
+// tunnel works and only the probe target is silent (a Pi-hole dropping
+// queries, say). A target that answered within 13 s is not taken for a
+// silent one, so that its sudden silence (home moved) counts at once; when a
+// target that answered starts dropping queries, the name may be re-resolved
+// once before the 13 s rule takes over.
 // After 3 consecutive misses, or a handshake older than 135 s, the name is
 // re-resolved and the endpoint set to an address the previous resolution
 // did not have, else to the next record (rotating through all of them).
-// While the record has not changed yet, every further miss asks again. In
-// the worst case the new endpoint is set about 12 s after the home address
-// changes, and the handshake follows within REKEY_TIMEOUT (5 s).
+// While the record has not changed yet, each of the next 5 misses asks
+// again (so a record that follows within about 20 s of the first miss is
+// taken up at the next probe); then the questions back off to every 6, 12,
+// 24, at most 30 s, until the record changes or the tunnel answers. In the
+// worst case the new endpoint is set about 12 s after the home address
+// changes (with a silent probe target, about 22 s: 13 s without bytes from
+// the peer, then 3 misses), and the handshake follows within REKEY_TIMEOUT
+// (5 s).
+//
+// Without Resolver, the nameservers of /etc/resolv.conf are read at each
+// resolution, not at start: while it lists none (the WAN's DHCP is not done
+// yet at boot) the resolution fails and is retried with the back-off above,
+// it is no configuration error. Nameservers that Resolver would refuse
+// (see below) are skipped.
 //
 // # Configuration reference
 //
@@ -78,18 +107,26 @@
 //
 //	LAN            required; the LAN prefix(es), e.g. 192.168.86.0/24 (no host
 //	               bits; must not overlap the tunnel network).
-//	LANInterface   required; the LAN interface, e.g. br0.
+//	LANInterface   required; the LAN interface, e.g. br0. It must exist and
+//	               hold DNSListen's address when `fobgw run` or `fobgw check`
+//	               starts (a *ConfigError otherwise: exit 2).
 //	Table          required; the LAN's routing table: a number (not 0, 253,
 //	               254, 255) or a name from /etc/iproute2/rt_tables.
 //	HomeNetworks   prefixes the gateway itself reaches through the tunnel
 //	               (routes in the main table); default none.
 //	DNSListen      required; address[:port] the LAN's DNS is answered on
-//	               (UDP and TCP), e.g. 192.168.86.1:53. Must be a local address.
+//	               (UDP and TCP), e.g. 192.168.86.1:53. Must lie inside LAN
+//	               (not the WAN address, not loopback: nothing but the
+//	               WireGuard port listens on the WAN) and be LANInterface's.
 //	DNSUpstream    required; address[:port] of the home DNS server, reached
 //	               through the tunnel, e.g. 192.168.88.1.
 //	Resolver       the local ISP's DNS server(s), address[:port], comma-
 //	               separated, used only for the Endpoint's name; default: the
-//	               nameservers of /etc/resolv.conf. Must not lie in HomeNetworks.
+//	               nameservers of /etc/resolv.conf, read at each resolution.
+//	               Must not lie in HomeNetworks, LAN or the tunnel network
+//	               (Address), nor be DNSListen or DNSUpstream: the gateway's
+//	               own lookups repair the tunnel, so they must never need it
+//	               or its own forwarder. Loopback (a local stub) is fine.
 //	Probe          address[:port] probed through the tunnel (DNS query; an
 //	               ICMP port unreachable counts too, so any host works, e.g.
 //	               the home router's tunnel address); default DNSUpstream.
@@ -98,5 +135,18 @@
 //	KillSwitch     on or off; default on. With on, the LAN's table keeps an
 //	               unreachable default that outlives fobgw.
 //	MetricsListen  address:port for Prometheus text at /metrics; empty
-//	               disables; default 127.0.0.1:9586.
+//	               disables; default 127.0.0.1:9586. Loopback or an address
+//	               inside LAN only (not :9586 or 0.0.0.0:9586, which would
+//	               serve the WAN too).
+//
+// # Memory
+//
+// `fobgw run` sets a soft memory limit of 64 MiB (runtime/debug.SetMemoryLimit)
+// unless the GOMEMLIMIT environment variable is set, which wins; GOGC keeps
+// its default. Under one iperf3 stream the peak RSS without a limit is about
+// 240 MB, mostly wireguard-go's 64 KiB message buffers in sync.Pools plus
+// the garbage collector's slack; the buffers hold no pointers, so the extra
+// GC cycles are cheap. To measure a different limit, set e.g.
+// Environment=GOMEMLIMIT=128MiB in the unit (GOMEMLIMIT=off for none) and
+// compare VmHWM in /proc/<pid>/status and the throughput.
 package gateway

@@ -113,8 +113,28 @@ func startDevice(tb testing.TB, dev tun.Device, uapi, label string) *device.Devi
 // mssclamp as the gateway wraps its TUN, configured by the gateway's own
 // uapiConfig from a parsed config; the home side is a netstack with MTU
 // 1420 and a TCP listener, behind a sniffer. A connection from the FOB side
-// arrives with MSS <= 1380 and carries data both ways.
+// arrives with MSS <= 1380 and carries data both ways, with ClampMSS fixed
+// at 1380 and with ClampMSS = auto, which follows the TUN's MTU (1420, as
+// the gateway's kernel TUN reports it, while the LAN client behind it
+// speaks MTU 1500).
 func TestEndToEndClampOverLoopback(t *testing.T) {
+	for _, tt := range []struct{ name, clamp string }{
+		{"fixed", "ClampMSS = 1380"},
+		{"auto", "ClampMSS = auto"},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testEndToEndClamp(t, tt.clamp) })
+	}
+}
+
+// tunMTU reports a fixed MTU for its device, as the gateway's TUN does.
+type tunMTU struct {
+	tun.Device
+	mtu int
+}
+
+func (d tunMTU) MTU() (int, error) { return d.mtu, nil }
+
+func testEndToEndClamp(t *testing.T, clampLine string) {
 	fobPort, homePort := freeUDPPort(t), freeUDPPort(t)
 	fobKey, _ := GenerateKey()
 	homeKey, _ := GenerateKey()
@@ -124,7 +144,7 @@ func TestEndToEndClampOverLoopback(t *testing.T) {
 	text = strings.Replace(text, "ListenPort = 13231", fmt.Sprintf("ListenPort = %d", fobPort), 1)
 	text = strings.Replace(text, "PublicKey = If7ysNHrNZ2PmoVW1ckVL1FQApOBPORTAWgAq82zXSA=", "PublicKey = "+homeKey.PublicKey().String(), 1)
 	text = strings.Replace(text, "Endpoint = home.example.net:13231", fmt.Sprintf("Endpoint = 127.0.0.1:%d", homePort), 1)
-	text = strings.Replace(text, "ClampMSS = auto", "ClampMSS = 1380", 1)
+	text = strings.Replace(text, "ClampMSS = auto", clampLine, 1)
 	cfg := mustParse(t, text)
 
 	fobAddr, homeAddr := netip.MustParseAddr("10.1.200.2"), netip.MustParseAddr("10.1.200.1")
@@ -141,10 +161,13 @@ func TestEndToEndClampOverLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	mtu, ok := clampMTU(cfg)
-	if !ok || mtu != 1420 {
-		t.Fatalf("clampMTU(ClampMSS = 1380) = %d, %v; want 1420, true", mtu, ok)
+	switch {
+	case cfg.ClampMode == ClampFixed && (!ok || mtu != 1420):
+		t.Fatalf("clampMTU(%s) = %d, %v; want 1420, true", clampLine, mtu, ok)
+	case cfg.ClampMode == ClampAuto && (!ok || mtu != 0):
+		t.Fatalf("clampMTU(%s) = %d, %v; want 0 (follow the TUN), true", clampLine, mtu, ok)
 	}
-	clamp := mssclamp.Wrap(fobTun, mtu)
+	clamp := mssclamp.Wrap(tunMTU{Device: fobTun, mtu: cfg.MTU}, mtu)
 	startDevice(t, clamp, uapiConfig(cfg, fobKey, netip.AddrPortFrom(cfg.Endpoint.Addr, cfg.Endpoint.Port)), "fob")
 
 	ln, err := homeNet.ListenTCPAddrPort(netip.AddrPortFrom(homeAddr, 80))

@@ -19,6 +19,17 @@ const (
 	ResolveTimeout    = 5 * time.Second   // for one resolution over all Resolver servers
 	ResolveBackoffMin = 1 * time.Second
 	ResolveBackoffMax = 30 * time.Second
+	// KeepaliveTimeout is wireguard-go's passive keepalive delay: a peer
+	// that received data and has nothing to send answers with a keepalive
+	// after this long. Bytes received from the peer within
+	// KeepaliveTimeout + ProbeInterval prove the tunnel alive even when the
+	// probe target drops queries silently.
+	KeepaliveTimeout = 10 * time.Second
+	// UnchangedFree is how many re-resolutions in a row that return the
+	// unchanged record are made at every miss; after that they back off
+	// (2, 4, 8 ... probe intervals, at most ResolveBackoffMax) until the
+	// record changes or the tunnel answers.
+	UnchangedFree = 6
 )
 
 // nameResolver resolves the endpoint's host name (through Resolver only).
@@ -50,6 +61,12 @@ type healerConfig struct {
 	Grace      time.Duration
 	BackoffMin time.Duration
 	BackoffMax time.Duration
+	// RxAlive: bytes received from the peer within this long count as a
+	// sign of life (KeepaliveTimeout + Interval).
+	RxAlive time.Duration
+	// UnchangedFree: re-resolutions with an unchanged record made at every
+	// miss before they back off (up to BackoffMax).
+	UnchangedFree int
 }
 
 func defaultHealerConfig(e Endpoint) healerConfig {
@@ -62,6 +79,8 @@ func defaultHealerConfig(e Endpoint) healerConfig {
 		Grace:          5 * ProbeInterval,
 		BackoffMin:     ResolveBackoffMin,
 		BackoffMax:     ResolveBackoffMax,
+		RxAlive:        KeepaliveTimeout + ProbeInterval,
+		UnchangedFree:  UnchangedFree,
 	}
 }
 
@@ -100,6 +119,9 @@ type healer struct {
 	warnedTrigger bool          // rate-limits the trigger warning to once per outage
 	lastRx        uint64        // rx bytes at the last step
 	rxSeen        bool          // lastRx is valid
+	lastRxChange  time.Time     // when rx bytes last moved; zero: not seen yet
+	unchanged     int           // re-resolutions in a row that returned the unchanged record
+	nextUnchanged time.Time     // no resolution before this (back-off while the record stays the same)
 
 	mu sync.Mutex
 	st healerState // protected by mu
@@ -153,6 +175,7 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 	if !st.Endpoint.IsValid() {
 		if h.cfg.Endpoint.IsLiteral() {
 			h.setEndpoint(now, nil, h.cfg.Endpoint.Addr, "configured")
+			h.sampleRx(now) // the baseline for the first probe step
 			return h.cfg.Interval
 		}
 		// Boot: no endpoint until the name resolves.
@@ -166,6 +189,7 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 		}
 		h.backoff = h.cfg.BackoffMin
 		h.setEndpoint(now, addrs, addrs[0], "resolved")
+		h.sampleRx(now)
 		return h.cfg.Interval
 	}
 
@@ -176,15 +200,17 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 	if ctx.Err() != nil {
 		return 0
 	}
-	// Anything received from the peer since the last step proves the
-	// tunnel works even if the probe target is silent (a Pi-hole that
-	// drops queries, say): the peer answers our probe's data with a
-	// passive keepalive within 10 s.
-	rx, rxErr := h.peer.RxBytes()
-	rxMoved := rxErr == nil && h.rxSeen && rx > h.lastRx
-	if rxErr == nil {
-		h.lastRx, h.rxSeen = rx, true
-	}
+	// Anything received from the peer recently proves the tunnel works
+	// even if the probe target is silent (a Pi-hole that drops queries,
+	// say): the peer answers our probe's data with a passive keepalive
+	// after KeepaliveTimeout (10 s), so without other traffic rx bytes move
+	// only every 10 s, and a change within RxAlive (10 s + one interval)
+	// counts. Not while the target answered within RxAlive, though: then
+	// its silence is news (home moved), and only bytes since the previous
+	// step count, so that the endpoint heals within the 30 s bar.
+	moved := h.sampleRx(now)
+	silentTarget := st.LastProbeOK.IsZero() || now.Sub(st.LastProbeOK) > h.cfg.RxAlive
+	rxMoved := moved || silentTarget && !h.lastRxChange.IsZero() && now.Sub(h.lastRxChange) <= h.cfg.RxAlive
 	misses := 0
 	h.update(func(s *healerState) {
 		s.Probes++
@@ -202,9 +228,12 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 		}
 		misses = s.Misses
 	})
-	if (perr == nil || rxMoved) && h.warnedTrigger {
-		h.log.Info("tunnel answers again", "endpoint", st.Endpoint)
-		h.warnedTrigger = false
+	if perr == nil || rxMoved {
+		h.unchanged, h.nextUnchanged = 0, time.Time{}
+		if h.warnedTrigger {
+			h.log.Info("tunnel answers again", "endpoint", st.Endpoint)
+			h.warnedTrigger = false
+		}
 	}
 	if perr != nil {
 		h.log.Debug("probe missed", "misses", misses, "peer_sends", rxMoved, "err", perr)
@@ -230,7 +259,7 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 		h.setEndpoint(now, nil, h.cfg.Endpoint.Addr, "reset")
 		return h.cfg.Interval
 	}
-	if now.Before(h.nextResolve) {
+	if now.Before(h.nextResolve) || now.Before(h.nextUnchanged) {
 		return h.cfg.Interval
 	}
 	addrs, err := h.resolve(ctx, now)
@@ -245,13 +274,39 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 	next := pickNext(st.Records, addrs, st.Endpoint.Addr())
 	if next == st.Endpoint.Addr() && len(addrs) == 1 {
 		// The record has not followed yet: set nothing, keep the misses so
-		// that the next miss asks again.
-		h.log.Debug("endpoint name still resolves to the same address", "addr", next)
+		// that the next miss asks again; after UnchangedFree such answers
+		// in a row, ask less often (2, 4, 8 ... intervals, at most
+		// BackoffMax) while home stays down.
+		h.unchanged++
+		if n := h.unchanged - h.cfg.UnchangedFree + 1; n > 0 {
+			d := h.cfg.BackoffMax
+			if n < 16 {
+				d = min(h.cfg.Interval<<n, h.cfg.BackoffMax)
+			}
+			h.nextUnchanged = now.Add(d)
+		}
+		h.log.Debug("endpoint name still resolves to the same address", "addr", next, "unchanged", h.unchanged)
 		h.update(func(s *healerState) { s.Records = addrs })
 		return h.cfg.Interval
 	}
+	h.unchanged, h.nextUnchanged = 0, time.Time{}
 	h.setEndpoint(now, addrs, next, "re-resolved")
 	return h.cfg.Interval
+}
+
+// sampleRx reads the bytes received from the peer, notes when they moved,
+// and reports whether they did since the previous sample.
+func (h *healer) sampleRx(now time.Time) bool {
+	rx, err := h.peer.RxBytes()
+	if err != nil {
+		return false
+	}
+	moved := h.rxSeen && rx != h.lastRx
+	if moved {
+		h.lastRxChange = now
+	}
+	h.lastRx, h.rxSeen = rx, true
+	return moved
 }
 
 func (h *healer) resolve(ctx context.Context, now time.Time) ([]netip.Addr, error) {

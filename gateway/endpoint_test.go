@@ -344,14 +344,124 @@ func TestHealerSilentProbeButPeerSends(t *testing.T) {
 	if len(w.peer.set) != 1 || w.res.calls != 1 {
 		t.Errorf("endpoint moved (%v) or re-resolved (%d) while the peer was sending", w.peer.set, w.res.calls)
 	}
-	if st := w.h.state(); st.Misses != 0 || st.SilentProbes != 5 {
-		t.Errorf("state %+v, want 0 misses and 5 silent probes (the first has no rx baseline)", st)
+	if st := w.h.state(); st.Misses != 0 || st.SilentProbes != 6 {
+		t.Errorf("state %+v, want 0 misses and 6 silent probes (the baseline is taken when the endpoint is set)", st)
 	}
-	// The peer goes quiet too: now the misses count.
-	for range 3 {
+	// The peer goes quiet too: once nothing came for RxAlive (10 s + one
+	// interval) the misses count, and 3 of them move the endpoint.
+	quiet := w.now
+	for w.peer.last() != ap(addrB) {
+		if w.now.Sub(quiet) > time.Minute {
+			t.Fatalf("endpoint %v a minute after the peer went quiet, want %v", w.peer.last(), addrB)
+		}
 		w.step()
 	}
-	if w.peer.last() != ap(addrB) {
-		t.Errorf("endpoint %v after the peer went quiet, want %v", w.peer.last(), addrB)
+	if took, limit := w.now.Sub(quiet), KeepaliveTimeout+ProbeInterval+MaxMisses*ProbeInterval+ProbeInterval; took > limit {
+		t.Errorf("endpoint moved %v after the peer went quiet, want within %v", took, limit)
+	}
+}
+
+// TestHealerSilentProbeKeepaliveClock: the probe target drops every query
+// and nothing else crosses the tunnel, so the only sign of life is
+// wireguard-go's passive keepalive, every 10 s. That is a healthy tunnel:
+// no re-resolution, no endpoint change, however long it lasts.
+func TestHealerSilentProbeKeepaliveClock(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231", addrA, addrC)
+	w.step()
+	w.pr.err = errors.New("timeout")
+	start := w.now
+	nextKeepalive := start
+	for w.now.Sub(start) < 5*time.Minute {
+		if !w.now.Before(nextKeepalive) {
+			w.peer.rx += 32 // a keepalive arrived
+			nextKeepalive = nextKeepalive.Add(KeepaliveTimeout)
+		}
+		w.peer.handshake = w.now // handshakes stay fresh (rekeyed every 2 min)
+		w.step()
+	}
+	if len(w.peer.set) != 1 || w.res.calls != 1 {
+		t.Errorf("a tunnel with keepalives every 10 s was taken for dead: endpoints %v, resolutions %d", w.peer.set, w.res.calls)
+	}
+	if st := w.h.state(); st.TotalMisses != 0 || st.SilentProbes == 0 {
+		t.Errorf("state %+v, want no misses and silent probes counted", st)
+	}
+}
+
+// TestHealerAnsweringTargetGoesSilent: the probe target answered until
+// home moved; its silence is news, so bytes received before it went silent
+// (LAN traffic, say) delay nothing beyond the step they fall in, and the
+// name is re-resolved after 3 misses as before: the 30 s bar holds.
+func TestHealerAnsweringTargetGoesSilent(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231", addrA)
+	w.step()
+	for range 5 {
+		w.peer.rx += 100 // answers and LAN traffic
+		w.step()
+	}
+	moved := w.now
+	w.peer.rx += 1500 // the last bytes before home moved
+	w.pr.err = errors.New("timeout")
+	w.res.addrs = []netip.Addr{addrB}
+	for w.peer.last() != ap(addrB) {
+		if w.now.Sub(moved) > time.Minute {
+			t.Fatal("endpoint never moved")
+		}
+		w.step()
+	}
+	if took, limit := w.now.Sub(moved), (MaxMisses+1)*ProbeInterval; took > limit {
+		t.Errorf("endpoint moved %v after home went silent; want within %v", took, limit)
+	}
+}
+
+// TestHealerUnchangedRecordBackoff: home is down and its record does not
+// change. The healer asks at the third miss and at each of the next 5
+// misses, then backs off to at most 30 s between questions; a changed
+// record is still taken up at the next question, and resets the back-off.
+func TestHealerUnchangedRecordBackoff(t *testing.T) {
+	w := newHealerWorld(t, "home.example.net:13231", addrA)
+	w.step()
+	w.pr.err = errors.New("timeout")
+	firstMiss := w.now
+	var at []time.Duration // resolutions, relative to the first miss
+	for w.now.Sub(firstMiss) < 5*time.Minute {
+		calls := w.res.calls
+		w.step()
+		if w.res.calls != calls {
+			at = append(at, w.now.Sub(firstMiss)-ProbeInterval) // step already advanced the clock
+		}
+	}
+	if len(w.peer.set) != 1 {
+		t.Fatalf("endpoint set again while the record did not change: %v", w.peer.set)
+	}
+	// Misses 3 to 8: every step (3 s).
+	for i := 0; i < UnchangedFree; i++ {
+		want := time.Duration(MaxMisses-1+i) * ProbeInterval
+		if i >= len(at) || at[i] != want {
+			t.Fatalf("resolutions at %v; want one at %v (miss %d)", at, want, MaxMisses+i)
+		}
+	}
+	// Then back-off, growing, never above 30 s (+ one interval of cadence).
+	prev := ProbeInterval
+	for i := UnchangedFree; i < len(at); i++ {
+		gap := at[i] - at[i-1]
+		if gap < prev || gap > ResolveBackoffMax+ProbeInterval {
+			t.Errorf("gap %v between resolutions %d and %d (after %v); want growing up to %v", gap, i-1, i, prev, ResolveBackoffMax)
+		}
+		prev = gap
+	}
+	if n := len(at); n > UnchangedFree+12 {
+		t.Errorf("%d resolutions in 5 minutes of an unchanged record; want back-off (%v)", n, at)
+	}
+	// The record changes while the healer backs off: taken up within 30 s.
+	w.res.addrs = []netip.Addr{addrB}
+	changed := w.now
+	for w.peer.last() != ap(addrB) {
+		if w.now.Sub(changed) > ResolveBackoffMax+ProbeInterval {
+			t.Fatalf("record change not taken up within %v", ResolveBackoffMax+ProbeInterval)
+		}
+		w.step()
+	}
+	if w.h.unchanged != 0 || !w.h.nextUnchanged.IsZero() {
+		t.Errorf("back-off not reset by the change: unchanged %d, next %v", w.h.unchanged, w.h.nextUnchanged)
 	}
 }

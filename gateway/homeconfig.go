@@ -16,8 +16,10 @@ const (
 // HomeConfig writes the home router's (BEG's) side of the tunnel for this
 // FOB in format (FormatRouterOS or FormatWGQuick): the FOB as a peer with
 // its public key, its tunnel address and its LAN as allowed addresses, the
-// route back to the LAN, and the listen port. The private key is read from
-// the key file, never created.
+// route back to the LAN, and the listen port. The RouterOS output first
+// removes a peer with the FOB's public key (the story's BEG already has one,
+// allowing only the tunnel address), so pasting it twice leaves one peer.
+// The private key is read from the key file, never created.
 func HomeConfig(cfg *Config, format string, w io.Writer) error {
 	if format != FormatRouterOS && format != FormatWGQuick {
 		return fmt.Errorf("unknown format %q: use -format routeros or -format wg-quick", format)
@@ -39,11 +41,14 @@ func HomeConfig(cfg *Config, format string, w io.Writer) error {
 	switch format {
 	case FormatRouterOS:
 		fmt.Fprintf(&b, "# Home (BEG) side for the fobgw FOB %q: paste into the home MikroTik's terminal.\n", cfg.Name)
-		fmt.Fprintf(&b, "# If the WireGuard interface does not exist yet:\n")
+		fmt.Fprintf(&b, "# If the WireGuard interface does not exist yet (a fresh setup):\n")
 		fmt.Fprintf(&b, "#   /interface wireguard add listen-port=%d mtu=%d name=wireguard1\n", port, cfg.MTU)
+		fmt.Fprintf(&b, "#   /ip address add address=%s interface=wireguard1\n", homeAddrHint(cfg))
 		fmt.Fprintf(&b, "#   /ip firewall filter add action=accept chain=input comment=\"Wireguard\" dst-port=%d protocol=udp\n", port)
 		fmt.Fprintf(&b, "#   then put its public key (/interface wireguard print) into PublicKey of [Peer] in the FOB's config.\n")
+		fmt.Fprintf(&b, "# An existing peer for this FOB (e.g. one allowing only %s) is replaced:\n", allowed[0])
 		fmt.Fprintf(&b, "/interface wireguard peers\n")
+		fmt.Fprintf(&b, "remove [find public-key=\"%s\"]\n", pub)
 		fmt.Fprintf(&b, "add allowed-address=%s comment=\"FOB %s\" interface=wireguard1 \\\n", strings.Join(allowed, ","), cfg.Name)
 		if cfg.PresharedKey != nil {
 			fmt.Fprintf(&b, "    preshared-key=\"%s\" \\\n", cfg.PresharedKey)
@@ -61,6 +66,8 @@ func HomeConfig(cfg *Config, format string, w io.Writer) error {
 		fmt.Fprintf(&b, "[Interface]\n")
 		fmt.Fprintf(&b, "# PrivateKey = <the home router's private key; its public key goes into PublicKey of [Peer] in the FOB's config>\n")
 		fmt.Fprintf(&b, "# Address = <the home router's tunnel address, e.g. %s>\n", homeAddrHint(cfg))
+		fmt.Fprintf(&b, "# The home router forwards the FOB LAN's packets: it needs net.ipv4.ip_forward=1\n")
+		fmt.Fprintf(&b, "# (e.g. PostUp = sysctl -w net.ipv4.ip_forward=1, or in /etc/sysctl.d/) and the masquerade below.\n")
 		fmt.Fprintf(&b, "ListenPort = %d\n", port)
 		fmt.Fprintf(&b, "MTU = %d\n", cfg.MTU)
 		fmt.Fprintf(&b, "\n[Peer]\n")

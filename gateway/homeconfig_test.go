@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,7 +33,10 @@ func TestHomeConfig(t *testing.T) {
 		want   []string
 	}{
 		{FormatRouterOS, []string{
-			"/interface wireguard peers\n",
+			// The story's BEG already has this peer (10.1.200.2/32 only):
+			// replace it rather than add a second one.
+			"/interface wireguard peers\nremove [find public-key=\"" + pub + "\"]\nadd allowed-address=",
+			"#   /ip address add address=10.1.200.1/24 interface=wireguard1\n",
 			"add allowed-address=10.1.200.2/32,192.168.86.0/24 ",
 			`public-key="` + pub + `"`,
 			"/ip route add dst-address=192.168.86.0/24 gateway=wireguard1",
@@ -46,6 +50,8 @@ func TestHomeConfig(t *testing.T) {
 			"[Peer]\n",
 			"PublicKey = " + pub + "\n",
 			"AllowedIPs = 10.1.200.2/32, 192.168.86.0/24\n",
+			"net.ipv4.ip_forward=1",
+			"-s 192.168.86.0/24 -o eth0 -j MASQUERADE",
 			"masquerade",
 			"Permit all origins",
 		}},
@@ -63,6 +69,13 @@ func TestHomeConfig(t *testing.T) {
 			}
 			if strings.Contains(b.String(), k.String()) {
 				t.Errorf("output leaks the FOB's private key")
+			}
+			// Every line that is not a comment is a command or a key: the
+			// hints must stay in comments.
+			for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+				if strings.Contains(l, "ip_forward") && !strings.HasPrefix(l, "#") {
+					t.Errorf("hint outside a comment: %q", l)
+				}
 			}
 		})
 	}
@@ -83,12 +96,44 @@ func TestHomeConfigErrors(t *testing.T) {
 	}
 }
 
+// TestCheckResolvConf: without Resolver, check names the resolv.conf and
+// what it lists now, and an empty one is no error (DHCP may fill it later).
+func TestCheckResolvConf(t *testing.T) {
+	c, _ := storyConfig(t)
+	c.Resolver = nil
+	c.ResolvConf = filepath.Join(t.TempDir(), "resolv.conf")
+	for _, tt := range []struct{ content, want string }{
+		{"nameserver 192.168.2.1\nnameserver 192.168.86.1\n", "Resolver: nameservers of " + c.ResolvConf + " (now: 192.168.2.1:53)\n"},
+		{"search lan\n", "Resolver: nameservers of " + c.ResolvConf + " (now: none usable yet; run retries with back-off"},
+	} {
+		os.WriteFile(c.ResolvConf, []byte(tt.content), 0o644)
+		var b bytes.Buffer
+		err := Check(c, Options{RunDir: t.TempDir()}, &b)
+		var ce *ConfigError
+		if err != nil && (!errors.As(err, &ce) || ce.Key != "LANInterface") {
+			t.Fatalf("Check: %v", err)
+		}
+		if !strings.Contains(b.String(), tt.want) {
+			t.Errorf("resolv.conf %q: check output lacks %q:\n%s", tt.content, tt.want, b.String())
+		}
+	}
+}
+
 func TestCheckPrintsStateAndChangesNothing(t *testing.T) {
 	c, _ := storyConfig(t)
 	c.PrivateKeyFile = filepath.Join(t.TempDir(), "sub", "private.key")
 	var b bytes.Buffer
-	if err := Check(c, Options{RunDir: t.TempDir()}, &b); err != nil {
-		t.Fatal(err)
+	// This runs in the test's network namespace, where br0 with 192.168.86.1
+	// normally does not exist: check then prints the plan all the same and
+	// returns a *ConfigError naming LANInterface (the kernel tests cover
+	// the namespace where it does exist).
+	err := Check(c, Options{RunDir: t.TempDir()}, &b)
+	var ce *ConfigError
+	if err != nil && (!errors.As(err, &ce) || ce.Key != "LANInterface") {
+		t.Fatalf("Check: %v; want nil or a *ConfigError for LANInterface", err)
+	}
+	if err != nil && !strings.Contains(b.String(), "not ready for it") {
+		t.Errorf("check output does not say the system is not ready:\n%s", b.String())
 	}
 	for _, w := range []string{
 		"from 192.168.86.0/24 iif br0 lookup 100",

@@ -109,20 +109,26 @@ func createKeyFile(path string) (Key, error) {
 		return k, fmt.Errorf("create directory for the private key: %w", err)
 	}
 	// Write to a temporary file and rename, so that a crash never leaves a
-	// half-written key that the next start would refuse.
-	tmp, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// half-written key that the next start would refuse. A leftover .tmp
+	// (a crash, or planted: a link to a readable file) is removed, not
+	// reused: a new file made with O_EXCL is ours alone, and its mode is
+	// set to 0600 before the key is written, whatever the umask.
+	if err := os.Remove(path + ".tmp"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return k, fmt.Errorf("remove a leftover %s.tmp: %w", path, err)
+	}
+	tmp, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return k, fmt.Errorf("create private key file: %w", err)
 	}
-	_, err = tmp.WriteString(k.String() + "\n")
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = tmp.WriteString(k.String() + "\n")
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o600) // against a umask-independent surprise
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)

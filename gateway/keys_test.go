@@ -129,3 +129,55 @@ func TestLoadPrivateKeyGarbage(t *testing.T) {
 		t.Errorf("garbage key: %v", err)
 	}
 }
+
+// TestLoadPrivateKeyLeftoverTmp: a leftover private.key.tmp (mode 0644,
+// from a crash, or a link planted to a readable file) is not reused: the
+// key never lands in it, and the key file is 0600.
+func TestLoadPrivateKeyLeftoverTmp(t *testing.T) {
+	for _, kind := range []string{"file", "hardlink", "symlink"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "private.key")
+			other := filepath.Join(dir, "readable.txt") // a file others may read
+			if err := os.WriteFile(other, []byte("public notes\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(other, 0o644)
+			switch kind {
+			case "file":
+				if err := os.WriteFile(path+".tmp", []byte("half a key from a crash, and longer than a key is: 0123456789abcdef\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				os.Chmod(path+".tmp", 0o644)
+			case "hardlink":
+				if err := os.Link(other, path+".tmp"); err != nil {
+					t.Fatal(err)
+				}
+			case "symlink":
+				if err := os.Symlink(other, path+".tmp"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			k, created, err := LoadPrivateKey(path, true)
+			if err != nil || !created {
+				t.Fatalf("create over a leftover .tmp: %v, created %v", err, created)
+			}
+			fi, err := os.Lstat(path)
+			if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("key file %v, %v; want a regular file with mode 0600", fi, err)
+			}
+			if data, _ := os.ReadFile(path); string(data) != k.String()+"\n" {
+				t.Errorf("key file holds %q", data)
+			}
+			if data, _ := os.ReadFile(other); string(data) != "public notes\n" {
+				t.Errorf("the file the leftover .tmp pointed at was written: %q", data)
+			}
+			if fi, _ := os.Stat(other); fi.Mode().Perm() != 0o644 {
+				t.Errorf("the file the leftover .tmp pointed at changed mode: %v", fi.Mode().Perm())
+			}
+			if _, err := os.Lstat(path + ".tmp"); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("temporary file left behind")
+			}
+		})
+	}
+}

@@ -16,20 +16,31 @@ import (
 // dnsResolver resolves the endpoint's name through the configured Resolver
 // servers only (the local ISP's), never the system resolver: its sockets
 // are plain UDP sockets that follow the main routing table, which the
-// tunnel does not own. A truncated answer is retried over TCP.
+// tunnel does not own. A truncated answer is retried over TCP. Without
+// servers, lookup gives them at each resolution (the nameservers of
+// /etc/resolv.conf, which the WAN's DHCP may fill only after boot); its error
+// is a failed resolution, retried with the healer's back-off.
 type dnsResolver struct {
 	servers []netip.AddrPort
+	lookup  func() ([]netip.AddrPort, error) // used when servers is empty
 	timeout time.Duration
 }
 
 // Resolve returns the A records then the AAAA records of host, from the
 // first server that answers. NXDOMAIN or no records is an error.
 func (r *dnsResolver) Resolve(ctx context.Context, host string) ([]netip.Addr, error) {
-	if len(r.servers) == 0 {
+	servers := r.servers
+	if len(servers) == 0 && r.lookup != nil {
+		var err error
+		if servers, err = r.lookup(); err != nil {
+			return nil, err
+		}
+	}
+	if len(servers) == 0 {
 		return nil, errors.New("no Resolver configured: set Resolver in [Gateway]")
 	}
 	var errs []error
-	for _, srv := range r.servers {
+	for _, srv := range servers {
 		addrs, err := r.resolveAt(ctx, srv, host)
 		if err == nil {
 			return addrs, nil

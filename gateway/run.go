@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/fobgw/fobgw/dnsfwd"
 	"github.com/fobgw/fobgw/policyroute"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // CheckInterval is how often Run compares the routing state with the
@@ -29,7 +31,15 @@ type Options struct {
 	// OnReady, if set, is called once everything is up (when systemd is
 	// told READY=1).
 	OnReady func()
+	// LANWait is how long Run waits for LANInterface to exist and hold
+	// DNSListen's address before it gives up with a *ConfigError: at boot
+	// the bridge may come up after fobgw. 0 means DefaultLANWait; negative,
+	// no wait.
+	LANWait time.Duration
 }
+
+// DefaultLANWait is how long Run waits for the LAN interface by default.
+const DefaultLANWait = 30 * time.Second
 
 func (o *Options) logger() *slog.Logger {
 	if o.Logger == nil {
@@ -74,10 +84,6 @@ func Run(ctx context.Context, cfg *Config, opt Options) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if !cfg.Endpoint.IsLiteral() && len(cfg.Resolver) == 0 {
-		return &ConfigError{File: cfg.File, Key: "Resolver", Problem: "Endpoint is a name and no Resolver is known",
-			Expected: "set Resolver = <the local ISP's DNS server> in [Gateway]"}
-	}
 	g := &gateway{cfg: cfg, log: log}
 
 	// 1. Everything that can be checked without changing the system.
@@ -105,7 +111,7 @@ func Run(ctx context.Context, cfg *Config, opt Options) (err error) {
 		return fmt.Errorf("a gateway named %s is already running (it answers on %s/%s.sock or %s): stop it first, or give this one another Name",
 			cfg.Name, UAPIDir, cfg.Name, ctlPath)
 	}
-	if err := checkLocalAddr(h, cfg.DNSListen.Addr()); err != nil {
+	if err := waitLAN(ctx, h, cfg, opt.LANWait, log); err != nil {
 		return err
 	}
 	priv, created, err := cfg.privateKey(true)
@@ -130,6 +136,19 @@ func Run(ctx context.Context, cfg *Config, opt Options) (err error) {
 	}()
 	if err := removeStaleLink(h, cfg.Name, log); err != nil {
 		return err
+	}
+	if !cfg.KillSwitch {
+		// Without the kill switch nothing but the tunnel routes keeps the
+		// LAN from leaving through the local ISP once forwarding is on, so
+		// the forwarding sysctls go back to what they were whenever fobgw
+		// stops, after a failed start and a normal stop alike (unlike
+		// wg-quick). Registered first, so it runs last, after the routes
+		// are gone, and also when ApplyKillSwitch fails half way.
+		saved, err := readSysctls(g.router.State())
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { restoreSysctls(saved, log) })
 	}
 	if err := g.router.ApplyKillSwitch(); err != nil {
 		return fmt.Errorf("install the kill switch and LAN rules: %w", err)
@@ -175,7 +194,7 @@ func Run(ctx context.Context, cfg *Config, opt Options) (err error) {
 		}
 	}()
 	g.heal = newHealer(defaultHealerConfig(cfg.Endpoint),
-		&dnsResolver{servers: cfg.Resolver, timeout: ProbeTimeout},
+		&dnsResolver{servers: cfg.Resolver, lookup: cfg.resolvConfServers, timeout: ProbeTimeout},
 		&dnsProber{iface: cfg.Name, addr: cfg.Probe}, g.tun, log.With("part", "endpoint"))
 	go func() {
 		defer hwg.Done()
@@ -346,18 +365,124 @@ func Down(cfg *Config, opt Options) error {
 	return errors.Join(errs...)
 }
 
-// checkLocalAddr fails unless a is an address of this host.
-func checkLocalAddr(h *netlink.Handle, a netip.Addr) error {
-	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
+// sysctlSetting is a sysctl's value as it was before fobgw wrote it.
+type sysctlSetting struct {
+	key, path, value string
+}
+
+// readSysctls reads the current values of the sysctls of st that outlive the
+// tunnel (forwarding; the tunnel's rp_filter goes with its interface).
+func readSysctls(st policyroute.State) ([]sysctlSetting, error) {
+	var out []sysctlSetting
+	for _, s := range st.Sysctls {
+		if s.NeedsTunnel() {
+			continue
+		}
+		p := s.Key // sysctl(8) form: dotted, or slashed when a part has dots
+		if !strings.Contains(p, "/") {
+			p = strings.ReplaceAll(p, ".", "/")
+		}
+		p = "/proc/sys/" + p
+		v, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read %s before changing it: %w", s.Key, err)
+		}
+		out = append(out, sysctlSetting{key: s.Key, path: p, value: strings.TrimSpace(string(v))})
+	}
+	return out, nil
+}
+
+// restoreSysctls writes the saved values back, where they differ.
+func restoreSysctls(saved []sysctlSetting, log *slog.Logger) {
+	for _, s := range saved {
+		cur, err := os.ReadFile(s.path)
+		if err == nil && strings.TrimSpace(string(cur)) == s.value {
+			continue
+		}
+		if err := os.WriteFile(s.path, []byte(s.value+"\n"), 0o644); err != nil {
+			log.Error("restoring a sysctl failed", "sysctl", s.key, "value", s.value, "err", err)
+			continue
+		}
+		log.Info("sysctl restored (KillSwitch is off)", "sysctl", s.key, "value", s.value)
+	}
+}
+
+// waitLAN waits up to wait (see Options.LANWait) for checkLAN to pass,
+// polling every 250 ms, and returns checkLAN's last error when it does not:
+// a LAN bridge that comes up a little after fobgw at boot is waited for, a
+// typo in LANInterface still fails (exit 2) without changing anything.
+func waitLAN(ctx context.Context, h *netlink.Handle, cfg *Config, wait time.Duration, log *slog.Logger) error {
+	if wait == 0 {
+		wait = DefaultLANWait
+	}
+	err := checkLAN(h, cfg)
+	if err == nil || wait < 0 {
+		return err
+	}
+	log.Warn("waiting for the LAN interface", "interface", cfg.LANInterface, "address", cfg.DNSListen.Addr(), "for", wait, "reason", err)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return err
+		case <-deadline.C:
+			return err
+		case <-tick.C:
+			if err = checkLAN(h, cfg); err == nil {
+				log.Info("LAN interface ready", "interface", cfg.LANInterface)
+				return nil
+			}
+		}
+	}
+}
+
+// checkLAN fails with a *ConfigError unless LANInterface exists in h's
+// network namespace and holds DNSListen's address: a typo there (br1 for
+// br0) would otherwise install a rule that matches nothing and turn on
+// forwarding before the DNS forwarder fails.
+func checkLAN(h *netlink.Handle, cfg *Config) error {
+	a := cfg.DNSListen.Addr()
+	link, err := h.LinkByName(cfg.LANInterface)
 	if err != nil {
-		return fmt.Errorf("list addresses: %w", err)
+		var nf netlink.LinkNotFoundError
+		if !errors.As(err, &nf) && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("look up LANInterface %s: %w", cfg.LANInterface, err)
+		}
+		return &ConfigError{File: cfg.File, Key: "LANInterface",
+			Problem:  fmt.Sprintf("interface %q does not exist%s", cfg.LANInterface, holderOf(h, a)),
+			Expected: fmt.Sprintf("the LAN bridge or interface that holds DNSListen's address %v; create it first (e.g. ip link add br0 type bridge; ip addr add %v/24 dev br0) or fix the name", a, a)}
+	}
+	addrs, err := h.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list the addresses of %s: %w", cfg.LANInterface, err)
 	}
 	for _, x := range addrs {
 		if b, ok := netip.AddrFromSlice(x.IP); ok && b.Unmap() == a {
 			return nil
 		}
 	}
-	return fmt.Errorf("DNSListen %v is not an address of this host: give the LAN interface that address first (e.g. ip addr add %v/24 dev br0), then start fobgw", a, a)
+	return &ConfigError{File: cfg.File, Key: "LANInterface",
+		Problem:  fmt.Sprintf("interface %q does not hold DNSListen's address %v%s", cfg.LANInterface, a, holderOf(h, a)),
+		Expected: fmt.Sprintf("give it the address first (e.g. ip addr add %v/24 dev %s), or set LANInterface and DNSListen to the LAN interface and its address", a, cfg.LANInterface)}
+}
+
+// holderOf names the interface holding a, for messages: " (it is on eth1)".
+func holderOf(h *netlink.Handle, a netip.Addr) string {
+	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return ""
+	}
+	for _, x := range addrs {
+		if b, ok := netip.AddrFromSlice(x.IP); ok && b.Unmap() == a {
+			if l, err := h.LinkByIndex(x.LinkIndex); err == nil {
+				return fmt.Sprintf(" (%v is on %s)", a, l.Attrs().Name)
+			}
+		}
+	}
+	return fmt.Sprintf(" (no interface holds %v)", a)
 }
 
 func socketAlive(path string) bool {

@@ -35,7 +35,7 @@ const netnsChildEnv = "FOBGW_TEST_NETNS_CHILD"
 func TestRunKernel(t *testing.T) {
 	if os.Getenv(netnsChildEnv) == "" {
 		if os.Geteuid() != 0 {
-			t.Skip("needs root (network namespaces, TUN)")
+			t.Fatal("needs root (network namespaces, TUN): run the tests as root")
 		}
 		runInNetnsChild(t, "TestRunKernel")
 		return
@@ -153,7 +153,7 @@ func (w *kernelWorld) start(t *testing.T, cfg *Config) (stop func() error, ready
 	readyC := make(chan struct{})
 	errC := make(chan error, 1)
 	go func() {
-		errC <- Run(ctx, cfg, Options{Logger: testLogger(t), RunDir: w.runDir, OnReady: func() { close(readyC) }})
+		errC <- Run(ctx, cfg, Options{Logger: testLogger(t), RunDir: w.runDir, OnReady: func() { close(readyC) }, LANWait: time.Second})
 	}()
 	select {
 	case <-readyC:
@@ -380,7 +380,7 @@ func runKernelChild(t *testing.T) {
 func TestRunKernelRepairsDrift(t *testing.T) {
 	if os.Getenv(netnsChildEnv) == "" {
 		if os.Geteuid() != 0 {
-			t.Skip("needs root (network namespaces, TUN)")
+			t.Fatal("needs root (network namespaces, TUN): run the tests as root")
 		}
 		runInNetnsChild(t, "TestRunKernelRepairsDrift")
 		return
@@ -423,7 +423,7 @@ func TestRunKernelRepairsDrift(t *testing.T) {
 func TestRunKernelEndpointMoves(t *testing.T) {
 	if os.Getenv(netnsChildEnv) == "" {
 		if os.Geteuid() != 0 {
-			t.Skip("needs root (network namespaces, TUN)")
+			t.Fatal("needs root (network namespaces, TUN): run the tests as root")
 		}
 		runInNetnsChild(t, "TestRunKernelEndpointMoves")
 		return
@@ -495,4 +495,187 @@ func TestRunKernelEndpointMoves(t *testing.T) {
 		t.Errorf("endpoint %s after the move, want %v", st.Endpoint, moved.Addr())
 	}
 	t.Logf("through again %v after the move (bar: 30 s): endpoint %s, misses %d, changes %d", took, st.Endpoint, st.ProbeMissesTotal, st.EndpointChanges)
+}
+
+// TestRunKernelLANAndSysctls: a LANInterface that does not exist (a typo)
+// or does not hold DNSListen's address is a *ConfigError from check and
+// run, before anything changes; with KillSwitch = off the forwarding
+// sysctl goes back to its previous value after a failed start and after a
+// stop (with KillSwitch = on it stays: the kill switch guards the LAN).
+func TestRunKernelLANAndSysctls(t *testing.T) {
+	if os.Getenv(netnsChildEnv) == "" {
+		if os.Geteuid() != 0 {
+			t.Fatal("needs root (network namespaces, TUN): run the tests as root")
+		}
+		runInNetnsChild(t, "TestRunKernelLANAndSysctls")
+		return
+	}
+	const fwd = "/proc/sys/net/ipv4/ip_forward"
+	// This is the child's own, fresh namespace (see TestRunKernel).
+	setForward := func(v string) {
+		if err := os.WriteFile(fwd, []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forward := func() string {
+		b, err := os.ReadFile(fwd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	w := newKernelWorld(t, map[string]string{"KillSwitch = on": "KillSwitch = off"})
+	good := w.config(t)
+	table := good.Table
+	lan1 := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "lan1"}} // exists, without the address
+	if err := w.h.LinkAdd(lan1); err != nil {
+		t.Fatal(err)
+	}
+	setForward("0")
+
+	for _, tt := range []struct{ name, lanIf, want string }{
+		{"typo", "br1", `interface "br1" does not exist (192.168.86.1 is on br0)`},
+		{"without the address", "lan1", `interface "lan1" does not hold DNSListen's address 192.168.86.1 (192.168.86.1 is on br0)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := *good
+			cfg.LANInterface = tt.lanIf
+			var b strings.Builder
+			err := Check(&cfg, Options{RunDir: w.runDir}, &b)
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Key != "LANInterface" || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("check: %v; want a *ConfigError for LANInterface saying %q", err, tt.want)
+			}
+			_, ok, err := w.start(t, &cfg)
+			if ok || !errors.As(err, &ce) || ce.Key != "LANInterface" || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run: ready %v, %v; want a *ConfigError for LANInterface saying %q", ok, err, tt.want)
+			}
+			if n := w.rulesToTable(t, table); n != 0 {
+				t.Errorf("%d rules to table %d left", n, table)
+			}
+			if got := w.routes(t, table); len(got) != 0 {
+				t.Errorf("table %d holds %v", table, got)
+			}
+			if w.linkExists(t) {
+				t.Errorf("TUN created")
+			}
+			if v := forward(); v != "0" {
+				t.Errorf("ip_forward = %s, want 0 (untouched)", v)
+			}
+		})
+	}
+	if err := Check(good, Options{RunDir: w.runDir}, io.Discard); err != nil {
+		t.Errorf("check of the good config: %v", err)
+	}
+
+	// KillSwitch = off: a failed start (DNSListen taken) restores ip_forward.
+	busy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(192, 168, 86, 1), Port: 53})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ok, err := w.start(t, good)
+	busy.Close()
+	if ok || err == nil {
+		t.Fatalf("Run with DNSListen taken: ready %v, err %v", ok, err)
+	}
+	if v := forward(); v != "0" {
+		t.Errorf("after a failed start with KillSwitch = off ip_forward = %s, want 0 (as before)", v)
+	}
+	if n := w.rulesToTable(t, table); n != 0 {
+		t.Errorf("after a failed start with KillSwitch = off %d rules to table %d", n, table)
+	}
+	// A run turns it on, a stop restores it.
+	stop, ok, err := w.start(t, good)
+	if !ok {
+		t.Fatal(err)
+	}
+	if v := forward(); v != "1" {
+		t.Errorf("while running ip_forward = %s, want 1", v)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	if v := forward(); v != "0" {
+		t.Errorf("after a stop with KillSwitch = off ip_forward = %s, want 0 (as before)", v)
+	}
+	// A value set before fobgw is kept.
+	setForward("1")
+	stop, ok, err = w.start(t, good)
+	if !ok {
+		t.Fatal(err)
+	}
+	stop()
+	if v := forward(); v != "1" {
+		t.Errorf("ip_forward was 1 before fobgw, is %s after", v)
+	}
+
+	// KillSwitch = on: the kill switch guards the LAN, forwarding stays on.
+	setForward("0")
+	on := *good
+	on.KillSwitch = true
+	stop, ok, err = w.start(t, &on)
+	if !ok {
+		t.Fatal(err)
+	}
+	stop()
+	if v := forward(); v != "1" {
+		t.Errorf("after a stop with KillSwitch = on ip_forward = %s, want 1 (the kill switch guards the LAN)", v)
+	}
+	if got := w.routes(t, table); len(got) != 1 || got[0] != "unreachable" {
+		t.Errorf("after a stop with KillSwitch = on table %d holds %v, want the kill switch", table, got)
+	}
+	if err := Down(&on, Options{Logger: testLogger(t), RunDir: w.runDir}); err != nil {
+		t.Errorf("Down: %v", err)
+	}
+}
+
+// TestRunKernelLANLate: at boot the LAN bridge may get its address after
+// fobgw starts; Run waits for it (Options.LANWait) instead of failing, and
+// changes nothing while it waits.
+func TestRunKernelLANLate(t *testing.T) {
+	if os.Getenv(netnsChildEnv) == "" {
+		if os.Geteuid() != 0 {
+			t.Fatal("needs root (network namespaces, TUN): run the tests as root")
+		}
+		runInNetnsChild(t, "TestRunKernelLANLate")
+		return
+	}
+	w := newKernelWorld(t, nil)
+	cfg := w.config(t)
+	br, err := w.h.LinkByName("br0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lanAddr := &netlink.Addr{IPNet: prefixToIPNet(netip.MustParsePrefix("192.168.86.1/24"))}
+	if err := w.h.AddrDel(br, lanAddr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	readyC := make(chan struct{})
+	errC := make(chan error, 1)
+	go func() {
+		errC <- Run(ctx, cfg, Options{Logger: testLogger(t), RunDir: w.runDir, OnReady: func() { close(readyC) }, LANWait: 20 * time.Second})
+	}()
+	time.Sleep(time.Second)
+	if n := w.rulesToTable(t, cfg.Table); n != 0 || w.linkExists(t) {
+		t.Errorf("while waiting for the LAN: %d rules to table %d, TUN exists %v; want nothing changed", n, cfg.Table, w.linkExists(t))
+	}
+	if err := w.h.AddrAdd(br, lanAddr); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-readyC:
+	case err := <-errC:
+		t.Fatalf("Run failed although the LAN address came within LANWait: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run not ready 30 s after the LAN address came")
+	}
+	cancel()
+	if err := <-errC; err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	if err := Down(cfg, Options{Logger: testLogger(t), RunDir: w.runDir}); err != nil {
+		t.Errorf("Down: %v", err)
+	}
 }
