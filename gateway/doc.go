@@ -141,12 +141,13 @@
 //
 // # Memory
 //
-// `fobgw run` sets a soft memory limit of 64 MiB (runtime/debug.SetMemoryLimit)
+// `fobgw run` sets a soft memory limit of 128 MiB (runtime/debug.SetMemoryLimit)
 // unless the GOMEMLIMIT environment variable is set, which wins; GOGC keeps
 // its default. Under one iperf3 stream the peak RSS without a limit is about
 // 240 MB, mostly wireguard-go's 64 KiB message buffers in sync.Pools plus
-// the garbage collector's slack; the buffers hold no pointers, so the extra
-// GC cycles are cheap. To measure a different limit, set e.g.
-// Environment=GOMEMLIMIT=128MiB in the unit (GOMEMLIMIT=off for none) and
+// the garbage collector's slack. A lower limit trades throughput for memory
+// (each cycle empties the pools, and new buffers must be zeroed; see
+// bench/RESULTS.md). To measure a different limit, set e.g.
+// Environment=GOMEMLIMIT=64MiB in the unit (GOMEMLIMIT=off for none) and
 // compare VmHWM in /proc/<pid>/status and the throughput.
 package gateway

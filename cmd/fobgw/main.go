@@ -41,9 +41,9 @@ Usage:
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 
-Memory: fobgw run sets a soft memory limit of 64 MiB (runtime/debug.SetMemoryLimit)
+Memory: fobgw run sets a soft memory limit of 128 MiB (runtime/debug.SetMemoryLimit)
 unless the GOMEMLIMIT environment variable is set, which then wins (e.g.
-GOMEMLIMIT=128MiB, or GOMEMLIMIT=off for none); GOGC keeps its default. The
+GOMEMLIMIT=64MiB on a 512 MB board, or GOMEMLIMIT=off for none); GOGC keeps its default. The
 limit is logged at start as memory_limit.
 `
 
@@ -52,10 +52,12 @@ limit is logged at start as memory_limit.
 // 64 KiB message buffers, held in sync.Pools, plus the garbage collector's
 // slack (GOGC=100 lets the heap double before a cycle): about 240 MB peak RSS
 // under one iperf3 stream. The buffers hold no pointers, so a GC cycle is
-// cheap and a limit mostly trims the slack and the pools; 64 MiB suits a
-// board with 512 MB. The limit is soft: the runtime exceeds it rather than
+// cheap, but every cycle also empties the pools, and each new 64 KiB buffer
+// must be zeroed: in the lab a 64 MiB limit held the peak RSS near 46 MB but
+// halved throughput, 128 MiB kept it near 110 MB at about 0.9 of the
+// throughput of no limit (bench/RESULTS.md). The limit is soft: the runtime exceeds it rather than
 // fail, and caps the GC's CPU share (about 50 %) near it.
-const defaultMemoryLimit = 64 << 20
+const defaultMemoryLimit = 128 << 20
 
 // Exit codes.
 const (

@@ -1,0 +1,258 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// world is the lab of lab.sh that the tests of this package share: one world, brought up by
+// TestMain, with the gateway under test running at muc.
+type world struct {
+	bench   string // this directory, holding lab.sh
+	dir     string // FOBL_DIR: the lab's state, keys and logs
+	bin     string // FOBL_BIN: fobgw, wireguard-go, labweb
+	gateway string // "fobgw", or "stock" to run the same tests against the stock recipe
+	iface   string // the gateway's WireGuard interface at muc
+}
+
+// cmdTimeout bounds every command a test runs, so that a hung tool fails the test instead of
+// hanging the package.
+const cmdTimeout = 60 * time.Second
+
+func (w *world) env() []string {
+	return append(os.Environ(), "FOBL_DIR="+w.dir, "FOBL_BIN="+w.bin)
+}
+
+// labRun runs `bash lab.sh ARGS...` and returns its combined output.
+func (w *world) labRun(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(w.bench, "lab.sh")}, args...)...)
+	cmd.Env = w.env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("lab.sh %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// lab runs lab.sh and fails the test if it fails.
+func (w *world) lab(tb testing.TB, args ...string) string {
+	tb.Helper()
+	out, err := w.labRun(args...)
+	if err != nil {
+		tb.Fatalf("%v\ngateway log:\n%s", err, w.gatewayLog())
+	}
+	return out
+}
+
+// gatewayLog is the tail of the gateway's log, for failure messages.
+func (w *world) gatewayLog() string {
+	b, err := os.ReadFile(filepath.Join(w.dir, "gw.log"))
+	if err != nil {
+		return fmt.Sprintf("(no gateway log: %v)", err)
+	}
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// ns runs a command inside the lab namespace fobl-NS and returns its combined output.
+func ns(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", "fobl-" + name}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("in %s: %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
+}
+
+// mustNS is ns failing the test on error.
+func mustNS(tb testing.TB, name string, args ...string) string {
+	tb.Helper()
+	out, err := ns(name, args...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// waitFor polls cond every 100 ms until it returns nil, and fails the test with cond's last
+// error when timeout passes. It returns how long it waited.
+func waitFor(tb testing.TB, desc string, timeout time.Duration, cond func() error) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	for {
+		err := cond()
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			tb.Fatalf("%s: still not true after %v: %v", desc, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// fileString is the trimmed content of a lab file (keys, the current home address).
+func (w *world) fileString(tb testing.TB, name string) string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(w.dir, name))
+	if err != nil {
+		tb.Fatalf("read lab file: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// begAddress is beg's current public address (it moves in TestHomeAddressChange).
+func (w *world) begAddress(tb testing.TB) string { return w.fileString(tb, "beg.addr") }
+
+// gatewayPID is the pid of the gateway process at muc.
+func (w *world) gatewayPID(tb testing.TB) int {
+	tb.Helper()
+	pid, err := strconv.Atoi(w.fileString(tb, "gw.pid"))
+	if err != nil {
+		tb.Fatalf("gateway pid file: %v", err)
+	}
+	return pid
+}
+
+// alive reports whether pid is a running process (a zombie counts as dead).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses: "pid (comm) S ...".
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// publicAddress is the address web sees for a request made from namespace name.
+func publicAddress(name string) (string, error) {
+	out, err := ns(name, "curl", "-fsS", "--max-time", "3", "http://203.0.113.80/ip")
+	return strings.TrimSpace(out), err
+}
+
+// dig queries server for name's A record from namespace from and returns the answers.
+func dig(from, server, name string, tcp bool) ([]string, error) {
+	args := []string{"dig", "+short", "+time=2", "+tries=1", "@" + server, name, "A"}
+	if tcp {
+		args = append(args, "+tcp")
+	}
+	out, err := ns(from, args...)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(out), nil
+}
+
+// counter reads a named nftables counter's packet count in table ip TABLE of namespace name.
+func counter(tb testing.TB, name, table, counter string) int {
+	tb.Helper()
+	out := mustNS(tb, name, "nft", "list", "counter", "ip", table, counter)
+	f := strings.Fields(out)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "packets" {
+			n, err := strconv.Atoi(f[i+1])
+			if err != nil {
+				tb.Fatalf("counter %s: %q: %v", counter, f[i+1], err)
+			}
+			return n
+		}
+	}
+	tb.Fatalf("counter %s: no packet count in %q", counter, out)
+	return 0
+}
+
+// capture is a tcpdump in a lab namespace waiting for the first packet of a filter.
+type capture struct {
+	done chan struct{}
+	mu   sync.Mutex
+	out  strings.Builder // protected by mu
+}
+
+// captureFirst starts tcpdump for the first packet matching filter on iface in namespace name
+// and returns once tcpdump listens.
+func captureFirst(tb testing.TB, name, iface, filter string) *capture {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", "fobl-"+name, "tcpdump", "-i", iface, "-n", "-l", "-c", "1", filter)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		tb.Fatalf("start tcpdump in %s: %v", name, err)
+	}
+	c := &capture{done: make(chan struct{})}
+	listening := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := false
+		for sc.Scan() {
+			if !once && strings.Contains(sc.Text(), "listening on") {
+				once = true
+				close(listening)
+			}
+		}
+		if !once {
+			close(listening)
+		}
+	}()
+	go func() {
+		b, _ := io.ReadAll(stdout)
+		c.mu.Lock()
+		c.out.Write(b)
+		c.mu.Unlock()
+		_ = cmd.Wait()
+		close(c.done)
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		<-c.done
+	})
+	select {
+	case <-listening:
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("tcpdump in %s on %s did not start listening", name, iface)
+	}
+	return c
+}
+
+// wait returns the captured packet line, or an error if none came within timeout.
+func (c *capture) wait(timeout time.Duration) (string, error) {
+	select {
+	case <-c.done:
+	case <-time.After(timeout):
+		return "", errors.New("no packet captured")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.out.Len() == 0 {
+		return "", errors.New("tcpdump ended without a packet")
+	}
+	return c.out.String(), nil
+}

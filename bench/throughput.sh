@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# throughput.sh: lab benchmarks in the story's world (bench/lab.sh), in one run.
+#
+#  1. iperf3 client -> web, upload and download (-R), SECS seconds each, ROUNDS rounds alternated
+#     over the paths: fobgw (ClampMSS auto), fobgw (ClampMSS off), the stock recipe
+#     (wireguard-go of the version go.mod pins + ip rule + iptables TCPMSS), plain routing.
+#     Peak RSS (VmHWM) of the gateway process at muc is read after each round's load.
+#  2. dnsperf from the client against fobgw's forwarder (192.168.86.1:53) and against dnsmasq on
+#     the same gateway forwarding through the same tunnel (192.168.86.1:5353): uncached (unique
+#     names), cached (one name), and a steady 3,000 queries/s that must lose nothing.
+#
+# Prints a Markdown report (also kept in $OUT/report.md; raw figures in $OUT).
+# Environment: ROUNDS (3), SECS (10), DNS_SECS (6), PATHS (the four above, names:
+# fobgw-auto fobgw-off stock plain; without a fobgw binary only stock and plain run; also
+# fobgw-nolimit: fobgw-auto with GOMEMLIMIT=off),
+# IPERF_ARGS (extra iperf3 arguments for every path, e.g. "-M 1380" or "-P 2"), NO_DNS=1 (skip 2.),
+# NO_BUILD=1 (use the binaries already in $FOBL_BIN).
+# fobgw-off rounds run iperf3 with -M 1380 so the PMTUD black hole cannot stall their
+# downloads: segments are then the same size as with the clamp, and only the clamp's cost differs.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-10}
+DNS_SECS=${DNS_SECS:-6}
+OUT=${OUT:-$HERE/out/throughput-$(date -u +%Y%m%dT%H%M%SZ)}
+export FOBL_DIR=${FOBL_DIR:-/run/fobl}
+export FOBL_BIN=${FOBL_BIN:-$HERE/out/bin}
+LAB=$FOBL_DIR
+
+lab() { bash "$HERE/lab.sh" "$@"; }
+say() { printf '%s\n' "$*" >&2; }
+
+[[ $(id -u) == 0 ]] || {
+	say "throughput.sh needs root (network namespaces)"
+	exit 1
+}
+
+cleanup() {
+	lab down || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$OUT"
+[[ -n ${NO_BUILD:-} ]] || lab build
+if [[ -z ${PATHS:-} ]]; then
+	if [[ -x $FOBL_BIN/fobgw ]]; then
+		PATHS="fobgw-auto fobgw-off stock plain"
+	else
+		PATHS="stock plain"
+		say "no fobgw binary: measuring only the stock recipe and plain routing"
+	fi
+fi
+read -r load_before _ </proc/loadavg
+lab up
+
+# gw_start PATH: bring the gateway of PATH up at muc.
+gw_start() {
+	case $1 in
+	fobgw-auto) lab gw fobgw auto ;;
+	fobgw-off) lab gw fobgw off ;;
+	fobgw-nolimit) GOMEMLIMIT=off lab gw fobgw auto ;; # without fobgw's default soft memory limit
+	fobgw-mem*) GOMEMLIMIT=${1#fobgw-mem}MiB lab gw fobgw auto ;; # fobgw-mem128: a 128 MiB soft limit
+	stock | plain) lab gw "$1" ;;
+	*)
+		say "unknown path $1"
+		return 1
+		;;
+	esac
+}
+
+# iperf DIR EXTRA...: one iperf3 run from the client, prints the receiver's Mbit/s.
+iperf() {
+	local dir=$1
+	shift
+	local args=(-c 203.0.113.80 -t "$SECS" -f m --connect-timeout 3000 "$@")
+	# shellcheck disable=SC2206
+	args+=(${IPERF_ARGS:-})
+	[[ $dir == down ]] && args+=(-R)
+	timeout $((SECS + 20)) ip netns exec fobl-client iperf3 "${args[@]}" >"$OUT/iperf.last" 2>&1 || true
+	cat "$OUT/iperf.last" >>"$OUT/iperf.log"
+	awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") v = $(i-1) } END { print (v == "" ? 0 : v) }' "$OUT/iperf.last"
+}
+
+vmhwm() {
+	local pid
+	pid=$(cat "$LAB/gw.pid" 2>/dev/null) || {
+		echo -
+		return
+	}
+	awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo -
+}
+
+median() {
+	sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2 }'
+}
+
+# --- 1. throughput ---------------------------------------------------------------------------
+: >"$OUT/iperf.tsv"
+for r in $(seq "$ROUNDS"); do
+	for p in $PATHS; do
+		gw_start "$p" >>"$OUT/lab.log" 2>&1
+		extra=()
+		[[ $p == fobgw-off && " ${IPERF_ARGS:-} " != *" -M "* ]] && extra=(-M 1380)
+		up=$(iperf up "${extra[@]}")
+		down=$(iperf down "${extra[@]}")
+		rss=$(vmhwm)
+		printf '%s\t%s\t%s\t%s\t%s\n' "$p" "$r" "$up" "$down" "$rss" >>"$OUT/iperf.tsv"
+		say "round $r $p: up $up Mbit/s, down $down Mbit/s, VmHWM $rss KiB"
+	done
+done
+
+col() { # col PATH FIELD: the median of FIELD (3 up, 4 down, 5 rss) over the rounds of PATH
+	awk -v p="$1" -v f="$2" -F'\t' '$1 == p && $f != "-" { print $f }' "$OUT/iperf.tsv" | median
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'; }
+
+# --- 2. DNS ----------------------------------------------------------------------------------
+: >"$OUT/dns.tsv"
+if [[ -z ${NO_DNS:-} ]]; then
+dns_path=fobgw-auto
+dns_if=fobgw0
+dns_targets="fobgw dnsmasq"
+if [[ " $PATHS " != *" fobgw-auto "* ]]; then
+	dns_path=stock
+	dns_if=wgstock0
+	dns_targets=dnsmasq
+fi
+gw_start "$dns_path" >>"$OUT/lab.log" 2>&1
+# dnsmasq on the same gateway, forwarding through the same tunnel, at its best options.
+ip netns exec fobl-muc dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+	--bind-interfaces --listen-address=192.168.86.1 --port=5353 --cache-size=10000 \
+	--server="192.168.88.1@$dns_if" --user=root --group=root --pid-file="$LAB/dns-muc.pidfile" \
+	</dev/null >"$OUT/dnsmasq-muc.log" 2>&1 &
+echo $! >"$LAB/dns-muc.pid"
+for _ in $(seq 50); do
+	ip netns exec fobl-client dig +short +time=1 +tries=1 -p 5353 @192.168.86.1 tv.example >/dev/null 2>&1 && break
+	sleep 0.1
+done
+
+# Unique names under a wildcard the Pi-hole stand-in answers; a new prefix per file and run.
+gen_unique() {
+	awk -v n="$1" -v tag="$2" 'BEGIN { srand(); s = int(rand() * 1e9); for (i = 0; i < n; i++) printf "u%x-%s-%d.q.example A\n", s, tag, i }' >"$OUT/$2.queries"
+}
+echo "c.q.example A" >"$OUT/cached.queries"
+
+# dnsperf_run NAME PORT FILE ARGS...: prints "qps lost"
+dnsperf_run() {
+	local name=$1 port=$2 file=$3
+	shift 3
+	timeout $((DNS_SECS + 30)) ip netns exec fobl-client dnsperf -s 192.168.86.1 -p "$port" -d "$file" \
+		-l "$DNS_SECS" "$@" >"$OUT/dnsperf-$name.txt" 2>&1 || true
+	awk '/Queries per second:/ { q = $4 } /Queries lost:/ { l = $3 } END { print (q == "" ? 0 : q), (l == "" ? "?" : l) }' \
+		"$OUT/dnsperf-$name.txt"
+}
+
+for r in $(seq "$ROUNDS"); do
+	for t in $dns_targets; do
+		port=53
+		[[ $t == dnsmasq ]] && port=5353
+		gen_unique 400000 "$t-r$r"
+		read -r q l < <(dnsperf_run "$t-uncached-r$r" "$port" "$OUT/$t-r$r.queries" -c 4 -q 500)
+		printf '%s\tuncached\t%s\t%s\t%s\n' "$t" "$r" "$q" "$l" >>"$OUT/dns.tsv"
+		read -r q l < <(dnsperf_run "$t-cached-r$r" "$port" "$OUT/cached.queries" -c 4 -q 500)
+		printf '%s\tcached\t%s\t%s\t%s\n' "$t" "$r" "$q" "$l" >>"$OUT/dns.tsv"
+		gen_unique 30000 "$t-steady-r$r"
+		read -r q l < <(dnsperf_run "$t-steady-r$r" "$port" "$OUT/$t-steady-r$r.queries" -c 4 -Q 3000)
+		printf '%s\tsteady3000\t%s\t%s\t%s\n' "$t" "$r" "$q" "$l" >>"$OUT/dns.tsv"
+		rm -f "$OUT"/*-r"$r".queries
+		say "dns round $r $t: $(grep -P "^$t\t" "$OUT/dns.tsv" | awk -F'\t' -v r="$r" '$3 == r { printf "%s %s q/s lost %s; ", $2, $4, $5 }')"
+	done
+done
+fi
+dnscol() { # dnscol TARGET KIND FIELD(4 qps, 5 lost)
+	awk -v t="$1" -v k="$2" -v f="$3" -F'\t' '$1 == t && $2 == k { print $f }' "$OUT/dns.tsv" | median |
+		awk '{ if ($1 == "-") print; else printf "%.0f\n", $1 }'
+}
+dnslost() { # the most queries lost in any round
+	awk -v t="$1" -v k="$2" -F'\t' '$1 == t && $2 == k { if ($5 + 0 > m) m = $5 + 0 } END { print m + 0 }' "$OUT/dns.tsv"
+}
+read -r load_after _ </proc/loadavg
+
+# --- report ----------------------------------------------------------------------------------
+{
+	echo "## Lab run $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo
+	echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)," \
+		"kernel $(uname -r); load average $load_before before, $load_after after (shared machine)."
+	echo "Stock recipe and beg: $(cd "$HERE/.." && go list -m golang.zx2c4.com/wireguard 2>/dev/null) (go.mod's pin)," \
+		"$(iperf3 --version | head -1 | cut -d' ' -f1-2), dnsperf $(dpkg-query -W -f='${Version}' dnsperf 2>/dev/null)."
+	echo
+	echo "Command: \`ROUNDS=$ROUNDS SECS=$SECS DNS_SECS=$DNS_SECS PATHS=\"$PATHS\" IPERF_ARGS=\"${IPERF_ARGS:-}\" bash bench/throughput.sh\`" \
+		"(iperf3 -c 203.0.113.80 -t $SECS [-R] ${IPERF_ARGS:-}from the client; fobgw-off with -M 1380)."
+	echo
+	echo "### Throughput, medians of $ROUNDS alternated rounds (Mbit/s), peak RSS of the gateway"
+	echo
+	echo "| path | upload | download | VmHWM (KiB, median) |"
+	echo "| --- | ---: | ---: | ---: |"
+	for p in $PATHS; do
+		echo "| $p | $(col "$p" 3) | $(col "$p" 4) | $(col "$p" 5) |"
+	done
+	echo
+	echo "| ratio | upload | download |"
+	echo "| --- | ---: | ---: |"
+	if [[ " $PATHS " == *" fobgw-auto "* && " $PATHS " == *" stock "* ]]; then
+		echo "| fobgw (auto) / stock recipe | $(ratio "$(col fobgw-auto 3)" "$(col stock 3)") | $(ratio "$(col fobgw-auto 4)" "$(col stock 4)") |"
+	fi
+	if [[ " $PATHS " == *" fobgw-auto "* && " $PATHS " == *" fobgw-off "* ]]; then
+		echo "| fobgw clamp on / off | $(ratio "$(col fobgw-auto 3)" "$(col fobgw-off 3)") | $(ratio "$(col fobgw-auto 4)" "$(col fobgw-off 4)") |"
+	fi
+	if [[ " $PATHS " == *" fobgw-nolimit "* && " $PATHS " == *" stock "* ]]; then
+		echo "| fobgw (GOMEMLIMIT=off) / stock recipe | $(ratio "$(col fobgw-nolimit 3)" "$(col stock 3)") | $(ratio "$(col fobgw-nolimit 4)" "$(col stock 4)") |"
+	fi
+	if [[ " $PATHS " == *" fobgw-nolimit "* && " $PATHS " == *" fobgw-auto "* ]]; then
+		echo "| fobgw default / GOMEMLIMIT=off | $(ratio "$(col fobgw-auto 3)" "$(col fobgw-nolimit 3)") | $(ratio "$(col fobgw-auto 4)" "$(col fobgw-nolimit 4)") |"
+	fi
+	if [[ " $PATHS " == *" stock "* && " $PATHS " == *" plain "* ]]; then
+		echo "| stock recipe / plain routing | $(ratio "$(col stock 3)" "$(col plain 3)") | $(ratio "$(col stock 4)" "$(col plain 4)") |"
+	fi
+	echo
+	echo "Every round (path, round, up, down, VmHWM KiB):"
+	echo
+	echo '```'
+	cat "$OUT/iperf.tsv"
+	echo '```'
+	[[ -n ${NO_DNS:-} ]] && exit 0
+	echo
+	echo "### DNS through the tunnel ($dns_path gateway), medians of $ROUNDS rounds (queries/s)"
+	echo
+	echo "dnsperf -s 192.168.86.1 -c 4 -q 500 -l $DNS_SECS from the client; uncached = 400,000 unique"
+	echo "names under q.example per round; cached = one name; steady = -c 4 -Q 3000 -l $DNS_SECS."
+	echo "dnsmasq: --cache-size=10000 --server=192.168.88.1@$dns_if on 192.168.86.1:5353."
+	echo
+	echo "| forwarder | uncached q/s | lost (most in a round) | cached q/s | lost | steady 3,000 q/s: lost |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+	for t in $dns_targets; do
+		echo "| $t | $(dnscol "$t" uncached 4) | $(dnslost "$t" uncached) | $(dnscol "$t" cached 4) | $(dnslost "$t" cached) | $(dnslost "$t" steady3000) |"
+	done
+	if [[ $dns_path == fobgw-auto ]]; then
+		echo
+		echo "fobgw / dnsmasq: uncached $(ratio "$(dnscol fobgw uncached 4)" "$(dnscol dnsmasq uncached 4)")," \
+			"cached $(ratio "$(dnscol fobgw cached 4)" "$(dnscol dnsmasq cached 4)")."
+	fi
+} | tee "$OUT/report.md"
