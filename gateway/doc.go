@@ -108,8 +108,10 @@
 //	LAN            required; the LAN prefix(es), e.g. 192.168.86.0/24 (no host
 //	               bits; must not overlap the tunnel network).
 //	LANInterface   required; the LAN interface, e.g. br0. It must exist and
-//	               hold DNSListen's address when `fobgw run` or `fobgw check`
-//	               starts (a *ConfigError otherwise: exit 2).
+//	               hold DNSListen's address: `fobgw check` says so at once,
+//	               `fobgw run` waits up to 30 s for it (a bridge may come up
+//	               after fobgw at boot), changing nothing meanwhile, then
+//	               fails with exit 2.
 //	Table          required; the LAN's routing table: a number (not 0, 253,
 //	               254, 255) or a name from /etc/iproute2/rt_tables.
 //	HomeNetworks   prefixes the gateway itself reaches through the tunnel
