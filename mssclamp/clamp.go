@@ -1,6 +1,11 @@
 package mssclamp
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+	"strconv"
+	"strings"
+)
 
 // Header offsets and constants (RFC 791, RFC 8200, RFC 9293).
 const (
@@ -92,6 +97,8 @@ func classify(pkt []byte, mtu int) result {
 	if len(pkt) < ipv4MinLen {
 		return passed // not even an IPv4 header: not recognisably TCP
 	}
+	var seg []byte // the TCP segment of a SYN, holding at least the fixed header
+	var limit int  // the largest MSS it may announce
 	switch pkt[0] >> 4 {
 	case 4:
 		if pkt[ipv4ProtoOff] != protoTCP {
@@ -112,64 +119,21 @@ func classify(pkt []byte, mtu int) result {
 		if end > len(pkt) || end < ihl+tcpMinLen {
 			return malformed
 		}
-		return clampSYN(pkt[ihl:end], mtu-ipv4Overhead)
+		seg, limit = pkt[ihl:end], mtu-ipv4Overhead
 	case 6:
-		return classify6(pkt, mtu)
-	}
-	return passed
-}
-
-// classify6 follows the IPv6 extension headers to TCP (RFC 8200 section 4).
-// As for IPv4, the headers are read as far as the packet holds them, and the
-// payload length is checked only for a SYN that may be clamped.
-func classify6(pkt []byte, mtu int) result {
-	if len(pkt) < ipv6HeaderLen {
+		var r result
+		if seg, r = syn6(pkt); seg == nil {
+			return r
+		}
+		limit = mtu - ipv6Overhead
+	default:
 		return passed
 	}
-	next, off := pkt[ipv6NextOff], ipv6HeaderLen
-	for {
-		switch next {
-		case protoTCP:
-			if len(pkt) < off+tcpMinLen {
-				return malformed
-			}
-			if pkt[off+tcpFlagsOff]&tcpFlagSYN == 0 {
-				return passed
-			}
-			end := len(pkt) // payload length 0: a jumbogram (RFC 2675)
-			if plen := int(binary.BigEndian.Uint16(pkt[ipv6PayloadOff:])); plen != 0 {
-				end = ipv6HeaderLen + plen
-			}
-			if end > len(pkt) || end < off+tcpMinLen {
-				return malformed
-			}
-			return clampSYN(pkt[off:end], mtu-ipv6Overhead)
-		case protoHopByHop, protoRouting, protoDestOpts:
-			if len(pkt) < off+8 {
-				return malformed
-			}
-			next, off = pkt[off], off+(int(pkt[off+1])+1)*8
-		case protoFragment:
-			if len(pkt) < off+8 {
-				return malformed
-			}
-			if binary.BigEndian.Uint16(pkt[off+2:])&0xfff8 != 0 {
-				return passed // not the first fragment
-			}
-			next, off = pkt[off], off+8
-		default:
-			return passed // AH, ESP, No Next Header, unknown: not ours to parse
-		}
-	}
-}
 
-// maxMSSOpts bounds the MSS options of one list: 40 option bytes / 4.
-const maxMSSOpts = 10
-
-// clampSYN clamps the MSS options of seg, a TCP segment with SYN set that
-// holds at least the fixed TCP header, to limit.
-func clampSYN(seg []byte, limit int) result {
+	// Clamp the MSS options of seg to limit. This is part of classify, not a
+	// function of its own, to save a call on every SYN (BenchmarkClamp).
 	hlen := int(seg[tcpDataOff]>>4) * 4
+
 	if hlen < tcpMinLen || hlen > len(seg) {
 		return malformed
 	}
@@ -178,59 +142,201 @@ func clampSYN(seg []byte, limit int) result {
 		limit = 0xffff // no room for any MSS: change nothing (but still validate)
 	}
 	newMSS := uint16(min(limit, 0xffff))
+	// The usual lists are matched whole; any other is walked (clampList).
+	for i := range usualLists {
+		if !usualLists[i].matches(opts) {
+			continue
+		}
+		// The only MSS option is the first: its value is at opts[2:4], at
+		// an even offset in seg, and the list is valid.
+		o := binary.BigEndian.Uint16(opts[2:4])
+		if o <= newMSS {
+			return passed
+		}
+		binary.BigEndian.PutUint16(opts[2:4], newMSS)
+		updateChecksum(seg, uint32(^o)+uint32(newMSS))
+		return clamped
+	}
+	return clampList(seg, opts, newMSS)
+}
+
+// syn6 follows the IPv6 extension headers to TCP (RFC 8200 section 4) and
+// returns the TCP segment if it is a SYN, or nil and what classify returns.
+// As for IPv4, the headers are read as far as the packet holds them, and the
+// payload length is checked only for a SYN that may be clamped.
+func syn6(pkt []byte) ([]byte, result) {
+	if len(pkt) < ipv6HeaderLen {
+		return nil, passed
+	}
+	next, off := pkt[ipv6NextOff], ipv6HeaderLen
+	for {
+		switch next {
+		case protoTCP:
+			if len(pkt) < off+tcpMinLen {
+				return nil, malformed
+			}
+			if pkt[off+tcpFlagsOff]&tcpFlagSYN == 0 {
+				return nil, passed
+			}
+			end := len(pkt) // payload length 0: a jumbogram (RFC 2675)
+			if plen := int(binary.BigEndian.Uint16(pkt[ipv6PayloadOff:])); plen != 0 {
+				end = ipv6HeaderLen + plen
+			}
+			if end > len(pkt) || end < off+tcpMinLen {
+				return nil, malformed
+			}
+			return pkt[off:end], passed
+		case protoHopByHop, protoRouting, protoDestOpts:
+			if len(pkt) < off+8 {
+				return nil, malformed
+			}
+			next, off = pkt[off], off+(int(pkt[off+1])+1)*8
+		case protoFragment:
+			if len(pkt) < off+8 {
+				return nil, malformed
+			}
+			if binary.BigEndian.Uint16(pkt[off+2:])&0xfff8 != 0 {
+				return nil, passed // not the first fragment
+			}
+			next, off = pkt[off], off+8
+		default:
+			return nil, passed // AH, ESP, No Next Header, unknown: not ours to parse
+		}
+	}
+}
+
+// clampList clamps the MSS options of opts, the option list of seg, to
+// newMSS.
+func clampList(seg, opts []byte, newMSS uint16) result {
 	// Walk the whole list (RFC 9293 section 3.1) before changing anything: a
 	// malformed list is passed unchanged, even if an MSS option precedes the
 	// damage. Options are skipped by their length; End of Option List ends
-	// the walk. The walk notes the MSS options above limit and sums the
+	// the walk. The walk notes the MSS options above newMSS and sums the
 	// checksum change: RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m').
-	var at [maxMSSOpts]uint8 // offsets in opts of MSS options above limit
-	n := 0
+	var above uint64 // bit i set: opts[i] starts an MSS option above newMSS
 	var delta uint32
-	for i := 0; i < len(opts); {
+	n := uint(len(opts)) // at most 40
+	for i := uint(0); i < n; {
 		kind := opts[i]
-		if kind == optNOP {
+		if kind <= optNOP {
+			if kind == optEnd {
+				break
+			}
 			i++
 			continue
 		}
-		if kind == optEnd {
-			break
-		}
-		if i+1 >= len(opts) {
+		if n-i < 2 {
 			return malformed
 		}
-		l := int(opts[i+1])
-		if l < 2 || i+l > len(opts) {
+		l := uint(opts[i+1])
+		if l < 2 || l > n-i {
 			return malformed
 		}
 		if kind == optMSS {
 			if l != optMSSLen {
 				return malformed
 			}
-			if o := uint16(opts[i+2])<<8 | uint16(opts[i+3]); o > newMSS && n < len(at) {
-				at[n] = uint8(i)
-				n++
+			if o := binary.BigEndian.Uint16(opts[i+2 : i+4]); o > newMSS {
+				above |= 1 << i
 				// The MSS value sits at seg offset tcpMinLen+i+2. At an odd
 				// offset its bytes fall into two checksum words, and its
 				// contribution to the one's complement sum is the byte-swapped
 				// value (256*256 = 1 mod 65535).
 				m := newMSS
 				if i%2 == 1 {
-					o, m = o<<8|o>>8, m<<8|m>>8
+					o, m = bits.ReverseBytes16(o), bits.ReverseBytes16(m)
 				}
 				delta += uint32(^o) + uint32(m)
 			}
 		}
 		i += l
 	}
-	if n == 0 {
+	if above == 0 {
 		return passed
 	}
-	for _, i := range at[:n] {
-		opts[i+2], opts[i+3] = byte(newMSS>>8), byte(newMSS)
+	for ; above != 0; above &= above - 1 {
+		i := bits.TrailingZeros64(above)
+		binary.BigEndian.PutUint16(opts[i+2:i+4], newMSS)
 	}
+	updateChecksum(seg, delta)
+	return clamped
+}
+
+// updateChecksum adds delta, a sum of 16-bit words, to the TCP checksum of
+// seg: RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m').
+func updateChecksum(seg []byte, delta uint32) {
 	sum := uint32(^binary.BigEndian.Uint16(seg[tcpChecksum:])) + delta
 	sum = sum&0xffff + sum>>16
 	sum = sum&0xffff + sum>>16
 	binary.BigEndian.PutUint16(seg[tcpChecksum:], ^uint16(sum))
-	return clamped
+}
+
+// usualLists are the option lists the usual stacks put in their SYNs and
+// SYN-ACKs, MSS first. ".." stands for a byte of an option value (MSS,
+// window scale shift, timestamps), which may be anything. Each is a valid
+// list whose only MSS option is the first (TestUsualLists).
+//
+// Why patterns: the bar is a SYN rewrite under 10 ns beyond copying the
+// packet, and walking an option list costs about a nanosecond per option
+// (BenchmarkClamp: 6 of the 17 ns a Linux SYN took). Matching a pattern
+// is three masked 64-bit compares.
+var usualLists = [...]optPattern{
+	// Linux, Android: MSS, SACK permitted, timestamps, NOP, window scale.
+	pattern("02 04 .. .. 04 02 08 0a .. .. .. .. .. .. .. .. 01 03 03 .."),
+	// Windows: MSS, NOP, window scale, NOP, NOP, SACK permitted.
+	pattern("02 04 .. .. 01 03 03 .. 01 01 04 02"),
+	// macOS, iOS: MSS, NOP, window scale, NOP, NOP, timestamps, SACK
+	// permitted, End of Option List, padding.
+	pattern("02 04 .. .. 01 03 03 .. 01 01 08 0a .. .. .. .. .. .. .. .. 04 02 00 00"),
+	// Linux SYN-ACK to a SYN without timestamps (Windows): MSS, NOP, NOP,
+	// SACK permitted, NOP, window scale.
+	pattern("02 04 .. .. 01 01 04 02 01 03 03 .."),
+}
+
+// optPattern is an option list of n bytes, 8 <= n <= 24, read as the three
+// little-endian 64-bit words at 0, min(8, n-8) and n-8, which cover it: opts
+// matches if len(opts) == n and word&mask == want for each.
+type optPattern struct {
+	src        string // as given to pattern
+	n          int
+	want, mask [3]uint64
+}
+
+// matches reports whether opts is an instance of p.
+func (p *optPattern) matches(opts []byte) bool {
+	n := len(opts)
+	if n != p.n {
+		return false
+	}
+	le := binary.LittleEndian
+	diff := (le.Uint64(opts)^p.want[0])&p.mask[0] |
+		(le.Uint64(opts[min(8, n-8):])^p.want[1])&p.mask[1] |
+		(le.Uint64(opts[n-8:])^p.want[2])&p.mask[2]
+	return diff == 0
+}
+
+// pattern parses s, hexadecimal bytes and ".." for any byte, separated by
+// spaces. It panics on a malformed s: the patterns are constants of this
+// package.
+func pattern(s string) optPattern {
+	fields := strings.Fields(s)
+	n := len(fields)
+	if n%4 != 0 || n < 8 || n > 24 {
+		panic("mssclamp: pattern length not a multiple of 4 from 8 to 24: " + s)
+	}
+	p := optPattern{src: s, n: n}
+	for k, off := range [3]int{0, min(8, n-8), n - 8} {
+		for j, f := range fields[off : off+8] {
+			if f == ".." {
+				continue
+			}
+			b, err := strconv.ParseUint(f, 16, 8)
+			if err != nil {
+				panic("mssclamp: bad pattern " + s + ": " + err.Error())
+			}
+			p.want[k] |= b << (8 * j)
+			p.mask[k] |= 0xff << (8 * j)
+		}
+	}
+	return p
 }
