@@ -143,10 +143,11 @@
 //
 // # Memory
 //
-// `fobgw run` sets a soft memory limit of 128 MiB (runtime/debug.SetMemoryLimit)
+// `fobgw run` sets a soft memory limit (runtime/debug.SetMemoryLimit) of a
+// quarter of the machine's memory, at least 64 MiB (128 MiB on a 512 MB board),
 // unless the GOMEMLIMIT environment variable is set, which wins; GOGC keeps
 // its default. Under one iperf3 stream the peak RSS without a limit is about
-// 240 MB, mostly wireguard-go's 64 KiB message buffers in sync.Pools plus
+// 270 MB, mostly wireguard-go's 64 KiB message buffers in sync.Pools plus
 // the garbage collector's slack. A lower limit trades throughput for memory
 // (each cycle empties the pools, and new buffers must be zeroed; see
 // bench/RESULTS.md). To measure a different limit, set e.g.
