@@ -181,17 +181,23 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// loadConfig parses fs's flags from args and loads the -config file they
+// name (config points at the flag's value).
+func loadConfig(fs *flag.FlagSet, args []string, config *string) (*gateway.Config, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if err := needConfig(*config); err != nil {
+		return nil, err
+	}
+	return gateway.LoadConfig(*config, gateway.LoadOptions{})
+}
+
 func cmdRun(args []string, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
 	config := fs.String("config", "", "configuration `FILE`")
 	verbose := fs.Bool("v", false, "log debug messages")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := needConfig(*config); err != nil {
-		return err
-	}
-	cfg, err := gateway.LoadConfig(*config, gateway.LoadOptions{})
+	cfg, err := loadConfig(fs, args, config)
 	if err != nil {
 		return err
 	}
@@ -222,13 +228,7 @@ func applyMemoryLimit(getenv func(string) string, total int64) (limit int64, sou
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", stderr)
 	config := fs.String("config", "", "configuration `FILE`")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := needConfig(*config); err != nil {
-		return err
-	}
-	cfg, err := gateway.LoadConfig(*config, gateway.LoadOptions{})
+	cfg, err := loadConfig(fs, args, config)
 	if err != nil {
 		return err
 	}
@@ -239,13 +239,7 @@ func cmdDown(args []string, stderr io.Writer) error {
 	fs := newFlags("down", stderr)
 	config := fs.String("config", "", "configuration `FILE`")
 	verbose := fs.Bool("v", false, "log debug messages")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := needConfig(*config); err != nil {
-		return err
-	}
-	cfg, err := gateway.LoadConfig(*config, gateway.LoadOptions{})
+	cfg, err := loadConfig(fs, args, config)
 	if err != nil {
 		return err
 	}
