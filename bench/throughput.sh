@@ -92,6 +92,23 @@ vmhwm() {
 	awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo -
 }
 
+# cputicks: user+system CPU clock ticks of the gateway process so far ("-" without one).
+cputicks() {
+	local pid
+	pid=$(cat "$LAB/gw.pid" 2>/dev/null) || {
+		echo -
+		return
+	}
+	# Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the command name.
+	sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo -
+}
+
+# cpu_per_gbit TICKS_BEFORE TICKS_AFTER MBITS: the gateway's CPU milliseconds per Gbit moved.
+cpu_per_gbit() {
+	awk -v a="$1" -v b="$2" -v m="$3" -v s="$SECS" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { if (a == "-" || b == "-" || m == 0) print "-"; else printf "%.0f", (b - a) * 1000 / hz / (m * s / 1000) }'
+}
+
 median() {
 	sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2 }'
 }
@@ -103,15 +120,20 @@ for r in $(seq "$ROUNDS"); do
 		gw_start "$p" >>"$OUT/lab.log" 2>&1
 		extra=()
 		[[ $p == fobgw-off && " ${IPERF_ARGS:-} " != *" -M "* ]] && extra=(-M 1380)
+		t0=$(cputicks)
 		up=$(iperf up "${extra[@]}")
+		t1=$(cputicks)
 		down=$(iperf down "${extra[@]}")
+		t2=$(cputicks)
 		rss=$(vmhwm)
-		printf '%s\t%s\t%s\t%s\t%s\n' "$p" "$r" "$up" "$down" "$rss" >>"$OUT/iperf.tsv"
-		say "round $r $p: up $up Mbit/s, down $down Mbit/s, VmHWM $rss KiB"
+		cpu_up=$(cpu_per_gbit "$t0" "$t1" "$up")
+		cpu_down=$(cpu_per_gbit "$t1" "$t2" "$down")
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$r" "$up" "$down" "$rss" "$cpu_up" "$cpu_down" >>"$OUT/iperf.tsv"
+		say "round $r $p: up $up Mbit/s, down $down Mbit/s, VmHWM $rss KiB, gateway CPU $cpu_up / $cpu_down ms per Gbit"
 	done
 done
 
-col() { # col PATH FIELD: the median of FIELD (3 up, 4 down, 5 rss) over the rounds of PATH
+col() { # col PATH FIELD: the median of FIELD (3 up, 4 down, 5 rss, 6/7 CPU ms per Gbit up/down) over the rounds of PATH
 	awk -v p="$1" -v f="$2" -F'\t' '$1 == p && $f != "-" { print $f }' "$OUT/iperf.tsv" | median
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'; }
@@ -195,19 +217,21 @@ read -r load_after _ </proc/loadavg
 	echo
 	echo "### Throughput, medians of $ROUNDS alternated rounds (Mbit/s), peak RSS of the gateway"
 	echo
-	echo "| path | upload | download | VmHWM (KiB, median) |"
-	echo "| --- | ---: | ---: | ---: |"
+	echo "| path | upload | download | VmHWM (KiB, median) | gateway CPU ms per Gbit, up / down |"
+	echo "| --- | ---: | ---: | ---: | ---: |"
 	for p in $PATHS; do
-		echo "| $p | $(col "$p" 3) | $(col "$p" 4) | $(col "$p" 5) |"
+		echo "| $p | $(col "$p" 3) | $(col "$p" 4) | $(col "$p" 5) | $(col "$p" 6) / $(col "$p" 7) |"
 	done
 	echo
 	echo "| ratio | upload | download |"
 	echo "| --- | ---: | ---: |"
 	if [[ " $PATHS " == *" fobgw-auto "* && " $PATHS " == *" stock "* ]]; then
 		echo "| fobgw (auto) / stock recipe | $(ratio "$(col fobgw-auto 3)" "$(col stock 3)") | $(ratio "$(col fobgw-auto 4)" "$(col stock 4)") |"
+		echo "| CPU per Gbit, fobgw (auto) / stock recipe | $(ratio "$(col fobgw-auto 6)" "$(col stock 6)") | $(ratio "$(col fobgw-auto 7)" "$(col stock 7)") |"
 	fi
 	if [[ " $PATHS " == *" fobgw-auto "* && " $PATHS " == *" fobgw-off "* ]]; then
 		echo "| fobgw clamp on / off | $(ratio "$(col fobgw-auto 3)" "$(col fobgw-off 3)") | $(ratio "$(col fobgw-auto 4)" "$(col fobgw-off 4)") |"
+		echo "| fobgw CPU per Gbit, clamp on / off | $(ratio "$(col fobgw-auto 6)" "$(col fobgw-off 6)") | $(ratio "$(col fobgw-auto 7)" "$(col fobgw-off 7)") |"
 	fi
 	if [[ " $PATHS " == *" fobgw-nolimit "* && " $PATHS " == *" stock "* ]]; then
 		echo "| fobgw (GOMEMLIMIT=off) / stock recipe | $(ratio "$(col fobgw-nolimit 3)" "$(col stock 3)") | $(ratio "$(col fobgw-nolimit 4)" "$(col stock 4)") |"
@@ -219,7 +243,7 @@ read -r load_after _ </proc/loadavg
 		echo "| stock recipe / plain routing | $(ratio "$(col stock 3)" "$(col plain 3)") | $(ratio "$(col stock 4)" "$(col plain 4)") |"
 	fi
 	echo
-	echo "Every round (path, round, up, down, VmHWM KiB):"
+	echo "Every round (path, round, up, down, VmHWM KiB, gateway CPU ms per Gbit up, down):"
 	echo
 	echo '```'
 	cat "$OUT/iperf.tsv"

@@ -44,12 +44,12 @@ type tunnel struct {
 func wgLogger(log *slog.Logger) *device.Logger {
 	lim := rate.NewLimiter(rate.Every(10*time.Second), 5) // a burst, then one per 10 s
 	var suppressed atomic.Uint64
+	verbosef := device.DiscardLogf // as wireguard-go's own LogLevelError
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		verbosef = func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) }
+	}
 	return &device.Logger{
-		Verbosef: func(format string, args ...any) {
-			if log.Enabled(context.Background(), slog.LevelDebug) {
-				log.Debug(fmt.Sprintf(format, args...))
-			}
-		},
+		Verbosef: verbosef,
 		Errorf: func(format string, args ...any) {
 			if !lim.Allow() {
 				suppressed.Add(1)
