@@ -137,6 +137,12 @@ col() { # col PATH FIELD: the median of FIELD (3 up, 4 down, 5 rss, 6/7 CPU ms p
 	awk -v p="$1" -v f="$2" -F'\t' '$1 == p && $f != "-" { print $f }' "$OUT/iperf.tsv" | median
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'; }
+# ratio_row LABEL A B UP DOWN: a table row of path A's medians over path B's (fields UP and DOWN
+# of col), when both paths ran.
+ratio_row() {
+	[[ " $PATHS " == *" $2 "* && " $PATHS " == *" $3 "* ]] || return 0
+	echo "| $1 | $(ratio "$(col "$2" "$4")" "$(col "$3" "$4")") | $(ratio "$(col "$2" "$5")" "$(col "$3" "$5")") |"
+}
 
 # --- 2. DNS ----------------------------------------------------------------------------------
 : >"$OUT/dns.tsv"
@@ -225,23 +231,13 @@ read -r load_after _ </proc/loadavg
 	echo
 	echo "| ratio | upload | download |"
 	echo "| --- | ---: | ---: |"
-	if [[ " $PATHS " == *" fobgw-auto "* && " $PATHS " == *" stock "* ]]; then
-		echo "| fobgw (auto) / stock recipe | $(ratio "$(col fobgw-auto 3)" "$(col stock 3)") | $(ratio "$(col fobgw-auto 4)" "$(col stock 4)") |"
-		echo "| CPU per Gbit, fobgw (auto) / stock recipe | $(ratio "$(col fobgw-auto 6)" "$(col stock 6)") | $(ratio "$(col fobgw-auto 7)" "$(col stock 7)") |"
-	fi
-	if [[ " $PATHS " == *" fobgw-auto "* && " $PATHS " == *" fobgw-off "* ]]; then
-		echo "| fobgw clamp on / off | $(ratio "$(col fobgw-auto 3)" "$(col fobgw-off 3)") | $(ratio "$(col fobgw-auto 4)" "$(col fobgw-off 4)") |"
-		echo "| fobgw CPU per Gbit, clamp on / off | $(ratio "$(col fobgw-auto 6)" "$(col fobgw-off 6)") | $(ratio "$(col fobgw-auto 7)" "$(col fobgw-off 7)") |"
-	fi
-	if [[ " $PATHS " == *" fobgw-nolimit "* && " $PATHS " == *" stock "* ]]; then
-		echo "| fobgw (GOMEMLIMIT=off) / stock recipe | $(ratio "$(col fobgw-nolimit 3)" "$(col stock 3)") | $(ratio "$(col fobgw-nolimit 4)" "$(col stock 4)") |"
-	fi
-	if [[ " $PATHS " == *" fobgw-nolimit "* && " $PATHS " == *" fobgw-auto "* ]]; then
-		echo "| fobgw default / GOMEMLIMIT=off | $(ratio "$(col fobgw-auto 3)" "$(col fobgw-nolimit 3)") | $(ratio "$(col fobgw-auto 4)" "$(col fobgw-nolimit 4)") |"
-	fi
-	if [[ " $PATHS " == *" stock "* && " $PATHS " == *" plain "* ]]; then
-		echo "| stock recipe / plain routing | $(ratio "$(col stock 3)" "$(col plain 3)") | $(ratio "$(col stock 4)" "$(col plain 4)") |"
-	fi
+	ratio_row "fobgw (auto) / stock recipe" fobgw-auto stock 3 4
+	ratio_row "CPU per Gbit, fobgw (auto) / stock recipe" fobgw-auto stock 6 7
+	ratio_row "fobgw clamp on / off" fobgw-auto fobgw-off 3 4
+	ratio_row "fobgw CPU per Gbit, clamp on / off" fobgw-auto fobgw-off 6 7
+	ratio_row "fobgw (GOMEMLIMIT=off) / stock recipe" fobgw-nolimit stock 3 4
+	ratio_row "fobgw default / GOMEMLIMIT=off" fobgw-auto fobgw-nolimit 3 4
+	ratio_row "stock recipe / plain routing" stock plain 3 4
 	echo
 	echo "Every round (path, round, up, down, VmHWM KiB, gateway CPU ms per Gbit up, down):"
 	echo
