@@ -2,7 +2,6 @@ package dnsfwd
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,30 +16,12 @@ import (
 // nothing, so that a benchmark's allocations are the forwarder's and the client's.
 func benchUpstream(tb testing.TB) netip.AddrPort {
 	tb.Helper()
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	tb.Cleanup(func() { c.Close(); <-done })
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue
-			}
-			if nameEnd(buf[:n], headerLen) < 0 {
-				continue
-			}
-			c.WriteToUDPAddrPort(fastAnswer(buf[:n], 3600), from)
+	return serveUDP(tb, func(c *net.UDPConn, from netip.AddrPort, q []byte) {
+		if nameEnd(q, headerLen) < 0 {
+			return
 		}
-	}()
-	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+		c.WriteToUDPAddrPort(fastAnswer(q, 3600), from)
+	})
 }
 
 // BenchmarkForward measures queries/s through the forwarder on loopback: clients and upstream in

@@ -142,12 +142,21 @@ func query(name string, t uint16) *dns.Msg {
 }
 
 // rawUpstream is a UDP upstream driven by the test: it hands each query to h with the socket and the
-// client's address, so that h can send any bytes back.
+// client's address, so that h can send any bytes back. h gets its own copy of the query.
 func rawUpstream(tb testing.TB, h func(c *net.UDPConn, from netip.AddrPort, q []byte)) netip.AddrPort {
+	tb.Helper()
+	return serveUDP(tb, func(c *net.UDPConn, from netip.AddrPort, q []byte) {
+		h(c, from, append([]byte(nil), q...))
+	})
+}
+
+// serveUDP serves a loopback UDP socket until the test ends, handing h each datagram in a buffer
+// that the next read reuses.
+func serveUDP(tb testing.TB, h func(c *net.UDPConn, from netip.AddrPort, q []byte)) netip.AddrPort {
 	tb.Helper()
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 	if err != nil {
-		tb.Fatalf("raw upstream: %v", err)
+		tb.Fatalf("loopback UDP upstream: %v", err)
 	}
 	done := make(chan struct{})
 	tb.Cleanup(func() { c.Close(); <-done })
@@ -162,7 +171,7 @@ func rawUpstream(tb testing.TB, h func(c *net.UDPConn, from netip.AddrPort, q []
 				}
 				continue
 			}
-			h(c, from, append([]byte(nil), buf[:n]...))
+			h(c, from, buf[:n])
 		}
 	}()
 	return c.LocalAddr().(*net.UDPAddr).AddrPort()
