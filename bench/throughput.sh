@@ -134,7 +134,7 @@ for r in $(seq "$ROUNDS"); do
 done
 
 col() { # col PATH FIELD: the median of FIELD (3 up, 4 down, 5 rss, 6/7 CPU ms per Gbit up/down) over the rounds of PATH
-	awk -v p="$1" -v f="$2" -F'\t' '$1 == p && $f != "-" { print $f }' "$OUT/iperf.tsv" | median
+	awk -v p="$1" -v f="$2" -F'\t' '$1 == p && $f != "-" && $f != "" { print $f }' "$OUT/iperf.tsv" | median
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'; }
 # ratio_row LABEL A B UP DOWN: a table row of path A's medians over path B's (fields UP and DOWN
