@@ -6,7 +6,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export FOBL_DIR=${FOBL_DIR:-/run/fobl}
+export FOBL_NS=${FOBL_NS:-fobl}
+NSP=$FOBL_NS
+export FOBL_DIR=${FOBL_DIR:-/run/$NSP}
 export FOBL_BIN=${FOBL_BIN:-$HERE/out/bin}
 PACKAGES=(iproute2 wireguard-tools dnsmasq-base iperf3 nftables iptables tcpdump curl dnsperf bind9-dnsutils procps iputils-ping)
 
@@ -36,7 +38,7 @@ quiet() {
 		exit 1
 	fi
 }
-x() { ip netns exec "fobl-$1" "${@:2}"; }
+x() { ip netns exec "${NSP}-$1" "${@:2}"; }
 bad=0
 check() { # check WHAT GOT WANT
 	if [[ $2 == "$3" ]]; then

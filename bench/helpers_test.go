@@ -70,11 +70,19 @@ func (w *world) gatewayLog() string {
 	return string(b)
 }
 
-// ns runs a command inside the lab namespace fobl-NS and returns its combined output.
+// nsName is the name of the lab namespace NAME: lab.sh's prefix (FOBL_NS, default fobl) and NAME.
+func nsName(name string) string {
+	if p := os.Getenv("FOBL_NS"); p != "" {
+		return p + "-" + name
+	}
+	return "fobl-" + name
+}
+
+// ns runs a command inside the lab namespace NAME (nsName) and returns its combined output.
 func ns(name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", "fobl-" + name}, args...)...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", nsName(name)}, args...)...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("in %s: %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
@@ -192,7 +200,7 @@ type capture struct {
 func captureFirst(tb testing.TB, name, iface, filter string) *capture {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", "fobl-"+name, "tcpdump", "-i", iface, "-n", "-l", "-c", "1", filter)
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsName(name), "tcpdump", "-i", iface, "-n", "-l", "-c", "1", filter)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		cancel()

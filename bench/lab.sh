@@ -13,11 +13,13 @@
 #                         fobgw [auto|off|N] | stock [off] | plain | none
 #   gw-over MODE [CLAMP]  start MODE over what is there (e.g. a crashed gateway's leftovers)
 #   down                  stop every process of the lab, delete its namespaces and files
-#   x NS CMD...           run CMD in namespace fobl-NS (client, muc, net, beg, web)
+#   x NS CMD...           run CMD in namespace $FOBL_NS-NS (client, muc, net, beg, web)
 #   ddns-move ADDR        move beg's WAN address to ADDR and make the ISP's DNS record follow
 #   status                namespaces, gateway mode, `wg show` at both ends
 #
-# Environment: FOBL_DIR (lab state, keys, logs; default /run/fobl, made 0700 per run),
+# Environment: FOBL_NS (prefix of the lab's namespace names; default fobl, so fobl-client...;
+#              two labs with different prefixes and FOBL_DIRs can run side by side),
+#              FOBL_DIR (lab state, keys, logs; default /run/$FOBL_NS, made 0700 per run),
 #              FOBL_BIN (binaries; default bench/out/bin).
 # Nothing here touches the machine's own network namespace: every link is a veth pair
 # created directly inside two lab namespaces, every address and rule lives in a lab namespace.
@@ -25,7 +27,12 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-LAB=${FOBL_DIR:-/run/fobl}
+NSP=${FOBL_NS:-fobl}
+[[ $NSP =~ ^[a-z][a-z0-9]{0,7}$ ]] || {
+	echo "lab: error: FOBL_NS=$NSP: want a short lowercase name like fobl" >&2
+	exit 1
+}
+LAB=${FOBL_DIR:-/run/$NSP}
 BIN=${FOBL_BIN:-$HERE/out/bin}
 NSS=(client muc net beg web)
 # down removes $LAB whole: refuse anything that is not a directory of its own.
@@ -47,11 +54,11 @@ die() {
 	exit 1
 }
 
-# nsx NS CMD...: run CMD inside namespace fobl-NS (never in the machine's own).
+# nsx NS CMD...: run CMD inside namespace $NSP-NS (never in the machine's own).
 nsx() {
 	local ns=$1
 	shift
-	ip netns exec "fobl-$ns" "$@"
+	ip netns exec "${NSP}-$ns" "$@"
 }
 
 # wait_for DESC SECONDS CMD...: poll CMD every 0.1 s until it succeeds or the deadline passes.
@@ -72,7 +79,7 @@ wait_for() {
 start() {
 	local name=$1 ns=$2
 	shift 2
-	ip netns exec "fobl-$ns" "$@" </dev/null >>"$LAB/$name.log" 2>&1 3>&- &
+	ip netns exec "${NSP}-$ns" "$@" </dev/null >>"$LAB/$name.log" 2>&1 3>&- &
 	echo $! >"$LAB/$name.pid"
 }
 
@@ -121,14 +128,14 @@ cmd_down() {
 			[[ -e $f ]] && stop_pid "$f"
 		done
 	fi
-	for ns in $(ip netns list | awk '{print $1}' | grep '^fobl-' || true); do
+	for ns in $(ip netns list | awk '{print $1}' | grep "^${NSP}-" || true); do
 		pids=$(ip netns pids "$ns" 2>/dev/null || true)
 		if [[ -n $pids ]]; then
 			# shellcheck disable=SC2086
 			kill -9 $pids 2>/dev/null || true
 		fi
 	done
-	for ns in $(ip netns list | awk '{print $1}' | grep '^fobl-' || true); do
+	for ns in $(ip netns list | awk '{print $1}' | grep "^${NSP}-" || true); do
 		ip netns del "$ns" 2>/dev/null || log "could not delete namespace $ns"
 	done
 	# UAPI sockets are in the shared /var/run/wireguard: remove ours when no process owns them.
@@ -142,9 +149,9 @@ cmd_down() {
 
 # veth NS1 IF1 NS2 IF2: a veth pair created directly in the two lab namespaces.
 veth() {
-	ip -n "fobl-$1" link add "$2" type veth peer name "$4" netns "fobl-$3"
-	ip -n "fobl-$1" link set "$2" up
-	ip -n "fobl-$3" link set "$4" up
+	ip -n "${NSP}-$1" link add "$2" type veth peer name "$4" netns "${NSP}-$3"
+	ip -n "${NSP}-$1" link set "$2" up
+	ip -n "${NSP}-$3" link set "$4" up
 }
 
 cmd_up() {
@@ -158,8 +165,8 @@ cmd_up() {
 	umask 077
 
 	for ns in "${NSS[@]}"; do
-		ip netns add "fobl-$ns"
-		ip -n "fobl-$ns" link set lo up
+		ip netns add "${NSP}-$ns"
+		ip -n "${NSP}-$ns" link set lo up
 	done
 
 	# Keys of this run (0600 in a 0700 directory).
@@ -175,16 +182,16 @@ cmd_up() {
 	veth net web0 web eth0
 
 	# client
-	ip -n fobl-client addr add 192.168.86.254/24 dev eth0
-	ip -n fobl-client route add default via 192.168.86.1
+	ip -n ${NSP}-client addr add 192.168.86.254/24 dev eth0
+	ip -n ${NSP}-client route add default via 192.168.86.1
 
 	# muc: a stock home router (bridge LAN, masquerade on WAN); the gateway runs here.
-	ip -n fobl-muc link add br0 type bridge
-	ip -n fobl-muc link set lan0 master br0
-	ip -n fobl-muc link set br0 up
-	ip -n fobl-muc addr add 192.168.86.1/24 dev br0
-	ip -n fobl-muc addr add 192.168.2.2/24 dev wan0
-	ip -n fobl-muc route add default via 192.168.2.1
+	ip -n ${NSP}-muc link add br0 type bridge
+	ip -n ${NSP}-muc link set lan0 master br0
+	ip -n ${NSP}-muc link set br0 up
+	ip -n ${NSP}-muc addr add 192.168.86.1/24 dev br0
+	ip -n ${NSP}-muc addr add 192.168.2.2/24 dev wan0
+	ip -n ${NSP}-muc route add default via 192.168.2.1
 	nsx muc sysctl -qw net.ipv4.ip_forward=1
 	nsx muc nft -f - <<-'EOF'
 		table ip fobl-nat {
@@ -193,9 +200,9 @@ cmd_up() {
 	EOF
 
 	# net: the MUC ISP modem (masquerades the FOB's WAN) and the internet router.
-	ip -n fobl-net addr add 192.168.2.1/24 dev muc0
-	ip -n fobl-net addr add 198.51.100.1/24 dev beg0
-	ip -n fobl-net addr add 203.0.113.1/24 dev web0
+	ip -n ${NSP}-net addr add 192.168.2.1/24 dev muc0
+	ip -n ${NSP}-net addr add 198.51.100.1/24 dev beg0
+	ip -n ${NSP}-net addr add 203.0.113.1/24 dev web0
 	nsx net sysctl -qw net.ipv4.ip_forward=1
 	# Counters on the WAN link of the FOB, from muc's side: anything from the LAN, anything to web,
 	# and anything but the tunnel (UDP from port 13231) and lookups at the ISP resolver.
@@ -226,13 +233,13 @@ cmd_up() {
 		--log-facility="$LAB/dns-isp.query.log"
 
 	# beg: the home router: stock wireguard-go, masquerade, the Pi-hole stand-in on the home LAN.
-	ip -n fobl-beg addr add 198.51.100.2/24 dev wan0
-	ip -n fobl-beg route add default via 198.51.100.1
+	ip -n ${NSP}-beg addr add 198.51.100.2/24 dev wan0
+	ip -n ${NSP}-beg route add default via 198.51.100.1
 	# The home LAN: a veth pair inside beg (this kernel may lack the dummy driver).
-	ip -n fobl-beg link add home0 type veth peer name homelan
-	ip -n fobl-beg addr add 192.168.88.1/24 dev home0
-	ip -n fobl-beg link set homelan up
-	ip -n fobl-beg link set home0 up
+	ip -n ${NSP}-beg link add home0 type veth peer name homelan
+	ip -n ${NSP}-beg addr add 192.168.88.1/24 dev home0
+	ip -n ${NSP}-beg link set homelan up
+	ip -n ${NSP}-beg link set home0 up
 	nsx beg sysctl -qw net.ipv4.ip_forward=1
 	nsx beg nft -f - <<-'EOF'
 		table ip fobl-nat {
@@ -243,9 +250,9 @@ cmd_up() {
 	wait_for "$BEG_NAME's UAPI socket" 10 nsx beg wg show "$BEG_NAME"
 	nsx beg wg set "$BEG_NAME" private-key "$LAB/beg.key" listen-port 13231 \
 		peer "$(cat "$LAB/fob.pub")" allowed-ips 10.1.200.2/32,192.168.86.0/24
-	ip -n fobl-beg addr add 10.1.200.1/24 dev "$BEG_NAME"
-	ip -n fobl-beg link set "$BEG_NAME" mtu 1420 up
-	ip -n fobl-beg route add 192.168.86.0/24 dev "$BEG_NAME"
+	ip -n ${NSP}-beg addr add 10.1.200.1/24 dev "$BEG_NAME"
+	ip -n ${NSP}-beg link set "$BEG_NAME" mtu 1420 up
+	ip -n ${NSP}-beg route add 192.168.86.0/24 dev "$BEG_NAME"
 	start dns-pihole beg dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
 		--bind-interfaces --listen-address=192.168.88.1 --local-ttl=300 --cache-size=10000 \
 		--address=/tv.example/203.0.113.91 --address=/ads.example/0.0.0.0 \
@@ -253,8 +260,8 @@ cmd_up() {
 		--user=root --group=root --pid-file="$LAB/dns-pihole.pidfile"
 
 	# web: HTTP and iperf3; ICMP "fragmentation needed" dropped: the PMTUD black hole.
-	ip -n fobl-web addr add 203.0.113.80/24 dev eth0
-	ip -n fobl-web route add default via 203.0.113.1
+	ip -n ${NSP}-web addr add 203.0.113.80/24 dev eth0
+	ip -n ${NSP}-web route add default via 203.0.113.1
 	nsx web nft -f - <<-'EOF'
 		table ip fobl-blackhole {
 			counter frag_needed {}
@@ -270,7 +277,7 @@ cmd_up() {
 	wait_for "the ISP resolver" 10 nsx muc dig +short +time=1 +tries=1 @192.168.2.1 home.example
 	wait_for "the Pi-hole stand-in" 10 nsx beg dig +short +time=1 +tries=1 @192.168.88.1 tv.example
 	wait_for "the web server" 10 nsx net curl -fsS --max-time 1 http://203.0.113.80/ip
-	wait_for "iperf3" 10 sh -c "ip netns exec fobl-web ss -Hltn 'sport = :5201' | grep -q 5201"
+	wait_for "iperf3" 10 sh -c "ip netns exec ${NSP}-web ss -Hltn 'sport = :5201' | grep -q 5201"
 	echo none >"$LAB/gw.mode"
 	up_done=1
 	log "world is up (state in $LAB)"
@@ -320,11 +327,11 @@ gw_stop() {
 		nsx muc "$BIN/fobgw" down -config "$LAB/fobgw.conf" >>"$LAB/gw.log" 2>&1 ||
 			log "fobgw down failed; see $LAB/gw.log (cleaning up by hand)"
 	fi
-	while ip -n fobl-muc rule del lookup "$TABLE" 2>/dev/null; do :; done
-	ip -n fobl-muc route flush table "$TABLE" 2>/dev/null || true
-	ip -n fobl-muc route del 192.168.88.0/24 2>/dev/null || true
+	while ip -n ${NSP}-muc rule del lookup "$TABLE" 2>/dev/null; do :; done
+	ip -n ${NSP}-muc route flush table "$TABLE" 2>/dev/null || true
+	ip -n ${NSP}-muc route del 192.168.88.0/24 2>/dev/null || true
 	nsx muc iptables -t mangle -F FORWARD 2>/dev/null || true
-	ip -n fobl-muc link del "$STOCK_NAME" 2>/dev/null || true
+	ip -n ${NSP}-muc link del "$STOCK_NAME" 2>/dev/null || true
 	echo none >"$LAB/gw.mode"
 }
 
@@ -355,11 +362,11 @@ gw_start() {
 		nsx muc wg set "$STOCK_NAME" private-key "$LAB/fob.key" listen-port 13231 \
 			peer "$(cat "$LAB/beg.pub")" endpoint "$endpoint:13231" allowed-ips 0.0.0.0/0 \
 			persistent-keepalive 25
-		ip -n fobl-muc addr add 10.1.200.2/24 dev "$STOCK_NAME"
-		ip -n fobl-muc link set "$STOCK_NAME" mtu 1420 up
-		ip -n fobl-muc rule add from 192.168.86.0/24 iif br0 lookup "$TABLE"
-		ip -n fobl-muc route add default dev "$STOCK_NAME" table "$TABLE"
-		ip -n fobl-muc route add 192.168.88.0/24 dev "$STOCK_NAME"
+		ip -n ${NSP}-muc addr add 10.1.200.2/24 dev "$STOCK_NAME"
+		ip -n ${NSP}-muc link set "$STOCK_NAME" mtu 1420 up
+		ip -n ${NSP}-muc rule add from 192.168.86.0/24 iif br0 lookup "$TABLE"
+		ip -n ${NSP}-muc route add default dev "$STOCK_NAME" table "$TABLE"
+		ip -n ${NSP}-muc route add 192.168.88.0/24 dev "$STOCK_NAME"
 		if [[ $clamp != off ]]; then
 			nsx muc iptables -t mangle -A FORWARD -o "$STOCK_NAME" -p tcp --tcp-flags SYN,RST SYN \
 				-j TCPMSS --clamp-mss-to-pmtu
@@ -383,7 +390,7 @@ gw_start() {
 		# an ICMP unreachable from the kernel's per-host budget (about 1/s after a burst), and
 		# the tests want that budget whole to see the kill switch refuse at once.
 		wait_for "table $TABLE to lead into $ifn" 30 \
-			sh -c "ip -n fobl-muc route show table $TABLE | grep -q 'dev $ifn'"
+			sh -c "ip -n ${NSP}-muc route show table $TABLE | grep -q 'dev $ifn'"
 	fi
 	wait_for "the client to reach web through $mode (log: $LAB/gw.log)" 30 \
 		nsx client curl -fsS --max-time 1 -o /dev/null http://203.0.113.80/ip
@@ -407,9 +414,9 @@ cmd_ddns_move() {
 	local new=${1:?usage: lab.sh ddns-move ADDR}
 	local old
 	old=$(cat "$BEG_ADDR_FILE")
-	ip -n fobl-beg addr del "$old/24" dev wan0
-	ip -n fobl-beg addr add "$new/24" dev wan0
-	ip -n fobl-beg route replace default via 198.51.100.1
+	ip -n ${NSP}-beg addr del "$old/24" dev wan0
+	ip -n ${NSP}-beg addr add "$new/24" dev wan0
+	ip -n ${NSP}-beg route replace default via 198.51.100.1
 	echo "$new" >"$BEG_ADDR_FILE"
 	write_isp_hosts "$new"
 	kill -HUP "$(cat "$LAB/dns-isp.pid")"
@@ -417,7 +424,7 @@ cmd_ddns_move() {
 }
 
 cmd_status() {
-	ip netns list | grep '^fobl-' || echo "no lab namespaces"
+	ip netns list | grep "^${NSP}-" || echo "no lab namespaces"
 	[[ -d $LAB ]] || return 0
 	echo "gateway: $(cat "$LAB/gw.mode" 2>/dev/null)"
 	nsx muc wg show "$GW_NAME" 2>/dev/null || true

@@ -24,7 +24,9 @@ ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-10}
 DNS_SECS=${DNS_SECS:-6}
 OUT=${OUT:-$HERE/out/throughput-$(date -u +%Y%m%dT%H%M%SZ)}
-export FOBL_DIR=${FOBL_DIR:-/run/fobl}
+export FOBL_NS=${FOBL_NS:-fobl}
+NSP=$FOBL_NS
+export FOBL_DIR=${FOBL_DIR:-/run/$NSP}
 export FOBL_BIN=${FOBL_BIN:-$HERE/out/bin}
 LAB=$FOBL_DIR
 
@@ -78,7 +80,7 @@ iperf() {
 	# shellcheck disable=SC2206
 	args+=(${IPERF_ARGS:-})
 	[[ $dir == down ]] && args+=(-R)
-	timeout $((SECS + 20)) ip netns exec fobl-client iperf3 "${args[@]}" >"$OUT/iperf.last" 2>&1 || true
+	timeout $((SECS + 20)) ip netns exec ${NSP}-client iperf3 "${args[@]}" >"$OUT/iperf.last" 2>&1 || true
 	cat "$OUT/iperf.last" >>"$OUT/iperf.log"
 	awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") v = $(i-1) } END { print (v == "" ? 0 : v) }' "$OUT/iperf.last"
 }
@@ -157,13 +159,13 @@ if [[ " $PATHS " != *" fobgw-auto "* ]]; then
 fi
 gw_start "$dns_path" >>"$OUT/lab.log" 2>&1
 # dnsmasq on the same gateway, forwarding through the same tunnel, at its best options.
-ip netns exec fobl-muc dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+ip netns exec ${NSP}-muc dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
 	--bind-interfaces --listen-address=192.168.86.1 --port=5353 --cache-size=10000 \
 	--server="192.168.88.1@$dns_if" --user=root --group=root --pid-file="$LAB/dns-muc.pidfile" \
 	</dev/null >"$OUT/dnsmasq-muc.log" 2>&1 &
 echo $! >"$LAB/dns-muc.pid"
 for _ in $(seq 50); do
-	ip netns exec fobl-client dig +short +time=1 +tries=1 -p 5353 @192.168.86.1 tv.example >/dev/null 2>&1 && break
+	ip netns exec ${NSP}-client dig +short +time=1 +tries=1 -p 5353 @192.168.86.1 tv.example >/dev/null 2>&1 && break
 	sleep 0.1
 done
 
@@ -177,7 +179,7 @@ echo "c.q.example A" >"$OUT/cached.queries"
 dnsperf_run() {
 	local name=$1 port=$2 file=$3
 	shift 3
-	timeout $((DNS_SECS + 30)) ip netns exec fobl-client dnsperf -s 192.168.86.1 -p "$port" -d "$file" \
+	timeout $((DNS_SECS + 30)) ip netns exec ${NSP}-client dnsperf -s 192.168.86.1 -p "$port" -d "$file" \
 		-l "$DNS_SECS" "$@" >"$OUT/dnsperf-$name.txt" 2>&1 || true
 	awk '/Queries per second:/ { q = $4 } /Queries lost:/ { l = $3 } END { print (q == "" ? 0 : q), (l == "" ? "?" : l) }' \
 		"$OUT/dnsperf-$name.txt"
