@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/sys/unix"
 )
 
 // dnsResolver resolves the endpoint's name through the configured Resolver
@@ -130,76 +128,55 @@ func (r *dnsResolver) query(ctx context.Context, srv netip.AddrPort, host string
 	return out, nil
 }
 
-// dnsProber probes through the tunnel: a DNS query ("." NS) to Probe from a
-// UDP socket bound (SO_BINDTODEVICE) to the tunnel interface, so it can
-// only leave through the tunnel. Any DNS answer counts, and so does an
-// ICMP port unreachable (ECONNREFUSED on the connected socket): both prove
-// that packets crossed the tunnel and back. A Probe address that runs no
-// DNS server (the home router's tunnel address, say) therefore works too,
-// without a raw socket or CAP_NET_RAW.
-type dnsProber struct {
-	iface string
-	addr  netip.AddrPort
+// resolvConfPath is the resolv.conf used when Resolver is not set.
+func (c *Config) resolvConfPath() string {
+	if c.ResolvConf != "" {
+		return c.ResolvConf
+	}
+	return DefaultResolvConf
 }
 
-func (p *dnsProber) Probe(ctx context.Context) error {
-	m := new(dns.Msg)
-	m.SetQuestion(".", dns.TypeNS)
-	m.RecursionDesired = false
-	d := &net.Dialer{Control: bindToDevice(p.iface)}
-	if dl, ok := ctx.Deadline(); ok {
-		d.Deadline = dl
-	}
-	conn, err := d.DialContext(ctx, "udp", p.addr.String())
+// resolvConfServers returns the nameservers of the resolv.conf that
+// resolverProblem does not refuse. It is read at each resolution.
+func (c *Config) resolvConfServers() ([]netip.AddrPort, error) {
+	path := c.resolvConfPath()
+	all, err := readResolvConf(path)
 	if err != nil {
-		return fmt.Errorf("probe socket on %s: %w", p.iface, err)
+		return nil, err
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+	var out []netip.AddrPort
+	var why []string
+	for _, r := range all {
+		if w := c.resolverProblem(r.Addr()); w != "" {
+			why = append(why, w)
+			continue
+		}
+		out = append(out, r)
 	}
-	c := &dns.Conn{Conn: conn}
-	if err := c.WriteMsg(m); err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			return nil
-		}
-		return fmt.Errorf("probe %v: %w", p.addr, err)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s lists no nameserver fobgw may use (%s): set Resolver = <the local ISP's DNS server> in [Gateway]", path, strings.Join(why, "; "))
 	}
-	for {
-		in, err := c.ReadMsg()
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			return nil
-		}
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return fmt.Errorf("probe %v through %s: no answer", p.addr, p.iface)
-			}
-			if errors.Is(err, dns.ErrId) {
-				continue
-			}
-			return fmt.Errorf("probe %v: %w", p.addr, err)
-		}
-		if in.Id == m.Id {
-			return nil
-		}
-	}
+	return out, nil
 }
 
-func bindToDevice(iface string) func(network, address string, c syscall.RawConn) error {
-	return func(network, address string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, iface)
-		})
-		if err != nil {
-			return err
-		}
-		if serr != nil {
-			return fmt.Errorf("bind socket to %s (SO_BINDTODEVICE): %w", iface, serr)
-		}
-		return nil
+// readResolvConf returns the nameservers listed in a resolv.conf file
+// (resolv.conf(5), read by miekg/dns), on port 53; addresses with a zone are
+// left out.
+func readResolvConf(path string) ([]netip.AddrPort, error) {
+	cc, err := dns.ClientConfigFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	var out []netip.AddrPort
+	for _, s := range cc.Servers {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(a.Unmap(), dnsPort))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s lists no usable nameserver (yet: is the WAN's DHCP done?)", path)
+	}
+	return out, nil
 }

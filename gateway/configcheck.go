@@ -1,0 +1,182 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Validate checks the relations between the values of a Config. ParseConfig
+// calls it; call it on a Config made or changed in code.
+func (c *Config) Validate() error {
+	return c.validate(func(string, string) int { return 0 })
+}
+
+func (c *Config) validate(line func(section, key string) int) error {
+	p := &parser{file: c.File}
+	if msg := checkIfName(c.Name); msg != "" {
+		p.errorf(line("interface", "Name"), "Name", "an interface name such as fobgw0", "%s", msg)
+	}
+	if (c.PrivateKey == nil) == (c.PrivateKeyFile == "") {
+		p.errorf(line("interface", "PrivateKeyFile"), "PrivateKeyFile", "either PrivateKey or PrivateKeyFile", "exactly one of PrivateKey and PrivateKeyFile must be set")
+	}
+	if len(c.Address) == 0 {
+		p.errorf(line("interface", "Address"), "Address", "the tunnel address, e.g. 10.1.200.2/24", "no address")
+	}
+	for _, a := range c.Address {
+		if !a.IsValid() || a.Addr().IsUnspecified() || a.Addr().IsMulticast() {
+			p.errorf(line("interface", "Address"), "Address", "a unicast tunnel address, e.g. 10.1.200.2/24", "%v is not a usable address", a)
+		}
+	}
+	if c.MTU < 576 || c.MTU > 65535 {
+		p.errorf(line("interface", "MTU"), "MTU", "576 to 65535", "MTU %d out of range", c.MTU)
+	}
+	if c.Endpoint.Port == 0 || c.Endpoint.Host == "" {
+		p.errorf(line("peer", "Endpoint"), "Endpoint", "host:port", "no endpoint")
+	}
+	if len(c.AllowedIPs) == 0 {
+		p.errorf(line("peer", "AllowedIPs"), "AllowedIPs", "0.0.0.0/0 to send the LAN's traffic home", "no prefix")
+	}
+	if len(c.LAN) == 0 {
+		p.errorf(line("gateway", "LAN"), "LAN", "the LAN prefix, e.g. 192.168.86.0/24", "no prefix")
+	}
+	if msg := checkIfName(c.LANInterface); msg != "" {
+		p.errorf(line("gateway", "LANInterface"), "LANInterface", "the LAN interface, e.g. br0", "%s", msg)
+	}
+	if c.LANInterface == c.Name {
+		p.errorf(line("gateway", "LANInterface"), "LANInterface", "the LAN bridge, not the tunnel", "same as the tunnel's Name %q", c.Name)
+	}
+	if c.Table <= 0 || c.Table == 253 || c.Table == 254 || c.Table == 255 {
+		p.errorf(line("gateway", "Table"), "Table", "a table of its own, e.g. 100", "table %d cannot be used", c.Table)
+	}
+	if !c.DNSListen.IsValid() || c.DNSListen.Port() == 0 {
+		p.errorf(line("gateway", "DNSListen"), "DNSListen", "e.g. 192.168.86.1:53", "no listen address")
+	}
+	if !c.DNSUpstream.IsValid() {
+		p.errorf(line("gateway", "DNSUpstream"), "DNSUpstream", "e.g. 192.168.88.1", "no upstream")
+	}
+	covered := func(a netip.Addr) bool {
+		for _, p := range c.AllowedIPs {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	if c.DNSUpstream.IsValid() && !covered(c.DNSUpstream.Addr()) {
+		p.errorf(line("gateway", "DNSUpstream"), "DNSUpstream", "an address inside AllowedIPs of [Peer], or add it there",
+			"%v is not inside the peer's AllowedIPs, so the tunnel would drop the queries", c.DNSUpstream.Addr())
+	}
+	if c.Probe.IsValid() && !covered(c.Probe.Addr()) {
+		p.errorf(line("gateway", "Probe"), "Probe", "an address inside AllowedIPs of [Peer], e.g. the home router's tunnel address",
+			"%v is not inside the peer's AllowedIPs, so the probe cannot go through the tunnel", c.Probe.Addr())
+	}
+	if !c.Probe.IsValid() {
+		p.errorf(line("gateway", "Probe"), "Probe", "an address behind the tunnel", "no probe address")
+	}
+	for _, h := range c.HomeNetworks {
+		if !covered(h.Addr()) {
+			p.errorf(line("gateway", "HomeNetworks"), "HomeNetworks", "prefixes inside AllowedIPs of [Peer]", "%v is not inside the peer's AllowedIPs", h)
+		}
+	}
+	if c.DNSListen.IsValid() && len(c.LAN) > 0 && !prefixesContain(c.LAN, c.DNSListen.Addr()) {
+		p.errorf(line("gateway", "DNSListen"), "DNSListen", fmt.Sprintf("the gateway's address on the LAN, inside %s (e.g. 192.168.86.1:53)", joinPrefixes(c.LAN)),
+			"%v is not inside LAN: the LAN's DNS is answered on the LAN address only (nothing but the WireGuard port listens on the WAN, and a loopback address is out of the clients' reach)", c.DNSListen.Addr())
+	}
+	for _, r := range c.Resolver {
+		if why := c.resolverProblem(r.Addr()); why != "" {
+			p.errorf(line("gateway", "Resolver"), "Resolver", "the local ISP's resolver (e.g. the WAN's DHCP DNS server), reached without the tunnel", "%s", why)
+		}
+	}
+	for _, l := range c.LAN {
+		for _, a := range c.Address {
+			if l.Overlaps(a.Masked()) {
+				p.errorf(line("gateway", "LAN"), "LAN", "a LAN distinct from the tunnel network", "%v overlaps the tunnel address %v", l, a)
+			}
+		}
+	}
+	switch c.ClampMode {
+	case ClampAuto, ClampOff:
+	case ClampFixed:
+		if c.ClampMSS < 536 || c.ClampMSS > c.MTU-40 {
+			p.errorf(line("gateway", "ClampMSS"), "ClampMSS", fmt.Sprintf("auto, off, or an MSS from 536 to %d (MTU-40)", c.MTU-40),
+				"MSS %d does not fit the tunnel MTU %d", c.ClampMSS, c.MTU)
+		}
+	default:
+		p.errorf(line("gateway", "ClampMSS"), "ClampMSS", "auto, off or a number", "invalid mode %d", c.ClampMode)
+	}
+	if c.MetricsListen != "" {
+		if msg := checkListen(c.MetricsListen); msg != "" {
+			p.errorf(line("gateway", "MetricsListen"), "MetricsListen", "address:port, e.g. 127.0.0.1:9586", "%s", msg)
+		} else if msg := c.metricsProblem(); msg != "" {
+			exp := "use 127.0.0.1:9586 (scrape on the gateway), or the gateway's LAN address and a port, e.g. 192.168.86.1:9586"
+			if c.DNSListen.IsValid() {
+				exp = fmt.Sprintf("use 127.0.0.1:9586 (scrape on the gateway), or the LAN address %v:9586 (scrape from the LAN)", c.DNSListen.Addr())
+			}
+			p.errorf(line("gateway", "MetricsListen"), "MetricsListen", exp, "%s", msg)
+		}
+	}
+	if len(p.errs) > 0 {
+		return errors.Join(p.errs...)
+	}
+	return nil
+}
+
+// resolverProblem says why a is no resolver for the Endpoint's name, or "".
+// The gateway's own lookups must reach the local ISP without the tunnel:
+// the name is what repairs the tunnel when home's address changes (the
+// story's DNS chicken-and-egg).
+func (c *Config) resolverProblem(a netip.Addr) string {
+	for _, h := range c.HomeNetworks {
+		if h.Contains(a) {
+			return fmt.Sprintf("%v is inside HomeNetworks %v, so resolving the home name would need the tunnel it is meant to repair", a, h)
+		}
+	}
+	for _, t := range c.Address {
+		if t.Masked().Contains(a) {
+			return fmt.Sprintf("%v is inside the tunnel network %v (Address), so resolving the home name would need the tunnel it is meant to repair", a, t.Masked())
+		}
+	}
+	if c.DNSListen.IsValid() && a == c.DNSListen.Addr() {
+		return fmt.Sprintf("%v is DNSListen, fobgw's own forwarder, which asks DNSUpstream through the tunnel it is meant to repair", a)
+	}
+	if c.DNSUpstream.IsValid() && a == c.DNSUpstream.Addr() {
+		return fmt.Sprintf("%v is DNSUpstream, the home DNS server, reached only through the tunnel it is meant to repair", a)
+	}
+	for _, l := range c.LAN {
+		if l.Contains(a) {
+			return fmt.Sprintf("%v is inside LAN %v: a resolver there (or fobgw's own forwarder) sends its queries home through the tunnel it is meant to repair", a, l)
+		}
+	}
+	return ""
+}
+
+// metricsProblem says why MetricsListen would expose the metrics beyond the
+// gateway and its LAN, or "".
+func (c *Config) metricsProblem() string {
+	if strings.HasPrefix(c.MetricsListen, ":") {
+		return fmt.Sprintf("%q listens on every address, the WAN too", c.MetricsListen)
+	}
+	ap, err := netip.ParseAddrPort(c.MetricsListen)
+	if err != nil {
+		return fmt.Sprintf("%q is not address:port", c.MetricsListen)
+	}
+	a := ap.Addr().Unmap()
+	switch {
+	case a.IsUnspecified():
+		return fmt.Sprintf("%q listens on every address, the WAN too", c.MetricsListen)
+	case a.IsLoopback() || prefixesContain(c.LAN, a):
+		return ""
+	}
+	return fmt.Sprintf("%v is neither a loopback address nor inside LAN %s, so the metrics would be served beyond the gateway and its LAN", a, joinPrefixes(c.LAN))
+}
+
+func prefixesContain(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

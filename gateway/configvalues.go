@@ -1,0 +1,171 @@
+package gateway
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+func splitList(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// parsePrefixList parses "a/n, b/n". With network set, host bits must be zero.
+func parsePrefixList(v string, network bool) ([]netip.Prefix, string) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			return nil, "empty element in the list"
+		}
+		var p netip.Prefix
+		var err error
+		if strings.Contains(f, "/") {
+			p, err = netip.ParsePrefix(f)
+		} else {
+			var a netip.Addr
+			a, err = netip.ParseAddr(f)
+			if err == nil {
+				if a.Zone() != "" {
+					return nil, fmt.Sprintf("%q has a zone", f)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil {
+			return nil, fmt.Sprintf("%q is not a prefix", f)
+		}
+		if network && p.Masked() != p {
+			return nil, fmt.Sprintf("%q has host bits set (the network is %v)", f, p.Masked())
+		}
+		out = append(out, p)
+	}
+	return out, ""
+}
+
+func parseAddrPort(v string, defPort uint16) (netip.AddrPort, string) {
+	if a, err := netip.ParseAddr(v); err == nil {
+		if a.Zone() != "" {
+			return netip.AddrPort{}, fmt.Sprintf("%q has a zone", v)
+		}
+		if a.IsUnspecified() || a.IsMulticast() {
+			return netip.AddrPort{}, fmt.Sprintf("%q is not a unicast address", v)
+		}
+		return netip.AddrPortFrom(a.Unmap(), defPort), ""
+	}
+	ap, err := netip.ParseAddrPort(v)
+	if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" {
+		return netip.AddrPort{}, fmt.Sprintf("%q is not an address or address:port", v)
+	}
+	if ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() {
+		return netip.AddrPort{}, fmt.Sprintf("%q is not a unicast address", v)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ""
+}
+
+func parseEndpoint(v string) (Endpoint, string) {
+	i := strings.LastIndexByte(v, ':')
+	if i < 0 {
+		return Endpoint{}, fmt.Sprintf("%q has no port", v)
+	}
+	host, portStr := v[:i], v[i+1:]
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return Endpoint{}, fmt.Sprintf("%q is not a port", portStr)
+	}
+	if strings.HasPrefix(host, "[") {
+		if !strings.HasSuffix(host, "]") {
+			return Endpoint{}, fmt.Sprintf("%q has an unclosed bracket", v)
+		}
+		host = host[1 : len(host)-1]
+		a, err := netip.ParseAddr(host)
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return Endpoint{}, fmt.Sprintf("%q is not an IPv6 address", host)
+		}
+		return Endpoint{Host: host, Addr: a, Port: uint16(port)}, ""
+	}
+	if strings.Contains(host, ":") {
+		return Endpoint{}, fmt.Sprintf("%q: an IPv6 address needs brackets", v)
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.IsUnspecified() || a.IsMulticast() {
+			return Endpoint{}, fmt.Sprintf("%q is not a unicast address", host)
+		}
+		return Endpoint{Host: host, Addr: a, Port: uint16(port)}, ""
+	}
+	if msg := checkHostname(host); msg != "" {
+		return Endpoint{}, msg
+	}
+	return Endpoint{Host: strings.TrimSuffix(host, "."), Port: uint16(port)}, ""
+}
+
+func checkHostname(h string) string {
+	name := strings.TrimSuffix(h, ".")
+	if name == "" || len(name) > 253 {
+		return fmt.Sprintf("%q is not a host name", h)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Sprintf("%q is not a host name (empty or long label)", h)
+		}
+		for i := 0; i < len(label); i++ {
+			ch := label[i]
+			ok := ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_'
+			if !ok {
+				return fmt.Sprintf("%q is not a host name (character %q)", h, ch)
+			}
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Sprintf("%q is not a host name (label starts or ends with '-')", h)
+		}
+	}
+	return ""
+}
+
+func checkIfName(s string) string {
+	if s == "" || len(s) > 15 {
+		return fmt.Sprintf("%q is not an interface name (1 to 15 characters)", s)
+	}
+	if s == "." || s == ".." {
+		return fmt.Sprintf("%q is not an interface name", s)
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch <= ' ' || ch == '/' || ch == ':' || ch >= 0x7f {
+			return fmt.Sprintf("%q is not an interface name (character %q)", s, ch)
+		}
+	}
+	return ""
+}
+
+func checkListen(v string) string {
+	if strings.HasPrefix(v, ":") {
+		n, err := strconv.ParseUint(v[1:], 10, 16)
+		if err != nil || n == 0 {
+			return fmt.Sprintf("%q is not :port", v)
+		}
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(v)
+	if err != nil || ap.Port() == 0 {
+		return fmt.Sprintf("%q is not address:port", v)
+	}
+	return ""
+}
+
+func parseBool(v string) (bool, bool) {
+	switch strings.ToLower(v) {
+	case "on", "yes", "true", "1":
+		return true, true
+	case "off", "no", "false", "0":
+		return false, true
+	}
+	return false, false
+}
