@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"syscall"
-	"time"
 
+	"github.com/fobgw/fobgw/internal/tunsock"
 	"github.com/miekg/dns"
 )
 
@@ -22,9 +21,9 @@ const piholeHint = `if the upstream is a Pi-hole, its "Allow only local requests
 	`from the tunnel's subnet: choose "Permit all origins" in Settings > DNS > Interface settings ` +
 	`(and make sure the home router does not firewall the tunnel from it)`
 
-// Probe asks the upstream for the root's NS records through the tunnel, from a socket bound like
-// those of forwarded queries (so it bypasses the cache), and reports whether it answers. It works before or after Start. The
-// deadline is ctx's, or Timeout if ctx has none. On refusal or silence the error wraps
+// Probe asks the upstream for the root's NS records through the tunnel (tunsock.Probe), from a socket
+// bound like those of forwarded queries (so it bypasses the cache), and reports whether it answers.
+// It works before or after Start. The deadline is ctx's, or Timeout if ctx has none. On refusal or silence the error wraps
 // ErrUpstreamIgnores and names Pi-hole's setting; the caller logs it.
 func (f *Forwarder) Probe(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
@@ -32,65 +31,23 @@ func (f *Forwarder) Probe(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, f.cfg.Timeout)
 		defer cancel()
 	}
-	deadline, _ := ctx.Deadline()
 	up := f.cfg.Upstream
 	c, err := f.dial(ctx, "udp", up.String())
 	if err != nil {
 		return fmt.Errorf("dnsfwd: probe upstream %s: %w", up, err)
 	}
 	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
-	defer stop()
-
-	m := new(dns.Msg)
-	m.SetQuestion(".", dns.TypeNS)
-	m.Id = uint16(rand.Uint32())
-	q, err := m.Pack()
+	r, err := tunsock.Probe(ctx, c)
 	if err != nil {
-		return fmt.Errorf("dnsfwd: probe: pack query: %w", err)
+		return f.probeError(err)
 	}
-	// Two sends, the second halfway to the deadline, so that one lost datagram does not fail the probe.
-	resend := time.Now().Add(time.Until(deadline) / 2)
-	sent := 0
-	buf := make([]byte, maxMsgSize)
-	for {
-		if sent == 0 || (sent == 1 && !time.Now().Before(resend)) {
-			if _, err := c.Write(q); err != nil {
-				return f.probeError(err)
-			}
-			sent++
-		}
-		rd := deadline
-		if sent == 1 {
-			rd = resend
-		}
-		c.SetReadDeadline(rd)
-		if ctx.Err() != nil {
-			return f.probeError(ctx.Err())
-		}
-		n, err := c.Read(buf)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && sent == 1 && ctx.Err() == nil {
-				continue
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
-				err = ctx.Err()
-			}
-			return f.probeError(err)
-		}
-		r := new(dns.Msg)
-		if r.Unpack(buf[:n]) != nil || r.Id != m.Id || !r.Response || len(r.Question) != 1 ||
-			r.Question[0].Name != "." || r.Question[0].Qtype != dns.TypeNS {
-			continue // not ours: keep waiting
-		}
-		switch r.Rcode {
-		case dns.RcodeRefused:
-			return fmt.Errorf("dnsfwd: probe upstream %s through %q: answered REFUSED: %w; %s", up, f.cfg.Interface, ErrUpstreamIgnores, piholeHint)
-		case dns.RcodeServerFailure:
-			return fmt.Errorf("dnsfwd: probe upstream %s through %q: answered SERVFAIL: the home resolver is reachable but cannot resolve (is its own upstream reachable?)", up, f.cfg.Interface)
-		}
-		return nil
+	switch r.Rcode {
+	case dns.RcodeRefused:
+		return fmt.Errorf("dnsfwd: probe upstream %s through %q: answered REFUSED: %w; %s", up, f.cfg.Interface, ErrUpstreamIgnores, piholeHint)
+	case dns.RcodeServerFailure:
+		return fmt.Errorf("dnsfwd: probe upstream %s through %q: answered SERVFAIL: the home resolver is reachable but cannot resolve (is its own upstream reachable?)", up, f.cfg.Interface)
 	}
+	return nil
 }
 
 func (f *Forwarder) probeError(err error) error {

@@ -1,51 +1,25 @@
 package dnsfwd
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/fobgw/fobgw/internal/tunsock"
 	"golang.org/x/sys/unix"
 )
 
-// boundDialer returns a dialer whose sockets are bound to the interface iface (SO_BINDTODEVICE,
-// socket(7)) before they connect, so that a query cannot leave by another interface whatever the
-// routing tables say.
-func boundDialer(iface string, timeout time.Duration) func(ctx context.Context, network, address string) (net.Conn, error) {
-	d := &net.Dialer{
-		Timeout: timeout,
-		Control: func(network, address string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = unix.BindToDevice(int(fd), iface)
-				if serr == nil && strings.HasPrefix(network, "udp") {
-					largeReceiveBuffer(int(fd))
-				}
-			})
-			if err == nil {
-				err = serr
-			}
-			if err != nil {
-				return bindDeviceError(iface, err)
-			}
-			return nil
-		},
-	}
-	return d.DialContext
-}
-
-func bindDeviceError(iface string, err error) error {
-	switch {
-	case errors.Is(err, unix.ENODEV):
-		return fmt.Errorf("bind upstream socket to tunnel interface %q: no such interface: start the WireGuard device before the DNS forwarder: %w", iface, err)
-	case errors.Is(err, unix.EPERM):
-		return fmt.Errorf("bind upstream socket to tunnel interface %q: SO_BINDTODEVICE needs CAP_NET_RAW: run as root or grant it: %w", iface, err)
-	}
-	return fmt.Errorf("bind upstream socket to tunnel interface %q: %w", iface, err)
+// boundDialer returns a dialer whose sockets are bound to the interface iface (tunsock.Control)
+// before they connect, so that a query cannot leave by another interface whatever the routing tables
+// say; UDP sockets get a large receive buffer.
+func boundDialer(iface string, timeout time.Duration) tunsock.DialFunc {
+	return tunsock.Dialer(iface, timeout, func(network string, fd int) {
+		if strings.HasPrefix(network, "udp") {
+			largeReceiveBuffer(fd)
+		}
+	})
 }
 
 // receiveBuffer is the UDP receive buffer asked for, per socket (the kernel doubles it for its
