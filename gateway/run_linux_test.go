@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fobgw/fobgw/internal/netaddr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun/netstack"
@@ -93,7 +94,7 @@ func newKernelWorld(t *testing.T, repl map[string]string) *kernelWorld {
 	if err := h.LinkAdd(br); err != nil {
 		t.Fatalf("add br0: %v", err)
 	}
-	if err := h.AddrAdd(br, &netlink.Addr{IPNet: prefixToIPNet(netip.MustParsePrefix("192.168.86.1/24"))}); err != nil {
+	if err := h.AddrAdd(br, &netlink.Addr{IPNet: netaddr.IPNet(netip.MustParsePrefix("192.168.86.1/24"))}); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.LinkSetUp(br); err != nil {
@@ -439,7 +440,7 @@ func TestRunKernelEndpointMoves(t *testing.T) {
 	}
 	h.LinkSetUp(lo)
 	old, moved := netip.MustParsePrefix("198.51.100.2/32"), netip.MustParsePrefix("198.51.100.3/32")
-	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: prefixToIPNet(old)}); err != nil {
+	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: netaddr.IPNet(old)}); err != nil {
 		t.Fatal(err)
 	}
 	dnsSrv := startFakeDNS(t, "127.0.0.1:0")
@@ -483,10 +484,10 @@ func TestRunKernelEndpointMoves(t *testing.T) {
 
 	// Home moves; the record follows at once.
 	movedAt := time.Now()
-	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: prefixToIPNet(moved)}); err != nil {
+	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: netaddr.IPNet(moved)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.AddrDel(lo, &netlink.Addr{IPNet: prefixToIPNet(old)}); err != nil {
+	if err := h.AddrDel(lo, &netlink.Addr{IPNet: netaddr.IPNet(old)}); err != nil {
 		t.Fatal(err)
 	}
 	dnsSrv.set("home.example.net", moved.Addr())
@@ -646,7 +647,7 @@ func TestRunKernelLANLate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lanAddr := &netlink.Addr{IPNet: prefixToIPNet(netip.MustParsePrefix("192.168.86.1/24"))}
+	lanAddr := &netlink.Addr{IPNet: netaddr.IPNet(netip.MustParsePrefix("192.168.86.1/24"))}
 	if err := w.h.AddrDel(br, lanAddr); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fobgw/fobgw/internal/netaddr"
 	"github.com/fobgw/fobgw/mssclamp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/time/rate"
@@ -153,7 +154,7 @@ func openTunnel(h *netlink.Handle, cfg *Config, priv Key, log *slog.Logger) (t *
 		return t, fmt.Errorf("find the new TUN %s: %w", cfg.Name, err)
 	}
 	for _, a := range cfg.Address {
-		if err = h.AddrReplace(link, &netlink.Addr{IPNet: prefixToIPNet(a)}); err != nil {
+		if err = h.AddrReplace(link, &netlink.Addr{IPNet: netaddr.IPNet(a)}); err != nil {
 			return t, fmt.Errorf("set address %v on %s: %w", a, cfg.Name, err)
 		}
 	}
@@ -251,11 +252,6 @@ func parseIpcGet(s string, peer Key) peerStats {
 		ps.LastHandshake = time.Unix(sec, nsec)
 	}
 	return ps
-}
-
-func prefixToIPNet(p netip.Prefix) *net.IPNet {
-	bits := p.Addr().BitLen()
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}
 }
 
 // uapiAlive reports whether a process answers on name's UAPI socket.

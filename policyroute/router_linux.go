@@ -3,7 +3,6 @@ package policyroute
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fobgw/fobgw/internal/netaddr"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -553,7 +553,7 @@ func nlRule(w Rule) *netlink.Rule {
 	nr := netlink.NewRule()
 	nr.Family = familyOf(w.Src)
 	nr.Priority = w.Priority
-	nr.Src = ipNet(w.Src)
+	nr.Src = netaddr.IPNet(w.Src)
 	nr.IifName = w.IifName
 	nr.Table = w.Table
 	nr.Protocol = Protocol
@@ -564,7 +564,7 @@ func nlRoute(w Route, tunIdx int) *netlink.Route {
 	nr := &netlink.Route{
 		Family:   familyOf(w.Dst),
 		Table:    w.Table,
-		Dst:      ipNet(w.Dst),
+		Dst:      netaddr.IPNet(w.Dst),
 		Priority: w.Metric,
 		Protocol: Protocol,
 	}
@@ -585,7 +585,7 @@ func ruleMatches(k netlink.Rule, w Rule) bool {
 		k.Table == w.Table &&
 		k.IifName == w.IifName &&
 		k.OifName == "" && k.Dst == nil && k.Mark == 0 && k.Mask == nil && !k.Invert &&
-		k.Src != nil && prefixOf(k.Src) == w.Src
+		k.Src != nil && netaddr.Prefix(k.Src) == w.Src
 }
 
 // sameSlot reports whether k and w share table, destination and metric: the
@@ -613,25 +613,6 @@ func familyOf(p netip.Prefix) int {
 	return netlink.FAMILY_V6
 }
 
-func ipNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
-func prefixOf(n *net.IPNet) netip.Prefix {
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}
-	}
-	ones, bits := n.Mask.Size()
-	if a.Is4In6() {
-		a = a.Unmap()
-		if bits == 128 {
-			ones -= 96
-		}
-	}
-	return netip.PrefixFrom(a, ones)
-}
-
 func dstOf(k netlink.Route) netip.Prefix {
 	if k.Dst == nil {
 		if k.Family == netlink.FAMILY_V6 {
@@ -639,7 +620,7 @@ func dstOf(k netlink.Route) netip.Prefix {
 		}
 		return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 	}
-	return prefixOf(k.Dst)
+	return netaddr.Prefix(k.Dst)
 }
 
 func isGone(err error) bool {
