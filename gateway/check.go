@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/fobgw/fobgw/policyroute"
-	"github.com/vishvananda/netlink"
 )
 
 // Check writes what Run would set up for cfg (the tunnel, the routes, rules
@@ -38,7 +37,7 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 	if err != nil {
 		return routeErr(cfg, err)
 	}
-	lanErr := checkLANHere(cfg)
+	lanErr := lanReadyHere(cfg)
 	var b strings.Builder
 	if lanErr == nil {
 		fmt.Fprintf(&b, "# %s is valid.\n", cfg.File)
@@ -100,16 +99,6 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 		return err
 	}
 	return lanErr
-}
-
-// checkLANHere runs checkLAN in the current network namespace.
-func checkLANHere(cfg *Config) error {
-	h, err := netlink.NewHandle()
-	if err != nil {
-		return fmt.Errorf("open netlink: %w", err)
-	}
-	defer h.Close()
-	return checkLAN(h, cfg)
 }
 
 func joinAddrPorts(as []netip.AddrPort) string {

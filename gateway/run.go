@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,12 +15,11 @@ import (
 	"github.com/fobgw/fobgw/dnsfwd"
 	"github.com/fobgw/fobgw/policyroute"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
-// CheckInterval is how often Run compares the routing state with the
+// RepairInterval is how often Run compares the routing state with the
 // desired one and repairs drift.
-const CheckInterval = 10 * time.Second
+const RepairInterval = 10 * time.Second
 
 // Options are Run's environment; the zero value is the production one.
 type Options struct {
@@ -69,9 +66,22 @@ type gateway struct {
 	fwd    *dnsfwd.Forwarder
 	heal   *healer
 
-	repairs atomic.Uint64
-	mu      sync.Mutex
-	chkErr  string // last route check error, protected by mu
+	repairs   atomic.Uint64
+	mu        sync.Mutex
+	repairErr string // last routing repair error, protected by mu
+}
+
+// undoStack holds how to undo each change start made, in the order made.
+type undoStack []func()
+
+func (u *undoStack) push(f func()) { *u = append(*u, f) }
+
+// unwind undoes every change, the last first.
+func (u *undoStack) unwind() {
+	for i := len(*u) - 1; i >= 0; i-- {
+		(*u)[i]()
+	}
+	*u = nil
 }
 
 // Run runs the gateway until ctx is done, then stops it, leaving the kill
@@ -79,22 +89,39 @@ type gateway struct {
 // Everything in cfg and the system it needs is checked before anything is
 // changed; a start that fails half way undoes what it did, except the kill
 // switch. Errors of the configuration are *ConfigError.
-func Run(ctx context.Context, cfg *Config, opt Options) (err error) {
-	log := opt.logger()
+func Run(ctx context.Context, cfg *Config, opt Options) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	g := &gateway{cfg: cfg, log: log}
-
-	// 1. Everything that can be checked without changing the system.
 	h, err := netlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}
 	defer h.Close()
+	g := &gateway{cfg: cfg, log: opt.logger()}
+	priv, err := g.prepare(ctx, h, opt)
+	if err != nil {
+		return err
+	}
+	var undo undoStack
+	if err := g.start(h, priv, opt, &undo); err != nil {
+		undo.unwind()
+		return err
+	}
+	runErr := g.serve(ctx, opt)
+	g.stop(&undo)
+	return runErr
+}
+
+// prepare checks everything that can be checked without changing the
+// system, and returns the private key (created when PrivateKeyFile is
+// missing).
+func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (Key, error) {
+	cfg, log := g.cfg, g.log
+	var err error
 	g.router, err = policyroute.New(h, routeConfig(cfg))
 	if err != nil {
-		return routeErr(cfg, err)
+		return Key{}, routeErr(cfg, err)
 	}
 	g.fwd, err = dnsfwd.New(dnsfwd.Config{
 		Listen:    cfg.DNSListen,
@@ -104,19 +131,19 @@ func Run(ctx context.Context, cfg *Config, opt Options) (err error) {
 		Logger:    log.With("part", "dns"),
 	})
 	if err != nil {
-		return fmt.Errorf("%s: %w", cfg.File, err)
+		return Key{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	ctlPath := ControlSocket(opt.RunDir, cfg.Name)
 	if uapiAlive(cfg.Name) || socketAlive(ctlPath) {
-		return fmt.Errorf("a gateway named %s is already running (it answers on %s/%s.sock or %s): stop it first, or give this one another Name",
+		return Key{}, fmt.Errorf("a gateway named %s is already running (it answers on %s/%s.sock or %s): stop it first, or give this one another Name",
 			cfg.Name, UAPIDir, cfg.Name, ctlPath)
 	}
 	if err := waitLAN(ctx, h, cfg, opt.LANWait, log); err != nil {
-		return err
+		return Key{}, err
 	}
 	priv, created, err := cfg.privateKey(true)
 	if err != nil {
-		return err
+		return Key{}, err
 	}
 	if created {
 		log.Info("created a new private key; give the public key to the home router (see `fobgw home-config`)",
@@ -124,16 +151,28 @@ func Run(ctx context.Context, cfg *Config, opt Options) (err error) {
 	} else {
 		log.Info("starting", "name", cfg.Name, "public_key", priv.PublicKey().String())
 	}
+	return priv, nil
+}
 
-	// 2. Changes, each undone in reverse when a later one fails.
-	var undo []func()
-	defer func() {
-		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
-		}
-	}()
+// start makes the changes, in order, pushing how to undo each on undo:
+// the routing and the tunnel, then the DNS forwarder, the healer and the
+// listeners.
+func (g *gateway) start(h *netlink.Handle, priv Key, opt Options, undo *undoStack) error {
+	if err := g.startRouting(h, priv, undo); err != nil {
+		return err
+	}
+	if err := g.fwd.Start(); err != nil {
+		return fmt.Errorf("start the DNS forwarder on %v (DNSListen): %w", g.cfg.DNSListen, err)
+	}
+	undo.push(func() { g.fwd.Close() })
+	g.startWatchers(undo)
+	return g.startListeners(opt, undo)
+}
+
+// startRouting installs the kill switch and LAN rules, the tunnel, then
+// the tunnel routes.
+func (g *gateway) startRouting(h *netlink.Handle, priv Key, undo *undoStack) error {
+	cfg, log := g.cfg, g.log
 	if err := removeStaleLink(h, cfg.Name, log); err != nil {
 		return err
 	}
@@ -142,87 +181,118 @@ func Run(ctx context.Context, cfg *Config, opt Options) (err error) {
 		// LAN from leaving through the local ISP once forwarding is on, so
 		// the forwarding sysctls go back to what they were whenever fobgw
 		// stops, after a failed start and a normal stop alike (unlike
-		// wg-quick). Registered first, so it runs last, after the routes
-		// are gone, and also when ApplyKillSwitch fails half way.
-		saved, err := readSysctls(g.router.State())
+		// wg-quick). Pushed first, so it runs last, after the routes are
+		// gone, and also when ApplyKillSwitch fails half way.
+		saved, err := g.router.SaveSysctls()
 		if err != nil {
 			return err
 		}
-		undo = append(undo, func() { restoreSysctls(saved, log) })
+		undo.push(func() { g.restoreSysctls(saved) })
 	}
 	if err := g.router.ApplyKillSwitch(); err != nil {
 		return fmt.Errorf("install the kill switch and LAN rules: %w", err)
 	}
-	undo = append(undo, func() {
+	undo.push(func() {
 		// The kill switch stays: the LAN must not leak while fobgw is down.
 		if err := g.router.Remove(true); err != nil {
 			log.Error("undo routes", "err", err)
 		}
 	})
+	var err error
 	g.tun, err = openTunnel(h, cfg, priv, log)
 	if err != nil {
 		return err
 	}
-	undo = append(undo, g.tun.close)
+	undo.push(g.tun.close)
 	if err := g.router.Apply(); err != nil {
 		return fmt.Errorf("install the tunnel routes: %w", err)
 	}
-	if err := g.fwd.Start(); err != nil {
-		return fmt.Errorf("start the DNS forwarder on %v (DNSListen): %w", cfg.DNSListen, err)
-	}
-	undo = append(undo, func() { g.fwd.Close() })
+	return nil
+}
 
-	hctx, hcancel := context.WithCancel(context.Background())
-	var hwg sync.WaitGroup
-	undo = append(undo, func() { hcancel(); hwg.Wait() })
-	hwg.Add(2)
+// restoreSysctls writes back the forwarding sysctls saved before start.
+func (g *gateway) restoreSysctls(saved policyroute.SavedSysctls) {
+	restored, err := g.router.RestoreSysctls(saved)
+	for _, s := range restored {
+		g.log.Info("sysctl restored (KillSwitch is off)", "sysctl", s.Key, "value", s.Value)
+	}
+	if err != nil {
+		g.log.Error("restoring a sysctl failed", "err", err)
+	}
+}
+
+// startWatchers starts the check of the DNS upstream and the endpoint
+// healer in the background.
+func (g *gateway) startWatchers(undo *undoStack) {
+	cfg := g.cfg
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	undo.push(func() { cancel(); wg.Wait() })
+	wg.Add(2)
 	go func() {
-		defer hwg.Done()
-		pctx, cancel := context.WithTimeout(hctx, 30*time.Second)
-		defer cancel()
-		// Wait for the tunnel before asking, so the answer means something.
-		for pctx.Err() == nil {
-			if hs, _ := g.tun.LastHandshake(); !hs.IsZero() {
-				break
-			}
-			sleepCtx(pctx, 500*time.Millisecond)
-		}
-		qctx, qcancel := context.WithTimeout(hctx, 5*time.Second)
-		defer qcancel()
-		if err := g.fwd.Probe(qctx); err != nil && hctx.Err() == nil {
-			log.Warn("the DNS upstream does not answer through the tunnel yet", "upstream", cfg.DNSUpstream, "err", err)
-		}
+		defer wg.Done()
+		g.checkUpstream(ctx)
 	}()
 	g.heal = newHealer(defaultHealerConfig(cfg.Endpoint),
 		&dnsResolver{servers: cfg.Resolver, lookup: cfg.resolvConfServers, timeout: ProbeTimeout},
-		&dnsProber{iface: cfg.Name, addr: cfg.Probe}, g.tun, log.With("part", "endpoint"))
+		&dnsProber{iface: cfg.Name, addr: cfg.Probe}, g.tun, g.log.With("part", "endpoint"))
 	go func() {
-		defer hwg.Done()
-		g.heal.run(hctx, time.Now, time.After)
+		defer wg.Done()
+		g.heal.run(ctx, time.Now, time.After)
 	}()
+}
 
-	ctl, err := listenControl(ctlPath, g.status, log)
+// checkUpstream waits up to 30 s for the first handshake, then asks the
+// DNS upstream once through the tunnel and warns when it does not answer
+// (a Pi-hole that ignores the tunnel's addresses, say).
+func (g *gateway) checkUpstream(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// Wait for the tunnel before asking, so the answer means something.
+	for pctx.Err() == nil {
+		if hs, _ := g.tun.LastHandshake(); !hs.IsZero() {
+			break
+		}
+		sleepCtx(pctx, 500*time.Millisecond)
+	}
+	qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer qcancel()
+	if err := g.fwd.Probe(qctx); err != nil && ctx.Err() == nil {
+		g.log.Warn("the DNS upstream does not answer through the tunnel yet", "upstream", g.cfg.DNSUpstream, "err", err)
+	}
+}
+
+// startListeners opens the status socket and the metrics listener.
+func (g *gateway) startListeners(opt Options, undo *undoStack) error {
+	ctl, err := listenControl(ControlSocket(opt.RunDir, g.cfg.Name), g.status, g.log)
 	if err != nil {
 		return err
 	}
-	undo = append(undo, ctl.close)
-	if cfg.MetricsListen != "" {
-		reg, err := newRegistry(g.status, g.fwd.Collector())
-		if err != nil {
-			return err
-		}
-		ms, err := listenMetrics(cfg.MetricsListen, reg, log)
-		if err != nil {
-			return err
-		}
-		undo = append(undo, ms.close)
+	undo.push(ctl.close)
+	if g.cfg.MetricsListen == "" {
+		return nil
 	}
+	reg, err := newRegistry(g.status, g.fwd.Collector())
+	if err != nil {
+		return err
+	}
+	ms, err := listenMetrics(g.cfg.MetricsListen, reg, g.log)
+	if err != nil {
+		return err
+	}
+	undo.push(ms.close)
+	return nil
+}
 
-	// 3. Running.
+// serve tells systemd the gateway is ready, then repairs the routing every
+// RepairInterval and feeds the watchdog until ctx is done or the device
+// stops; it returns why it stopped unless ctx is done.
+func (g *gateway) serve(ctx context.Context, opt Options) error {
+	cfg := g.cfg
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
-		log.Warn("sd_notify READY failed", "err", err)
+		g.log.Warn("sd_notify READY failed", "err", err)
 	}
-	log.Info("gateway up", "name", cfg.Name, "lan", cfg.LAN, "endpoint", cfg.Endpoint.String(), "dns", cfg.DNSListen)
+	g.log.Info("gateway up", "name", cfg.Name, "lan", cfg.LAN, "endpoint", cfg.Endpoint.String(), "dns", cfg.DNSListen)
 	if opt.OnReady != nil {
 		opt.OnReady()
 	}
@@ -232,40 +302,36 @@ func Run(ctx context.Context, cfg *Config, opt Options) (err error) {
 		defer t.Stop()
 		wdC = t.C
 	}
-	check := time.NewTicker(CheckInterval)
-	defer check.Stop()
-	var runErr error
-loop:
+	repair := time.NewTicker(RepairInterval)
+	defer repair.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
+			return nil
 		case <-wdC:
 			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
-		case <-check.C:
-			g.checkRoutes()
+		case <-repair.C:
+			g.repairRoutes()
 		case <-g.tun.dev.Wait():
-			runErr = errors.New("the WireGuard device stopped unexpectedly")
-			break loop
+			return errors.New("the WireGuard device stopped unexpectedly")
 		case uerr := <-g.tun.uerr:
-			runErr = fmt.Errorf("the UAPI socket %s/%s.sock stopped (deleted?): %w", UAPIDir, cfg.Name, uerr)
-			break loop
+			return fmt.Errorf("the UAPI socket %s/%s.sock stopped (deleted?): %w", UAPIDir, cfg.Name, uerr)
 		}
 	}
-
-	// 4. Stop, in reverse.
-	daemon.SdNotify(false, daemon.SdNotifyStopping)
-	log.Info("stopping", "name", cfg.Name, "kill_switch_stays", cfg.KillSwitch)
-	// undo[0] is Remove(true): with KillSwitch on the kill switch stays.
-	for i := len(undo) - 1; i >= 0; i-- {
-		undo[i]()
-	}
-	undo = nil
-	return runErr
 }
 
-func (g *gateway) checkRoutes() {
-	n, err := g.router.Check()
+// stop undoes start in reverse. undo's first entry is Remove(true): with
+// KillSwitch on, the kill switch stays.
+func (g *gateway) stop(undo *undoStack) {
+	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	g.log.Info("stopping", "name", g.cfg.Name, "kill_switch_stays", g.cfg.KillSwitch)
+	undo.unwind()
+}
+
+// repairRoutes repairs drift in the routing state, counts the repairs and
+// logs a changed error once.
+func (g *gateway) repairRoutes() {
+	n, err := g.router.Repair()
 	if n > 0 {
 		g.repairs.Add(uint64(n))
 		g.log.Warn("routing drift repaired", "items", n)
@@ -275,61 +341,12 @@ func (g *gateway) checkRoutes() {
 		msg = err.Error()
 	}
 	g.mu.Lock()
-	changed := msg != g.chkErr
-	g.chkErr = msg
+	changed := msg != g.repairErr
+	g.repairErr = msg
 	g.mu.Unlock()
 	if changed && err != nil {
-		g.log.Error("routing check failed", "err", err)
+		g.log.Error("routing repair failed", "err", err)
 	}
-}
-
-// status assembles the Status document.
-func (g *gateway) status() *Status {
-	now := time.Now()
-	s := &Status{Name: g.cfg.Name, Time: now, HandshakeAgeSeconds: -1}
-	if g.tun != nil {
-		ps, err := g.tun.peerStats()
-		if err != nil {
-			s.LastError = err.Error()
-		}
-		s.ListenPort = ps.ListenPort
-		s.LastHandshake = ps.LastHandshake
-		if !ps.LastHandshake.IsZero() {
-			age := now.Sub(ps.LastHandshake)
-			s.HandshakeAgeSeconds = age.Seconds()
-			s.TunnelUp = age < 180*time.Second
-		}
-		s.Endpoint = ps.Endpoint
-		s.RxBytes, s.TxBytes = ps.RxBytes, ps.TxBytes
-		if g.tun.clamp != nil {
-			cs := g.tun.clamp.Stats()
-			s.Clamp = ClampStatus{Enabled: true, ClampedOut: cs.ClampedOut, ClampedIn: cs.ClampedIn, Malformed: cs.Malformed}
-		}
-	}
-	if g.fwd != nil {
-		d := g.fwd.Stats()
-		s.DNS = DNSStatus{Queries: d.Queries, OK: d.OK, NXDomain: d.NXDomain, ServFail: d.ServFail, Dropped: d.Dropped,
-			CacheHits: d.CacheHits, CacheMisses: d.CacheMisses, UpstreamTimeouts: d.UpstreamTimeouts,
-			UpstreamErrors: d.UpstreamErrors, InFlight: d.InFlight}
-	}
-	if g.heal != nil {
-		h := g.heal.state()
-		s.EndpointName = h.EndpointName
-		for _, a := range h.Records {
-			s.EndpointRecords = append(s.EndpointRecords, a.String())
-		}
-		s.ProbeMisses, s.ProbeMissesTotal, s.Probes, s.ProbesSilent = h.Misses, h.TotalMisses, h.Probes, h.SilentProbes
-		s.LastProbeOK = h.LastProbeOK
-		s.EndpointChanges, s.Reresolutions, s.ResolveFailures = h.EndpointChanges, h.Reresolutions, h.ResolveFailures
-		if s.LastError == "" {
-			s.LastError = h.LastError
-		}
-	}
-	s.RouteRepairs = g.repairs.Load()
-	g.mu.Lock()
-	s.RouteCheckError = g.chkErr
-	g.mu.Unlock()
-	return s
 }
 
 // Down removes every route and rule fobgw installed for cfg, the kill
@@ -363,133 +380,6 @@ func Down(cfg *Config, opt Options) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// sysctlSetting is a sysctl's value as it was before fobgw wrote it.
-type sysctlSetting struct {
-	key, path, value string
-}
-
-// readSysctls reads the current values of the sysctls of st that outlive the
-// tunnel (forwarding; the tunnel's rp_filter goes with its interface).
-func readSysctls(st policyroute.State) ([]sysctlSetting, error) {
-	var out []sysctlSetting
-	for _, s := range st.Sysctls {
-		if s.NeedsTunnel() {
-			continue
-		}
-		p := s.Key // sysctl(8) form: dotted, or slashed when a part has dots
-		if !strings.Contains(p, "/") {
-			p = strings.ReplaceAll(p, ".", "/")
-		}
-		p = "/proc/sys/" + p
-		v, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("read %s before changing it: %w", s.Key, err)
-		}
-		out = append(out, sysctlSetting{key: s.Key, path: p, value: strings.TrimSpace(string(v))})
-	}
-	return out, nil
-}
-
-// restoreSysctls writes the saved values back, where they differ.
-func restoreSysctls(saved []sysctlSetting, log *slog.Logger) {
-	for _, s := range saved {
-		cur, err := os.ReadFile(s.path)
-		if err == nil && strings.TrimSpace(string(cur)) == s.value {
-			continue
-		}
-		if err := os.WriteFile(s.path, []byte(s.value+"\n"), 0o644); err != nil {
-			log.Error("restoring a sysctl failed", "sysctl", s.key, "value", s.value, "err", err)
-			continue
-		}
-		log.Info("sysctl restored (KillSwitch is off)", "sysctl", s.key, "value", s.value)
-	}
-}
-
-// waitLAN waits up to wait (see Options.LANWait) for checkLAN to pass,
-// polling every 250 ms, and returns checkLAN's last error when it does not:
-// a LAN bridge that comes up a little after fobgw at boot is waited for, a
-// typo in LANInterface still fails (exit 2) without changing anything.
-func waitLAN(ctx context.Context, h *netlink.Handle, cfg *Config, wait time.Duration, log *slog.Logger) error {
-	if wait == 0 {
-		wait = DefaultLANWait
-	}
-	err := checkLAN(h, cfg)
-	if err == nil || wait < 0 {
-		return err
-	}
-	log.Warn("waiting for the LAN interface", "interface", cfg.LANInterface, "address", cfg.DNSListen.Addr(), "for", wait, "reason", err)
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return err
-		case <-deadline.C:
-			return err
-		case <-tick.C:
-			if err = checkLAN(h, cfg); err == nil {
-				log.Info("LAN interface ready", "interface", cfg.LANInterface)
-				return nil
-			}
-		}
-	}
-}
-
-// checkLAN fails with a *ConfigError unless LANInterface exists in h's
-// network namespace and holds DNSListen's address: a typo there (br1 for
-// br0) would otherwise install a rule that matches nothing and turn on
-// forwarding before the DNS forwarder fails.
-func checkLAN(h *netlink.Handle, cfg *Config) error {
-	a := cfg.DNSListen.Addr()
-	link, err := h.LinkByName(cfg.LANInterface)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if !errors.As(err, &nf) && !errors.Is(err, unix.ENODEV) {
-			return fmt.Errorf("look up LANInterface %s: %w", cfg.LANInterface, err)
-		}
-		return &ConfigError{File: cfg.File, Key: "LANInterface",
-			Problem:  fmt.Sprintf("interface %q does not exist%s", cfg.LANInterface, holderOf(h, a)),
-			Expected: fmt.Sprintf("the LAN bridge or interface that holds DNSListen's address %v; create it first (e.g. ip link add br0 type bridge; ip addr add %v/24 dev br0) or fix the name", a, a)}
-	}
-	addrs, err := h.AddrList(link, netlink.FAMILY_ALL)
-	if err != nil {
-		return fmt.Errorf("list the addresses of %s: %w", cfg.LANInterface, err)
-	}
-	for _, x := range addrs {
-		if b, ok := netip.AddrFromSlice(x.IP); ok && b.Unmap() == a {
-			return nil
-		}
-	}
-	return &ConfigError{File: cfg.File, Key: "LANInterface",
-		Problem:  fmt.Sprintf("interface %q does not hold DNSListen's address %v%s", cfg.LANInterface, a, holderOf(h, a)),
-		Expected: fmt.Sprintf("give it the address first (e.g. ip addr add %v/24 dev %s), or set LANInterface and DNSListen to the LAN interface and its address", a, cfg.LANInterface)}
-}
-
-// holderOf names the interface holding a, for messages: " (it is on eth1)".
-func holderOf(h *netlink.Handle, a netip.Addr) string {
-	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return ""
-	}
-	for _, x := range addrs {
-		if b, ok := netip.AddrFromSlice(x.IP); ok && b.Unmap() == a {
-			if l, err := h.LinkByIndex(x.LinkIndex); err == nil {
-				return fmt.Sprintf(" (%v is on %s)", a, l.Attrs().Name)
-			}
-		}
-	}
-	return fmt.Sprintf(" (no interface holds %v)", a)
-}
-
-func socketAlive(path string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_, err := ReadStatus(ctx, path)
-	return err == nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

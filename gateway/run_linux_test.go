@@ -401,12 +401,12 @@ func TestRunKernelRepairsDrift(t *testing.T) {
 			}
 		}
 	}
-	deadline := time.Now().Add(CheckInterval + 5*time.Second)
+	deadline := time.Now().Add(RepairInterval + 5*time.Second)
 	for w.rulesToTable(t, cfg.Table) == 0 && time.Now().Before(deadline) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	if w.rulesToTable(t, cfg.Table) != 1 {
-		t.Fatalf("deleted rule not repaired within %v", CheckInterval+5*time.Second)
+		t.Fatalf("deleted rule not repaired within %v", RepairInterval+5*time.Second)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

@@ -4,9 +4,9 @@ import (
 	"testing"
 )
 
-// BenchmarkCheck measures one periodic Check on the story's state: without
+// BenchmarkRepair measures one periodic Repair on the story's state: without
 // drift (two dumps, two sysctl reads) and with its four routes flushed each round.
-func BenchmarkCheck(b *testing.B) {
+func BenchmarkRepair(b *testing.B) {
 	b.Run("no drift", func(b *testing.B) {
 		w := newWorld(b)
 		r := w.router(b, storyConfig())
@@ -15,8 +15,8 @@ func BenchmarkCheck(b *testing.B) {
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if n, err := r.Check(); n != 0 || err != nil {
-				b.Fatalf("Check = %d, %v", n, err)
+			if n, err := r.Repair(); n != 0 || err != nil {
+				b.Fatalf("Repair = %d, %v", n, err)
 			}
 		}
 	})
@@ -31,8 +31,8 @@ func BenchmarkCheck(b *testing.B) {
 			b.StopTimer()
 			delOwned(b, w, func(s string) bool { return s != "rule" })
 			b.StartTimer()
-			if n, err := r.Check(); n != 4 || err != nil {
-				b.Fatalf("Check = %d, %v; want 4 repairs", n, err)
+			if n, err := r.Repair(); n != 4 || err != nil {
+				b.Fatalf("Repair = %d, %v; want 4 repairs", n, err)
 			}
 		}
 	})

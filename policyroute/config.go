@@ -30,8 +30,8 @@ var (
 	ErrUnknownTable = errors.New("unknown routing table")
 
 	// ErrNoInterface marks a missing LAN or tunnel interface. Fatal for
-	// Apply; from Check it means the tunnel went away (the kill switch has
-	// been repaired regardless), and a later Check may succeed.
+	// Apply; from Repair it means the tunnel went away (the kill switch has
+	// been repaired regardless), and a later Repair may succeed.
 	ErrNoInterface = errors.New("network interface not found")
 
 	// ErrForeignRoute marks a route of another program where only fobgw's
@@ -39,7 +39,7 @@ var (
 	// exactly a home network at a metric not above fobgw's. Such a route can
 	// carry traffic past the tunnel and the kill switch, and fobgw never
 	// deletes it: the error names it and says how to. Fatal for Apply (a
-	// person must act); from Check it repeats until the route is gone,
+	// person must act); from Repair it repeats until the route is gone,
 	// while everything else has been installed or repaired regardless.
 	ErrForeignRoute = errors.New("route of another program in fobgw's place")
 )

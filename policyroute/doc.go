@@ -5,7 +5,7 @@
 //
 // The desired state is plain data ([Desired], [State]); a [Router] applies it
 // idempotently through a [netlink.Handle] bound to one network namespace,
-// repairs drift ([Router.Check]) and removes exactly what it installed
+// repairs drift ([Router.Repair]) and removes exactly what it installed
 // ([Router.Remove]). It knows netlink and nothing of WireGuard.
 //
 // # Ownership
@@ -42,10 +42,14 @@
 // the effective value is the maximum of "all" and the interface, so a strict
 // "all" no longer drops return traffic from the tunnel). They are written
 // through /proc/sys, which the kernel resolves against the network namespace
-// of the calling OS thread: call Apply and Check from a thread in the
+// of the calling OS thread: call Apply and Repair from a thread in the
 // namespace of the handle, or pass [WithNetNS]. Like wg-quick, Remove does not
 // restore them: other services on the router may rely on forwarding, and the
-// per-tunnel rp_filter disappears with the tunnel interface.
+// per-tunnel rp_filter disappears with the tunnel interface. A caller that
+// wants forwarding back as it was (the gateway does, with KillSwitch off)
+// reads it with [Router.SaveSysctls] before the first change and writes it
+// back with [Router.RestoreSysctls]; both honour WithSysctlRoot and
+// WithNetNS.
 package policyroute
 
 const (

@@ -4,9 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,13 +86,13 @@ func (r *Router) Apply() error {
 	return err
 }
 
-// Check compares the system with the state, repairs any drift (a flushed
+// Repair compares the system with the state, repairs any drift (a flushed
 // rule or table, a changed sysctl, stale fobgw entries) and returns the
 // number of items it added, deleted or rewrote; 0 means no drift. If the
 // tunnel interface is gone it repairs the kill switch and returns an error
 // wrapping ErrNoInterface. Routes of others in fobgw's place make it return
 // an error wrapping ErrForeignRoute at every call, as Apply does.
-func (r *Router) Check() (repaired int, err error) {
+func (r *Router) Repair() (repaired int, err error) {
 	return r.reconcile(true)
 }
 
@@ -103,7 +100,7 @@ func (r *Router) Check() (repaired int, err error) {
 // configuration installed it; entries of others are left alone. With
 // keepKillSwitch and Config.KillSwitch, fobgw's rules and unreachable routes
 // stay, so the LAN remains cut off from the local ISP while fobgw is down.
-// Sysctls are not restored (see the package documentation).
+// Sysctls are not restored (see SaveSysctls and the package documentation).
 func (r *Router) Remove(keepKillSwitch bool) error {
 	keep := keepKillSwitch && r.cfg.KillSwitch
 	var errs []error
@@ -491,62 +488,6 @@ func (r *Router) opErr(op, item string, err error) error {
 		return fmt.Errorf("policyroute: %s: %w: run fobgw as root or with CAP_NET_ADMIN", op, err)
 	}
 	return fmt.Errorf("policyroute: %s: %w", op, err)
-}
-
-// ensureSysctl writes s if it differs and reports whether it did.
-func (r *Router) ensureSysctl(s Sysctl) (int, error) {
-	path := filepath.Join(r.sysctlRoot, s.path)
-	var n int
-	err := r.inNS(func() error {
-		cur, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if strings.TrimSpace(string(cur)) == s.Value {
-			return nil
-		}
-		if err := os.WriteFile(path, []byte(s.Value+"\n"), 0o644); err != nil {
-			return err
-		}
-		n = 1
-		return nil
-	})
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && s.NeedsTunnel() {
-			return n, fmt.Errorf("policyroute: set %s: %w: %s is missing, the tunnel interface %q is gone",
-				s.Key, ErrNoInterface, path, r.cfg.TunnelInterface)
-		}
-		if errors.Is(err, os.ErrNotExist) {
-			return n, fmt.Errorf("policyroute: set %s: %w: this kernel has no such setting (is IPv6 disabled? then leave IPv6 prefixes out of LAN)", s.Key, err)
-		}
-		return n, r.opErr("set sysctl", s.String(), err)
-	}
-	return n, nil
-}
-
-// inNS runs fn on a thread in r.ns, or on the calling thread without WithNetNS.
-func (r *Router) inNS(fn func() error) error {
-	if r.ns == -1 {
-		return fn()
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("get current network namespace: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(r.ns); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("enter network namespace for sysctls: %w", err)
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		// The thread stays locked and dies with the goroutine.
-		return errors.Join(ferr, fmt.Errorf("restore network namespace: %w", err))
-	}
-	runtime.UnlockOSThread()
-	return ferr
 }
 
 func nlRule(w Rule) *netlink.Rule {

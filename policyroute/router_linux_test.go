@@ -111,8 +111,8 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 		}
 		assertSnapshot(t, w, first, fmt.Sprintf("after apply %d", i+2))
 	}
-	if n, err := r.Check(); err != nil || n != 0 {
-		t.Errorf("Check after Apply = %d, %v; want 0 repairs", n, err)
+	if n, err := r.Repair(); err != nil || n != 0 {
+		t.Errorf("Repair after Apply = %d, %v; want 0 repairs", n, err)
 	}
 	assertOwned(t, w, storyOwned)
 }
@@ -160,8 +160,8 @@ func TestApplyOverCrashLeftovers(t *testing.T) {
 		if got := w.routeGet(t, "br0", "192.168.86.254", "203.0.113.80"); got != "dev fobgw0" {
 			t.Errorf("LAN: %s, want dev fobgw0", got)
 		}
-		if n, err := r.Check(); n != 0 || !errors.Is(err, ErrForeignRoute) {
-			t.Errorf("Check = %d, %v; want 0 repairs and ErrForeignRoute", n, err)
+		if n, err := r.Repair(); n != 0 || !errors.Is(err, ErrForeignRoute) {
+			t.Errorf("Repair = %d, %v; want 0 repairs and ErrForeignRoute", n, err)
 		}
 		if err := r.Remove(false); err != nil {
 			t.Fatal(err)
@@ -275,10 +275,10 @@ func TestForeignRoutes(t *testing.T) {
 			for _, step := range []struct {
 				name string
 				run  func() error
-			}{{"ApplyKillSwitch", r.ApplyKillSwitch}, {"Apply", r.Apply}, {"Check", func() error {
-				n, err := r.Check()
+			}{{"ApplyKillSwitch", r.ApplyKillSwitch}, {"Apply", r.Apply}, {"Repair", func() error {
+				n, err := r.Repair()
 				if n != 0 {
-					t.Errorf("Check repaired %d items, want 0", n)
+					t.Errorf("Repair repaired %d items, want 0", n)
 				}
 				return err
 			}}} {
@@ -355,7 +355,7 @@ func TestNoFallThrough(t *testing.T) {
 		}
 	})
 	t.Run("new tunnel interface, no kill switch", func(t *testing.T) {
-		for _, steps := range [][]string{{"Apply"}, {"Check"}, {"ApplyKillSwitch", "Apply"}} {
+		for _, steps := range [][]string{{"Apply"}, {"Repair"}, {"ApplyKillSwitch", "Apply"}} {
 			t.Run(strings.Join(steps, ", "), func(t *testing.T) {
 				w := newWorld(t)
 				old := storyConfig()
@@ -377,8 +377,8 @@ func TestNoFallThrough(t *testing.T) {
 							err = r.ApplyKillSwitch()
 						case "Apply":
 							err = r.Apply()
-						case "Check":
-							_, err = r.Check()
+						case "Repair":
+							_, err = r.Repair()
 						}
 					})...)
 					if err != nil {
@@ -523,7 +523,7 @@ func TestKillSwitch(t *testing.T) {
 				t.Errorf("tunnel gone: the gateway's own traffic to %s: %s, want dev wan0 (it must heal the tunnel)", tt.dst, got)
 			}
 			// Check reports the missing tunnel but keeps the kill switch.
-			n, err := r.Check()
+			n, err := r.Repair()
 			if !errors.Is(err, ErrNoInterface) || !strings.Contains(err.Error(), `"fobgw0"`) {
 				t.Errorf("Check without tunnel: %v, want ErrNoInterface naming fobgw0", err)
 			}
@@ -579,7 +579,7 @@ func TestRPFilter(t *testing.T) {
 		}
 		// Drift of a sysctl is repaired and counted.
 		writeSysctl(t, "net/ipv4/conf/fobgw0/rp_filter", "1")
-		if n, err := r.Check(); err != nil || n != 1 {
+		if n, err := r.Repair(); err != nil || n != 1 {
 			t.Errorf("Check after rp_filter drift = %d, %v; want 1", n, err)
 		}
 		if got := readSysctl(t, "net/ipv4/conf/fobgw0/rp_filter"); got != "2" {
@@ -709,15 +709,15 @@ func TestCheckRepairsDrift(t *testing.T) {
 			}
 			want := w.snapshot(t)
 			tt.drift(t, w)
-			n, err := r.Check()
+			n, err := r.Repair()
 			if err != nil {
 				t.Fatalf("Check: %v", err)
 			}
 			if n != tt.want {
-				t.Errorf("Check repaired %d items, want %d", n, tt.want)
+				t.Errorf("Repair repaired %d items, want %d", n, tt.want)
 			}
 			assertSnapshot(t, w, want, "after Check")
-			if n, err := r.Check(); n != 0 || err != nil {
+			if n, err := r.Repair(); n != 0 || err != nil {
 				t.Errorf("second Check = %d, %v; want 0", n, err)
 			}
 		})
