@@ -2,15 +2,11 @@ package gateway
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
-	"time"
 )
 
 // storyConfig returns the story's config with a fresh key file in a temp dir.
@@ -150,78 +146,5 @@ func TestCheckPrintsStateAndChangesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(c.PrivateKeyFile)); err == nil {
 		t.Errorf("check created the key directory")
-	}
-}
-
-func TestStatusJSONRoundTrip(t *testing.T) {
-	in := &Status{
-		Name: "fobgw0", Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), TunnelUp: true, ListenPort: 13231,
-		LastHandshake: time.Date(2026, 11, 25, 11, 59, 30, 0, time.UTC), HandshakeAgeSeconds: 30,
-		Endpoint: "198.51.100.2:13231", EndpointName: "home.example.net", EndpointRecords: []string{"198.51.100.2"},
-		RxBytes: 1, TxBytes: 2, Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4, Malformed: 5},
-		DNS:          DNSStatus{Queries: 6, OK: 7, NXDomain: 8, ServFail: 9, Dropped: 10, CacheHits: 11, CacheMisses: 12, UpstreamTimeouts: 13, UpstreamErrors: 14, InFlight: 15},
-		RouteRepairs: 16, ProbeMisses: 1, ProbeMissesTotal: 17, Probes: 18, EndpointChanges: 19, Reresolutions: 20, ResolveFailures: 21,
-		LastProbeOK: time.Date(2026, 11, 25, 11, 59, 59, 0, time.UTC), LastError: "x",
-	}
-	data, err := json.Marshal(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out Status
-	if err := json.Unmarshal(data, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(in, &out) {
-		t.Errorf("round trip:\n in %+v\nout %+v", in, &out)
-	}
-	for _, key := range []string{`"tunnel_up":true`, `"handshake_age_seconds":30`, `"endpoint_name":"home.example.net"`, `"clamped_out":3`, `"route_repairs":16`, `"probe_misses":1`} {
-		if !strings.Contains(string(data), key) {
-			t.Errorf("JSON lacks %s: %s", key, data)
-		}
-	}
-	var b bytes.Buffer
-	if err := in.WriteText(&b); err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range []string{"tunnel:           up", "198.51.100.2:13231 from home.example.net", "3 out, 4 in", "route repairs:    16"} {
-		if !strings.Contains(b.String(), w) {
-			t.Errorf("text lacks %q:\n%s", w, b.String())
-		}
-	}
-}
-
-func TestControlSocket(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "run")
-	path := ControlSocket(dir, "fgwtest0")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := ReadStatus(ctx, path); err == nil || !strings.Contains(err.Error(), "not running") {
-		t.Fatalf("no server: %v", err)
-	}
-	want := &Status{Name: "fgwtest0", RxBytes: 42, HandshakeAgeSeconds: -1}
-	srv, err := listenControl(path, func() *Status { return want }, discardLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.close)
-	for p, mode := range map[string]os.FileMode{dir: 0o700, path: 0o600} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm() != mode {
-			t.Errorf("%s mode %v, want %v", p, fi.Mode().Perm(), mode)
-		}
-	}
-	got, err := ReadStatus(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %+v, want %+v", got, want)
-	}
-	// A second server on the same path is refused while the first answers.
-	if _, err := listenControl(path, func() *Status { return want }, discardLogger()); err == nil {
-		t.Errorf("second listener on a live socket accepted")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/fobgw/fobgw/dnsfwd"
 )
 
 // DefaultRunDir holds the control sockets, <RunDir>/<Name>.sock.
@@ -25,8 +27,8 @@ type Status struct {
 	RxBytes             uint64    `json:"rx_bytes"`
 	TxBytes             uint64    `json:"tx_bytes"`
 
-	Clamp ClampStatus `json:"clamp"`
-	DNS   DNSStatus   `json:"dns"`
+	Clamp ClampStatus  `json:"clamp"`
+	DNS   dnsfwd.Stats `json:"dns"` // the forwarder's counters, as dnsfwd keeps them
 
 	RouteRepairs    uint64 `json:"route_repairs"`
 	RouteCheckError string `json:"route_check_error,omitempty"`
@@ -48,20 +50,6 @@ type ClampStatus struct {
 	ClampedOut uint64 `json:"clamped_out"` // SYNs from the LAN
 	ClampedIn  uint64 `json:"clamped_in"`  // SYN-ACKs from the tunnel
 	Malformed  uint64 `json:"malformed"`
-}
-
-// DNSStatus are the DNS forwarder's main counters.
-type DNSStatus struct {
-	Queries          uint64 `json:"queries"`
-	OK               uint64 `json:"ok"`
-	NXDomain         uint64 `json:"nxdomain"`
-	ServFail         uint64 `json:"servfail"`
-	Dropped          uint64 `json:"dropped"`
-	CacheHits        uint64 `json:"cache_hits"`
-	CacheMisses      uint64 `json:"cache_misses"`
-	UpstreamTimeouts uint64 `json:"upstream_timeouts"`
-	UpstreamErrors   uint64 `json:"upstream_errors"`
-	InFlight         int64  `json:"in_flight"`
 }
 
 // WriteText prints s for a person.
@@ -134,10 +122,7 @@ func (g *gateway) status() *Status {
 		}
 	}
 	if g.fwd != nil {
-		d := g.fwd.Stats()
-		s.DNS = DNSStatus{Queries: d.Queries, OK: d.OK, NXDomain: d.NXDomain, ServFail: d.ServFail, Dropped: d.Dropped,
-			CacheHits: d.CacheHits, CacheMisses: d.CacheMisses, UpstreamTimeouts: d.UpstreamTimeouts,
-			UpstreamErrors: d.UpstreamErrors, InFlight: d.InFlight}
+		s.DNS = g.fwd.Stats()
 	}
 	if g.heal != nil {
 		h := g.heal.state()

@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fobgw/fobgw/dnsfwd"
+)
+
+func TestStatusJSONRoundTrip(t *testing.T) {
+	in := &Status{
+		Name: "fobgw0", Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), TunnelUp: true, ListenPort: 13231,
+		LastHandshake: time.Date(2026, 11, 25, 11, 59, 30, 0, time.UTC), HandshakeAgeSeconds: 30,
+		Endpoint: "198.51.100.2:13231", EndpointName: "home.example.net", EndpointRecords: []string{"198.51.100.2"},
+		RxBytes: 1, TxBytes: 2, Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4, Malformed: 5},
+		DNS:          dnsfwd.Stats{Queries: 6, OK: 7, NXDomain: 8, ServFail: 9, Dropped: 10, CacheHits: 11, CacheMisses: 12, UpstreamTimeouts: 13, UpstreamErrors: 14, InFlight: 15},
+		RouteRepairs: 16, ProbeMisses: 1, ProbeMissesTotal: 17, Probes: 18, EndpointChanges: 19, Reresolutions: 20, ResolveFailures: 21,
+		LastProbeOK: time.Date(2026, 11, 25, 11, 59, 59, 0, time.UTC), LastError: "x",
+	}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Status
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, &out) {
+		t.Errorf("round trip:\n in %+v\nout %+v", in, &out)
+	}
+	for _, key := range []string{`"tunnel_up":true`, `"handshake_age_seconds":30`, `"endpoint_name":"home.example.net"`, `"clamped_out":3`, `"route_repairs":16`, `"probe_misses":1`} {
+		if !strings.Contains(string(data), key) {
+			t.Errorf("JSON lacks %s: %s", key, data)
+		}
+	}
+	var b bytes.Buffer
+	if err := in.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"tunnel:           up", "198.51.100.2:13231 from home.example.net", "3 out, 4 in", "route repairs:    16"} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("text lacks %q:\n%s", w, b.String())
+		}
+	}
+}
