@@ -13,114 +13,169 @@ func (c *Config) Validate() error {
 	return c.validate(func(string, string) int { return 0 })
 }
 
+// validator checks a Config, collecting every error; line gives the line
+// of a key for messages (0 for a Config made in code).
+type validator struct {
+	*parser
+	c    *Config
+	line func(section, key string) int
+}
+
 func (c *Config) validate(line func(section, key string) int) error {
-	p := &parser{file: c.File}
+	v := &validator{parser: &parser{file: c.File}, c: c, line: line}
+	v.interfaceKeys()
+	v.peerKeys()
+	v.gatewayKeys()
+	v.throughTunnel()
+	v.dnsListen()
+	v.resolvers()
+	v.tunnelNetwork()
+	v.clamp()
+	v.metricsListen()
+	if len(v.errs) > 0 {
+		return errors.Join(v.errs...)
+	}
+	return nil
+}
+
+// interfaceKeys checks the [Interface] keys.
+func (v *validator) interfaceKeys() {
+	c := v.c
 	if msg := checkIfName(c.Name); msg != "" {
-		p.errorf(line("interface", "Name"), "Name", "an interface name such as fobgw0", "%s", msg)
+		v.errorf(v.line("interface", "Name"), "Name", "an interface name such as fobgw0", "%s", msg)
 	}
 	if (c.PrivateKey == nil) == (c.PrivateKeyFile == "") {
-		p.errorf(line("interface", "PrivateKeyFile"), "PrivateKeyFile", "either PrivateKey or PrivateKeyFile", "exactly one of PrivateKey and PrivateKeyFile must be set")
+		v.errorf(v.line("interface", "PrivateKeyFile"), "PrivateKeyFile", "either PrivateKey or PrivateKeyFile", "exactly one of PrivateKey and PrivateKeyFile must be set")
 	}
 	if len(c.Address) == 0 {
-		p.errorf(line("interface", "Address"), "Address", "the tunnel address, e.g. 10.1.200.2/24", "no address")
+		v.errorf(v.line("interface", "Address"), "Address", "the tunnel address, e.g. 10.1.200.2/24", "no address")
 	}
 	for _, a := range c.Address {
 		if !a.IsValid() || a.Addr().IsUnspecified() || a.Addr().IsMulticast() {
-			p.errorf(line("interface", "Address"), "Address", "a unicast tunnel address, e.g. 10.1.200.2/24", "%v is not a usable address", a)
+			v.errorf(v.line("interface", "Address"), "Address", "a unicast tunnel address, e.g. 10.1.200.2/24", "%v is not a usable address", a)
 		}
 	}
 	if c.MTU < 576 || c.MTU > 65535 {
-		p.errorf(line("interface", "MTU"), "MTU", "576 to 65535", "MTU %d out of range", c.MTU)
+		v.errorf(v.line("interface", "MTU"), "MTU", "576 to 65535", "MTU %d out of range", c.MTU)
 	}
+}
+
+// peerKeys checks the [Peer] keys.
+func (v *validator) peerKeys() {
+	c := v.c
 	if c.Endpoint.Port == 0 || c.Endpoint.Host == "" {
-		p.errorf(line("peer", "Endpoint"), "Endpoint", "host:port", "no endpoint")
+		v.errorf(v.line("peer", "Endpoint"), "Endpoint", "host:port", "no endpoint")
 	}
 	if len(c.AllowedIPs) == 0 {
-		p.errorf(line("peer", "AllowedIPs"), "AllowedIPs", "0.0.0.0/0 to send the LAN's traffic home", "no prefix")
+		v.errorf(v.line("peer", "AllowedIPs"), "AllowedIPs", "0.0.0.0/0 to send the LAN's traffic home", "no prefix")
 	}
+}
+
+// gatewayKeys checks the [Gateway] keys that stand alone.
+func (v *validator) gatewayKeys() {
+	c := v.c
 	if len(c.LAN) == 0 {
-		p.errorf(line("gateway", "LAN"), "LAN", "the LAN prefix, e.g. 192.168.86.0/24", "no prefix")
+		v.errorf(v.line("gateway", "LAN"), "LAN", "the LAN prefix, e.g. 192.168.86.0/24", "no prefix")
 	}
 	if msg := checkIfName(c.LANInterface); msg != "" {
-		p.errorf(line("gateway", "LANInterface"), "LANInterface", "the LAN interface, e.g. br0", "%s", msg)
+		v.errorf(v.line("gateway", "LANInterface"), "LANInterface", "the LAN interface, e.g. br0", "%s", msg)
 	}
 	if c.LANInterface == c.Name {
-		p.errorf(line("gateway", "LANInterface"), "LANInterface", "the LAN bridge, not the tunnel", "same as the tunnel's Name %q", c.Name)
+		v.errorf(v.line("gateway", "LANInterface"), "LANInterface", "the LAN bridge, not the tunnel", "same as the tunnel's Name %q", c.Name)
 	}
 	if c.Table <= 0 || c.Table == 253 || c.Table == 254 || c.Table == 255 {
-		p.errorf(line("gateway", "Table"), "Table", "a table of its own, e.g. 100", "table %d cannot be used", c.Table)
+		v.errorf(v.line("gateway", "Table"), "Table", "a table of its own, e.g. 100", "table %d cannot be used", c.Table)
 	}
 	if !c.DNSListen.IsValid() || c.DNSListen.Port() == 0 {
-		p.errorf(line("gateway", "DNSListen"), "DNSListen", "e.g. 192.168.86.1:53", "no listen address")
+		v.errorf(v.line("gateway", "DNSListen"), "DNSListen", "e.g. 192.168.86.1:53", "no listen address")
 	}
 	if !c.DNSUpstream.IsValid() {
-		p.errorf(line("gateway", "DNSUpstream"), "DNSUpstream", "e.g. 192.168.88.1", "no upstream")
+		v.errorf(v.line("gateway", "DNSUpstream"), "DNSUpstream", "e.g. 192.168.88.1", "no upstream")
 	}
-	covered := func(a netip.Addr) bool {
-		for _, p := range c.AllowedIPs {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
+}
+
+// throughTunnel checks that what is reached through the tunnel lies inside AllowedIPs.
+func (v *validator) throughTunnel() {
+	c := v.c
+	covered := func(a netip.Addr) bool { return prefixesContain(c.AllowedIPs, a) }
 	if c.DNSUpstream.IsValid() && !covered(c.DNSUpstream.Addr()) {
-		p.errorf(line("gateway", "DNSUpstream"), "DNSUpstream", "an address inside AllowedIPs of [Peer], or add it there",
+		v.errorf(v.line("gateway", "DNSUpstream"), "DNSUpstream", "an address inside AllowedIPs of [Peer], or add it there",
 			"%v is not inside the peer's AllowedIPs, so the tunnel would drop the queries", c.DNSUpstream.Addr())
 	}
 	if c.Probe.IsValid() && !covered(c.Probe.Addr()) {
-		p.errorf(line("gateway", "Probe"), "Probe", "an address inside AllowedIPs of [Peer], e.g. the home router's tunnel address",
+		v.errorf(v.line("gateway", "Probe"), "Probe", "an address inside AllowedIPs of [Peer], e.g. the home router's tunnel address",
 			"%v is not inside the peer's AllowedIPs, so the probe cannot go through the tunnel", c.Probe.Addr())
 	}
 	if !c.Probe.IsValid() {
-		p.errorf(line("gateway", "Probe"), "Probe", "an address behind the tunnel", "no probe address")
+		v.errorf(v.line("gateway", "Probe"), "Probe", "an address behind the tunnel", "no probe address")
 	}
 	for _, h := range c.HomeNetworks {
 		if !covered(h.Addr()) {
-			p.errorf(line("gateway", "HomeNetworks"), "HomeNetworks", "prefixes inside AllowedIPs of [Peer]", "%v is not inside the peer's AllowedIPs", h)
+			v.errorf(v.line("gateway", "HomeNetworks"), "HomeNetworks", "prefixes inside AllowedIPs of [Peer]", "%v is not inside the peer's AllowedIPs", h)
 		}
 	}
+}
+
+// dnsListen checks that DNSListen is the gateway's LAN address.
+func (v *validator) dnsListen() {
+	c := v.c
 	if c.DNSListen.IsValid() && len(c.LAN) > 0 && !prefixesContain(c.LAN, c.DNSListen.Addr()) {
-		p.errorf(line("gateway", "DNSListen"), "DNSListen", fmt.Sprintf("the gateway's address on the LAN, inside %s (e.g. 192.168.86.1:53)", joinPrefixes(c.LAN)),
+		v.errorf(v.line("gateway", "DNSListen"), "DNSListen", fmt.Sprintf("the gateway's address on the LAN, inside %s (e.g. 192.168.86.1:53)", joinPrefixes(c.LAN)),
 			"%v is not inside LAN: the LAN's DNS is answered on the LAN address only (nothing but the WireGuard port listens on the WAN, and a loopback address is out of the clients' reach)", c.DNSListen.Addr())
 	}
+}
+
+// resolvers checks that no Resolver needs the tunnel it repairs.
+func (v *validator) resolvers() {
+	c := v.c
 	for _, r := range c.Resolver {
 		if why := c.resolverProblem(r.Addr()); why != "" {
-			p.errorf(line("gateway", "Resolver"), "Resolver", "the local ISP's resolver (e.g. the WAN's DHCP DNS server), reached without the tunnel", "%s", why)
+			v.errorf(v.line("gateway", "Resolver"), "Resolver", "the local ISP's resolver (e.g. the WAN's DHCP DNS server), reached without the tunnel", "%s", why)
 		}
 	}
-	for _, l := range c.LAN {
-		for _, a := range c.Address {
-			if l.Overlaps(a.Masked()) {
-				p.errorf(line("gateway", "LAN"), "LAN", "a LAN distinct from the tunnel network", "%v overlaps the tunnel address %v", l, a)
-			}
-		}
-	}
+}
+
+// clamp checks that ClampMSS fits the MTU.
+func (v *validator) clamp() {
+	c := v.c
 	switch c.ClampMode {
 	case ClampAuto, ClampOff:
 	case ClampFixed:
 		if c.ClampMSS < 536 || c.ClampMSS > c.MTU-40 {
-			p.errorf(line("gateway", "ClampMSS"), "ClampMSS", fmt.Sprintf("auto, off, or an MSS from 536 to %d (MTU-40)", c.MTU-40),
+			v.errorf(v.line("gateway", "ClampMSS"), "ClampMSS", fmt.Sprintf("auto, off, or an MSS from 536 to %d (MTU-40)", c.MTU-40),
 				"MSS %d does not fit the tunnel MTU %d", c.ClampMSS, c.MTU)
 		}
 	default:
-		p.errorf(line("gateway", "ClampMSS"), "ClampMSS", "auto, off or a number", "invalid mode %d", c.ClampMode)
+		v.errorf(v.line("gateway", "ClampMSS"), "ClampMSS", "auto, off or a number", "invalid mode %d", c.ClampMode)
 	}
+}
+
+// tunnelNetwork checks that the LAN is apart from the tunnel network.
+func (v *validator) tunnelNetwork() {
+	c := v.c
+	for _, l := range c.LAN {
+		for _, a := range c.Address {
+			if l.Overlaps(a.Masked()) {
+				v.errorf(v.line("gateway", "LAN"), "LAN", "a LAN distinct from the tunnel network", "%v overlaps the tunnel address %v", l, a)
+			}
+		}
+	}
+}
+
+// metricsListen checks that MetricsListen serves the gateway and its LAN only.
+func (v *validator) metricsListen() {
+	c := v.c
 	if c.MetricsListen != "" {
 		if msg := checkListen(c.MetricsListen); msg != "" {
-			p.errorf(line("gateway", "MetricsListen"), "MetricsListen", "address:port, e.g. 127.0.0.1:9586", "%s", msg)
+			v.errorf(v.line("gateway", "MetricsListen"), "MetricsListen", "address:port, e.g. 127.0.0.1:9586", "%s", msg)
 		} else if msg := c.metricsProblem(); msg != "" {
 			exp := "use 127.0.0.1:9586 (scrape on the gateway), or the gateway's LAN address and a port, e.g. 192.168.86.1:9586"
 			if c.DNSListen.IsValid() {
 				exp = fmt.Sprintf("use 127.0.0.1:9586 (scrape on the gateway), or the LAN address %v:9586 (scrape from the LAN)", c.DNSListen.Addr())
 			}
-			p.errorf(line("gateway", "MetricsListen"), "MetricsListen", exp, "%s", msg)
+			v.errorf(v.line("gateway", "MetricsListen"), "MetricsListen", exp, "%s", msg)
 		}
 	}
-	if len(p.errs) > 0 {
-		return errors.Join(p.errs...)
-	}
-	return nil
 }
 
 // resolverProblem says why a is no resolver for the Endpoint's name, or "".

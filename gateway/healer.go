@@ -169,36 +169,56 @@ func (h *healer) run(ctx context.Context, now func() time.Time, after func(time.
 	}
 }
 
-// step does one round of work at time now and returns the delay until the next.
+// step does one round of work at time now and returns the delay until the
+// next: at boot it resolves the name, then it probes, and decides whether
+// to re-resolve.
 func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 	st := h.state()
 	if !st.Endpoint.IsValid() {
-		if h.cfg.Endpoint.IsLiteral() {
-			h.setEndpoint(now, nil, h.cfg.Endpoint.Addr, "configured")
-			h.sampleRx(now) // the baseline for the first probe step
-			return h.cfg.Interval
-		}
-		// Boot: no endpoint until the name resolves.
-		addrs, err := h.resolve(ctx, now)
-		if err != nil {
-			d := h.backoff
-			h.backoff = min(h.backoff*2, h.cfg.BackoffMax)
-			h.log.Warn("endpoint name does not resolve yet; the LAN stays behind the kill switch meanwhile",
-				"name", h.cfg.Endpoint.Host, "retry_in", d, "err", err)
-			return d
-		}
-		h.backoff = h.cfg.BackoffMin
-		h.setEndpoint(now, addrs, addrs[0], "resolved")
-		h.sampleRx(now)
+		return h.boot(ctx, now)
+	}
+	misses, ok := h.probeOnce(ctx, now, st)
+	if !ok {
+		return 0
+	}
+	reason := h.trigger(now, misses)
+	if reason == "" {
 		return h.cfg.Interval
 	}
+	return h.reresolve(ctx, now, st, reason)
+}
 
-	// Running: probe, then decide.
+// boot sets the first endpoint: the literal address, or the name's first
+// record; no endpoint until the name resolves (retried with back-off).
+func (h *healer) boot(ctx context.Context, now time.Time) time.Duration {
+	if h.cfg.Endpoint.IsLiteral() {
+		h.setEndpoint(now, nil, h.cfg.Endpoint.Addr, "configured")
+		h.sampleRx(now) // the baseline for the first probe step
+		return h.cfg.Interval
+	}
+	addrs, err := h.resolve(ctx, now)
+	if err != nil {
+		d := h.backoff
+		h.backoff = min(h.backoff*2, h.cfg.BackoffMax)
+		h.log.Warn("endpoint name does not resolve yet; the LAN stays behind the kill switch meanwhile",
+			"name", h.cfg.Endpoint.Host, "retry_in", d, "err", err)
+		return d
+	}
+	h.backoff = h.cfg.BackoffMin
+	h.setEndpoint(now, addrs, addrs[0], "resolved")
+	h.sampleRx(now)
+	return h.cfg.Interval
+}
+
+// probeOnce sends one probe and counts it: answered, silent while the peer
+// sends (no miss), or missed. It returns the consecutive misses; ok is false
+// when ctx ended meanwhile.
+func (h *healer) probeOnce(ctx context.Context, now time.Time, st healerState) (misses int, ok bool) {
 	pctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	perr := h.probe.Probe(pctx)
 	cancel()
 	if ctx.Err() != nil {
-		return 0
+		return 0, false
 	}
 	// Anything received from the peer recently proves the tunnel works
 	// even if the probe target is silent (a Pi-hole that drops queries,
@@ -211,7 +231,6 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 	moved := h.sampleRx(now)
 	silentTarget := st.LastProbeOK.IsZero() || now.Sub(st.LastProbeOK) > h.cfg.RxAlive
 	rxMoved := moved || silentTarget && !h.lastRxChange.IsZero() && now.Sub(h.lastRxChange) <= h.cfg.RxAlive
-	misses := 0
 	h.update(func(s *healerState) {
 		s.Probes++
 		if perr != nil && rxMoved {
@@ -238,18 +257,28 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 	if perr != nil {
 		h.log.Debug("probe missed", "misses", misses, "peer_sends", rxMoved, "err", perr)
 	}
+	return misses, true
+}
 
-	reason := ""
+// trigger says why the endpoint should be re-resolved now, or "": too many
+// misses, or a stale handshake outside the grace after a change.
+func (h *healer) trigger(now time.Time, misses int) string {
 	if misses >= h.cfg.MaxMisses {
-		reason = fmt.Sprintf("%d probes missed", misses)
-	} else if hs, err := h.peer.LastHandshake(); err == nil && now.Sub(h.lastSwitch) > h.cfg.Grace {
-		if (hs.IsZero() && now.Sub(h.lastSwitch) > h.cfg.StaleHandshake) || (!hs.IsZero() && now.Sub(hs) > h.cfg.StaleHandshake) {
-			reason = "handshake older than " + h.cfg.StaleHandshake.String()
-		}
+		return fmt.Sprintf("%d probes missed", misses)
 	}
-	if reason == "" {
-		return h.cfg.Interval
+	hs, err := h.peer.LastHandshake()
+	if err != nil || now.Sub(h.lastSwitch) <= h.cfg.Grace {
+		return ""
 	}
+	if (hs.IsZero() && now.Sub(h.lastSwitch) > h.cfg.StaleHandshake) || (!hs.IsZero() && now.Sub(hs) > h.cfg.StaleHandshake) {
+		return "handshake older than " + h.cfg.StaleHandshake.String()
+	}
+	return ""
+}
+
+// reresolve resolves the name again (unless backing off) and sets the
+// endpoint to the next address; a literal endpoint is set again.
+func (h *healer) reresolve(ctx context.Context, now time.Time, st healerState, reason string) time.Duration {
 	if !h.warnedTrigger {
 		h.log.Warn("tunnel does not answer; re-resolving the endpoint", "reason", reason, "endpoint", st.Endpoint, "name", h.cfg.Endpoint.Host)
 		h.warnedTrigger = true
@@ -273,25 +302,30 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 	h.nextResolve = time.Time{}
 	next := pickNext(st.Records, addrs, st.Endpoint.Addr())
 	if next == st.Endpoint.Addr() && len(addrs) == 1 {
-		// The record has not followed yet: set nothing, keep the misses so
-		// that the next miss asks again; after UnchangedFree such answers
-		// in a row, ask less often (2, 4, 8 ... intervals, at most
-		// BackoffMax) while home stays down.
-		h.unchanged++
-		if n := h.unchanged - h.cfg.UnchangedFree + 1; n > 0 {
-			d := h.cfg.BackoffMax
-			if n < 16 {
-				d = min(h.cfg.Interval<<n, h.cfg.BackoffMax)
-			}
-			h.nextUnchanged = now.Add(d)
-		}
-		h.log.Debug("endpoint name still resolves to the same address", "addr", next, "unchanged", h.unchanged)
-		h.update(func(s *healerState) { s.Records = addrs })
+		h.unchangedRecord(now, next, addrs)
 		return h.cfg.Interval
 	}
 	h.unchanged, h.nextUnchanged = 0, time.Time{}
 	h.setEndpoint(now, addrs, next, "re-resolved")
 	return h.cfg.Interval
+}
+
+// unchangedRecord notes a resolution that gave the current address only:
+// the record has not followed yet. Nothing is set and the misses stay, so
+// that the next miss asks again; after UnchangedFree such answers in a row,
+// it asks less often (2, 4, 8 ... intervals, at most BackoffMax) while home
+// stays down.
+func (h *healer) unchangedRecord(now time.Time, addr netip.Addr, addrs []netip.Addr) {
+	h.unchanged++
+	if n := h.unchanged - h.cfg.UnchangedFree + 1; n > 0 {
+		d := h.cfg.BackoffMax
+		if n < 16 {
+			d = min(h.cfg.Interval<<n, h.cfg.BackoffMax)
+		}
+		h.nextUnchanged = now.Add(d)
+	}
+	h.log.Debug("endpoint name still resolves to the same address", "addr", addr, "unchanged", h.unchanged)
+	h.update(func(s *healerState) { s.Records = addrs })
 }
 
 // sampleRx reads the bytes received from the peer, notes when they moved,
