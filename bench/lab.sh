@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lab.sh: the world of the story (DESIGN.md) in network namespaces.
+# lab.sh: the world of the story (docs/design.md, "The world of the story") in network namespaces.
 #
 #   client 192.168.86.254 --- br0 192.168.86.1 [muc: gateway] wan0 192.168.2.2
 #      --- 192.168.2.1 [net: MUC ISP modem + internet router, ISP DNS]
@@ -41,7 +41,7 @@ NSS=(client muc net beg web)
 	exit 1
 }
 
-GW_NAME=fobgw0     # fobgw's interface (DESIGN.md)
+GW_NAME=fobgw0     # fobgw's interface (the default Name)
 STOCK_NAME=wgstock0 # the stock recipe's interface at muc
 BEG_NAME=begwg0    # the home router's interface
 TABLE=100

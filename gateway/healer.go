@@ -15,7 +15,7 @@ const (
 	ProbeInterval     = 3 * time.Second   // a probe through the tunnel this often
 	ProbeTimeout      = 2 * time.Second   // a probe unanswered this long is a miss
 	MaxMisses         = 3                 // consecutive misses that trigger a re-resolution
-	StaleHandshake    = 135 * time.Second // a handshake older than this triggers one too (as reresolve-dns.sh)
+	StaleHandshake    = 135 * time.Second // a handshake older than this triggers one too (the limit wireguard-tools' re-resolve script uses)
 	ResolveTimeout    = 5 * time.Second   // for one resolution over all Resolver servers
 	ResolveBackoffMin = 1 * time.Second
 	ResolveBackoffMax = 30 * time.Second

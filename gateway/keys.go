@@ -140,7 +140,7 @@ func createKeyFile(path string) (Key, error) {
 	return k, nil
 }
 
-// PrivateKey returns the configured private key: the inline one, or the
+// privateKey returns the configured private key: the inline one, or the
 // key file's (created when missing and create is set).
 func (c *Config) privateKey(create bool) (k Key, created bool, err error) {
 	if c.PrivateKey != nil {

@@ -55,7 +55,7 @@ const (
 	tableLocal   = 255
 )
 
-// DefaultTableFiles are the files LookupTable reads, in order; a directory
+// defaultTableFiles are the files LookupTable reads, in order; a directory
 // entry stands for its *.conf files.
 var defaultTableFiles = []string{
 	"/etc/iproute2/rt_tables",
