@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/netip"
 	"os"
 	"strings"
 
@@ -45,11 +44,7 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 		fmt.Fprintf(&b, "# %s is valid, but this system is not ready for it: %v\n", cfg.File, lanErr)
 	}
 	fmt.Fprintf(&b, "# tunnel\n")
-	addrs := make([]string, len(cfg.Address))
-	for i, a := range cfg.Address {
-		addrs[i] = a.String()
-	}
-	fmt.Fprintf(&b, "tun %s mtu %d address %s (%s)\n", cfg.Name, cfg.MTU, strings.Join(addrs, ","), keyNote)
+	fmt.Fprintf(&b, "tun %s mtu %d address %s (%s)\n", cfg.Name, cfg.MTU, join(cfg.Address, ","), keyNote)
 	switch cfg.ClampMode {
 	case ClampAuto:
 		fmt.Fprintf(&b, "mss clamp to %d (IPv4) / %d (IPv6), both directions\n", cfg.MTU-40, cfg.MTU-60)
@@ -61,18 +56,18 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 	ep := cfg.Endpoint.String()
 	if !cfg.Endpoint.IsLiteral() {
 		if len(cfg.Resolver) > 0 {
-			ep += " (resolved through " + joinAddrPorts(cfg.Resolver) + " only)"
+			ep += " (resolved through " + join(cfg.Resolver, ", ") + " only)"
 		} else {
 			ep += " (resolved through the Resolver below only)"
 		}
 	}
-	fmt.Fprintf(&b, "peer %s endpoint %s allowed-ips %s keepalive %d\n", cfg.PublicKey, ep, joinPrefixes(cfg.AllowedIPs), cfg.PersistentKeepalive)
+	fmt.Fprintf(&b, "peer %s endpoint %s allowed-ips %s keepalive %d\n", cfg.PublicKey, ep, join(cfg.AllowedIPs, ","), cfg.PersistentKeepalive)
 	if !cfg.Endpoint.IsLiteral() && len(cfg.Resolver) == 0 {
 		// Read now for information only: run reads it at each resolution
 		// and waits (with back-off) while it lists no nameserver.
 		now := "none usable yet; run retries with back-off"
 		if rs, err := cfg.resolvConfServers(); err == nil {
-			now = joinAddrPorts(rs)
+			now = join(rs, ", ")
 		} else {
 			now += ": " + err.Error()
 		}
@@ -87,7 +82,7 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 	} else {
 		fmt.Fprintf(&b, "udp *:<random> WireGuard (all addresses; set ListenPort for a fixed port)\n")
 	}
-	fmt.Fprintf(&b, "udp,tcp %v DNS for %s, forwarded to %v through %s\n", cfg.DNSListen, joinPrefixes(cfg.LAN), cfg.DNSUpstream, cfg.Name)
+	fmt.Fprintf(&b, "udp,tcp %v DNS for %s, forwarded to %v through %s\n", cfg.DNSListen, join(cfg.LAN, ","), cfg.DNSUpstream, cfg.Name)
 	if cfg.MetricsListen != "" {
 		fmt.Fprintf(&b, "tcp %s Prometheus metrics at /metrics\n", cfg.MetricsListen)
 	} else {
@@ -99,20 +94,4 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 		return err
 	}
 	return lanErr
-}
-
-func joinAddrPorts(as []netip.AddrPort) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = a.String()
-	}
-	return strings.Join(s, ", ")
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ",")
 }

@@ -120,7 +120,7 @@ func (v *validator) throughTunnel() {
 func (v *validator) dnsListen() {
 	c := v.c
 	if c.DNSListen.IsValid() && len(c.LAN) > 0 && !prefixesContain(c.LAN, c.DNSListen.Addr()) {
-		v.errorf(v.line("gateway", "DNSListen"), "DNSListen", fmt.Sprintf("the gateway's address on the LAN, inside %s (e.g. 192.168.86.1:53)", joinPrefixes(c.LAN)),
+		v.errorf(v.line("gateway", "DNSListen"), "DNSListen", fmt.Sprintf("the gateway's address on the LAN, inside %s (e.g. 192.168.86.1:53)", join(c.LAN, ",")),
 			"%v is not inside LAN: the LAN's DNS is answered on the LAN address only (nothing but the WireGuard port listens on the WAN, and a loopback address is out of the clients' reach)", c.DNSListen.Addr())
 	}
 }
@@ -224,7 +224,7 @@ func (c *Config) metricsProblem() string {
 	case a.IsLoopback() || prefixesContain(c.LAN, a):
 		return ""
 	}
-	return fmt.Sprintf("%v is neither a loopback address nor inside LAN %s, so the metrics would be served beyond the gateway and its LAN", a, joinPrefixes(c.LAN))
+	return fmt.Sprintf("%v is neither a loopback address nor inside LAN %s, so the metrics would be served beyond the gateway and its LAN", a, join(c.LAN, ","))
 }
 
 func prefixesContain(ps []netip.Prefix, a netip.Addr) bool {

@@ -7,6 +7,15 @@ import (
 	"strings"
 )
 
+// join writes xs with sep between them, for messages.
+func join[T fmt.Stringer](xs []T, sep string) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = x.String()
+	}
+	return strings.Join(s, sep)
+}
+
 func splitList(v string) []string {
 	var out []string
 	for _, f := range strings.Split(v, ",") {

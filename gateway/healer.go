@@ -84,20 +84,27 @@ func defaultHealerConfig(e Endpoint) healerConfig {
 	}
 }
 
-// healerState is what the healer shows in the status.
+// HealerStatus is the endpoint healer's part of Status, kept by the healer
+// itself: its counters and what it found.
+type HealerStatus struct {
+	EndpointName     string       `json:"endpoint_name"`              // the DDNS name the endpoint came from, "" for a literal
+	EndpointRecords  []netip.Addr `json:"endpoint_records,omitempty"` // the last resolution's addresses
+	ProbeMisses      int          `json:"probe_misses"`               // consecutive
+	ProbeMissesTotal uint64       `json:"probe_misses_total"`
+	Probes           uint64       `json:"probes"`
+	ProbesSilent     uint64       `json:"probes_silent"` // unanswered while the peer was sending (not misses)
+	LastProbeOK      time.Time    `json:"last_probe_ok,omitzero"`
+	EndpointChanges  uint64       `json:"endpoint_changes"` // endpoint set to a different address
+	Reresolutions    uint64       `json:"reresolutions"`
+	ResolveFailures  uint64       `json:"resolve_failures"`
+}
+
+// healerState is the healer's state: what Status shows, the endpoint, and
+// the last error.
 type healerState struct {
-	Endpoint        netip.AddrPort // current endpoint; invalid while unresolved
-	EndpointName    string         // the name it came from ("" for a literal)
-	Records         []netip.Addr   // the last resolution's addresses
-	Misses          int            // consecutive probe misses
-	TotalMisses     uint64
-	SilentProbes    uint64 // probes unanswered while the peer was sending
-	Probes          uint64
-	LastProbeOK     time.Time
-	EndpointChanges uint64 // endpoint set to a different address
-	Reresolutions   uint64
-	ResolveFailures uint64
-	LastError       string
+	HealerStatus
+	Endpoint  netip.AddrPort // current endpoint; invalid while unresolved
+	LastError string
 }
 
 // healer keeps the peer's endpoint reachable: it resolves the name at boot
@@ -140,7 +147,7 @@ func (h *healer) state() healerState {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := h.st
-	st.Records = slices.Clone(st.Records)
+	st.EndpointRecords = slices.Clone(st.EndpointRecords)
 	return st
 }
 
@@ -234,18 +241,18 @@ func (h *healer) probeOnce(ctx context.Context, now time.Time, st healerState) (
 	h.update(func(s *healerState) {
 		s.Probes++
 		if perr != nil && rxMoved {
-			s.Misses = 0
-			s.SilentProbes++
+			s.ProbeMisses = 0
+			s.ProbesSilent++
 			s.LastError = "probe: " + perr.Error() + " (but the peer sends: tunnel alive)"
 		} else if perr == nil {
-			s.Misses = 0
+			s.ProbeMisses = 0
 			s.LastProbeOK = now
 		} else {
-			s.Misses++
-			s.TotalMisses++
+			s.ProbeMisses++
+			s.ProbeMissesTotal++
 			s.LastError = "probe: " + perr.Error()
 		}
-		misses = s.Misses
+		misses = s.ProbeMisses
 	})
 	if perr == nil || rxMoved {
 		h.unchanged, h.nextUnchanged = 0, time.Time{}
@@ -300,7 +307,7 @@ func (h *healer) reresolve(ctx context.Context, now time.Time, st healerState, r
 	}
 	h.backoff = h.cfg.BackoffMin
 	h.nextResolve = time.Time{}
-	next := pickNext(st.Records, addrs, st.Endpoint.Addr())
+	next := pickNext(st.EndpointRecords, addrs, st.Endpoint.Addr())
 	if next == st.Endpoint.Addr() && len(addrs) == 1 {
 		h.unchangedRecord(now, next, addrs)
 		return h.cfg.Interval
@@ -325,7 +332,7 @@ func (h *healer) unchangedRecord(now time.Time, addr netip.Addr, addrs []netip.A
 		h.nextUnchanged = now.Add(d)
 	}
 	h.log.Debug("endpoint name still resolves to the same address", "addr", addr, "unchanged", h.unchanged)
-	h.update(func(s *healerState) { s.Records = addrs })
+	h.update(func(s *healerState) { s.EndpointRecords = addrs })
 }
 
 // sampleRx reads the bytes received from the peer, notes when they moved,
@@ -376,9 +383,9 @@ func (h *healer) setEndpoint(now time.Time, records []netip.Addr, addr netip.Add
 			s.EndpointChanges++
 		}
 		s.Endpoint = ap
-		s.Misses = 0
+		s.ProbeMisses = 0
 		if records != nil {
-			s.Records = records
+			s.EndpointRecords = records
 		}
 	})
 	if prev != ap {

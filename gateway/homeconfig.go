@@ -78,8 +78,8 @@ func HomeConfig(cfg *Config, format string, w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "AllowedIPs = %s\n", strings.Join(allowed, ", "))
 	}
-	fmt.Fprintf(&b, "# The FOB LAN (%s) reaches the internet through home's masquerade (srcnat action=masquerade\n", joinPrefixes(cfg.LAN))
-	fmt.Fprintf(&b, "# out of the WAN; with wg-quick e.g. PostUp = iptables -t nat -A POSTROUTING -s %s -o eth0 -j MASQUERADE),\n", joinPrefixes(cfg.LAN))
+	fmt.Fprintf(&b, "# The FOB LAN (%s) reaches the internet through home's masquerade (srcnat action=masquerade\n", join(cfg.LAN, ","))
+	fmt.Fprintf(&b, "# out of the WAN; with wg-quick e.g. PostUp = iptables -t nat -A POSTROUTING -s %s -o eth0 -j MASQUERADE),\n", join(cfg.LAN, ","))
 	fmt.Fprintf(&b, "# and a Pi-hole at %v must answer queries from other subnets: Settings > DNS > \"Permit all origins\".\n", cfg.DNSUpstream.Addr())
 	_, err = io.WriteString(w, b.String())
 	return err

@@ -11,7 +11,8 @@ import (
 
 func TestStatusMetrics(t *testing.T) {
 	st := &Status{TunnelUp: true, HandshakeAgeSeconds: 12, RxBytes: 100, TxBytes: 200,
-		Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4}, RouteRepairs: 5, ProbeMisses: 1, ProbeMissesTotal: 6, EndpointChanges: 2}
+		Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4}, RouteRepairs: 5,
+		HealerStatus: HealerStatus{ProbeMisses: 1, ProbeMissesTotal: 6, EndpointChanges: 2}}
 	c := newStatusCollector(func() *Status { return st })
 	want := `
 # HELP fobgw_tunnel_up 1 when the last handshake is less than 180 s old.

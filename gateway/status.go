@@ -3,7 +3,6 @@ package gateway
 import (
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/fobgw/fobgw/dnsfwd"
@@ -22,8 +21,6 @@ type Status struct {
 	LastHandshake       time.Time `json:"last_handshake,omitzero"`
 	HandshakeAgeSeconds float64   `json:"handshake_age_seconds"` // -1: never
 	Endpoint            string    `json:"endpoint"`              // current address:port, "" while unresolved
-	EndpointName        string    `json:"endpoint_name"`         // the DDNS name it came from, "" for a literal
-	EndpointRecords     []string  `json:"endpoint_records,omitempty"`
 	RxBytes             uint64    `json:"rx_bytes"`
 	TxBytes             uint64    `json:"tx_bytes"`
 
@@ -33,15 +30,9 @@ type Status struct {
 	RouteRepairs    uint64 `json:"route_repairs"`
 	RouteCheckError string `json:"route_check_error,omitempty"`
 
-	ProbeMisses      int       `json:"probe_misses"` // consecutive
-	ProbeMissesTotal uint64    `json:"probe_misses_total"`
-	Probes           uint64    `json:"probes"`
-	ProbesSilent     uint64    `json:"probes_silent"` // unanswered while the peer was sending (not misses)
-	LastProbeOK      time.Time `json:"last_probe_ok,omitzero"`
-	EndpointChanges  uint64    `json:"endpoint_changes"`
-	Reresolutions    uint64    `json:"reresolutions"`
-	ResolveFailures  uint64    `json:"resolve_failures"`
-	LastError        string    `json:"last_error,omitempty"`
+	HealerStatus // the endpoint healer's figures, as it keeps them
+
+	LastError string `json:"last_error,omitempty"`
 }
 
 // ClampStatus are mssclamp's counters.
@@ -69,7 +60,7 @@ func (s *Status) WriteText(w io.Writer) error {
 	if s.EndpointName != "" {
 		ep += " from " + s.EndpointName
 		if len(s.EndpointRecords) > 1 {
-			ep += " [" + strings.Join(s.EndpointRecords, " ") + "]"
+			ep += " [" + join(s.EndpointRecords, " ") + "]"
 		}
 	}
 	clamp := "off"
@@ -126,13 +117,7 @@ func (g *gateway) status() *Status {
 	}
 	if g.heal != nil {
 		h := g.heal.state()
-		s.EndpointName = h.EndpointName
-		for _, a := range h.Records {
-			s.EndpointRecords = append(s.EndpointRecords, a.String())
-		}
-		s.ProbeMisses, s.ProbeMissesTotal, s.Probes, s.ProbesSilent = h.Misses, h.TotalMisses, h.Probes, h.SilentProbes
-		s.LastProbeOK = h.LastProbeOK
-		s.EndpointChanges, s.Reresolutions, s.ResolveFailures = h.EndpointChanges, h.Reresolutions, h.ResolveFailures
+		s.HealerStatus = h.HealerStatus
 		if s.LastError == "" {
 			s.LastError = h.LastError
 		}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -15,11 +16,14 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 	in := &Status{
 		Name: "fobgw0", Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), TunnelUp: true, ListenPort: 13231,
 		LastHandshake: time.Date(2026, 11, 25, 11, 59, 30, 0, time.UTC), HandshakeAgeSeconds: 30,
-		Endpoint: "198.51.100.2:13231", EndpointName: "home.example.net", EndpointRecords: []string{"198.51.100.2"},
-		RxBytes: 1, TxBytes: 2, Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4, Malformed: 5},
+		Endpoint: "198.51.100.2:13231",
+		RxBytes:  1, TxBytes: 2, Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4, Malformed: 5},
 		DNS:          dnsfwd.Stats{Queries: 6, OK: 7, NXDomain: 8, ServFail: 9, Dropped: 10, CacheHits: 11, CacheMisses: 12, UpstreamTimeouts: 13, UpstreamErrors: 14, InFlight: 15},
-		RouteRepairs: 16, ProbeMisses: 1, ProbeMissesTotal: 17, Probes: 18, EndpointChanges: 19, Reresolutions: 20, ResolveFailures: 21,
-		LastProbeOK: time.Date(2026, 11, 25, 11, 59, 59, 0, time.UTC), LastError: "x",
+		RouteRepairs: 16,
+		HealerStatus: HealerStatus{EndpointName: "home.example.net", EndpointRecords: []netip.Addr{netip.MustParseAddr("198.51.100.2")},
+			ProbeMisses: 1, ProbeMissesTotal: 17, Probes: 18, EndpointChanges: 19, Reresolutions: 20, ResolveFailures: 21,
+			LastProbeOK: time.Date(2026, 11, 25, 11, 59, 59, 0, time.UTC)},
+		LastError: "x",
 	}
 	data, err := json.Marshal(in)
 	if err != nil {
@@ -32,7 +36,7 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(in, &out) {
 		t.Errorf("round trip:\n in %+v\nout %+v", in, &out)
 	}
-	for _, key := range []string{`"tunnel_up":true`, `"handshake_age_seconds":30`, `"endpoint_name":"home.example.net"`, `"clamped_out":3`, `"route_repairs":16`, `"probe_misses":1`} {
+	for _, key := range []string{`"tunnel_up":true`, `"handshake_age_seconds":30`, `"endpoint_name":"home.example.net"`, `"endpoint_records":["198.51.100.2"]`, `"clamped_out":3`, `"route_repairs":16`, `"probe_misses":1`} {
 		if !strings.Contains(string(data), key) {
 			t.Errorf("JSON lacks %s: %s", key, data)
 		}
