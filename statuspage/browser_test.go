@@ -2,7 +2,6 @@ package statuspage
 
 import (
 	"context"
-	"fmt"
 	"image"
 	"image/png"
 	"net"
@@ -125,5 +124,3 @@ func abs(x int) int {
 	}
 	return x
 }
-
-var _ = fmt.Sprint
