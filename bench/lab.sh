@@ -20,7 +20,9 @@
 # Environment: FOBL_NS (prefix of the lab's namespace names; default fobl, so fobl-client...;
 #              two labs with different prefixes and FOBL_DIRs can run side by side),
 #              FOBL_DIR (lab state, keys, logs; default /run/$FOBL_NS, made 0700 per run),
-#              FOBL_BIN (binaries; default bench/out/bin).
+#              FOBL_BIN (binaries; default bench/out/bin),
+#              FOBL_GW_EXTRA (newline-separated lines appended to fobgw's [Gateway] section by
+#              `gw fobgw`, e.g. "StatusListen = 192.168.86.1:80").
 # Nothing here touches the machine's own network namespace: every link is a veth pair
 # created directly inside two lab namespaces, every address and rule lives in a lab namespace.
 set -euo pipefail
@@ -316,6 +318,10 @@ fobgw_conf() {
 		KillSwitch = on
 		MetricsListen = 127.0.0.1:9586
 	EOF
+	# More [Gateway] lines from the caller (the section is the last one).
+	if [[ -n ${FOBL_GW_EXTRA:-} ]]; then
+		printf '%s\n' "$FOBL_GW_EXTRA"
+	fi
 }
 
 # gw_stop: stop whatever gateway runs at muc and remove every rule and route it left.
@@ -449,7 +455,7 @@ main() {
 	ddns-move) cmd_ddns_move "$@" ;;
 	status) cmd_status ;;
 	*)
-		sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2
 		;;
 	esac

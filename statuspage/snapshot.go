@@ -1,0 +1,44 @@
+package statuspage
+
+import "time"
+
+// Snapshot is everything the page shows, read at Time. It holds no secret,
+// and nothing in it may: the page is served to the whole LAN.
+type Snapshot struct {
+	Name string    `json:"name"` // the gateway's interface, e.g. fobgw0
+	Time time.Time `json:"time"` // when it was read; the page shows times in its location
+
+	// The tunnel.
+	TunnelUp      bool      `json:"tunnel_up"`               // a handshake less than 180 s old
+	LastHandshake time.Time `json:"last_handshake,omitzero"` // zero: never
+	Endpoint      string    `json:"endpoint"`                // address:port, "" while unresolved
+	EndpointName  string    `json:"endpoint_name"`           // the DDNS name it came from, "" for a literal
+	RxBytes       uint64    `json:"rx_bytes"`                // received through the tunnel
+	TxBytes       uint64    `json:"tx_bytes"`                // sent through the tunnel
+	ProbeMisses   int       `json:"probe_misses"`            // consecutive probes through the tunnel without an answer
+	LastProbeOK   time.Time `json:"last_probe_ok,omitzero"`  // the last answered probe; zero: none yet
+
+	DNS DNS `json:"dns"`
+
+	KillSwitch      bool   `json:"kill_switch"`      // KillSwitch = on
+	RouteRepairs    uint64 `json:"route_repairs"`    // routes, rules and sysctls put back after drift
+	EndpointChanges uint64 `json:"endpoint_changes"` // times the peer was pointed at another address
+}
+
+// DNS are the LAN's DNS forwarder's counters.
+type DNS struct {
+	Answers   uint64 `json:"answers"`    // answered NOERROR or NXDOMAIN
+	CacheHits uint64 `json:"cache_hits"` // of those and others, answered from the cache
+	Failures  uint64 `json:"failures"`   // answered SERVFAIL, or not answered at all
+}
+
+// AtHome reports whether the LAN is at home: the tunnel is up and the
+// probes through it are answered.
+func (s *Snapshot) AtHome() bool {
+	return s.TunnelUp && s.ProbeMisses == 0 && !s.LastProbeOK.IsZero()
+}
+
+// Holding reports whether the kill switch is holding the LAN back: it is
+// on and the LAN is not at home, so the LAN's traffic waits for the tunnel
+// instead of leaving through the local ISP.
+func (s *Snapshot) Holding() bool { return s.KillSwitch && !s.AtHome() }
