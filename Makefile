@@ -9,7 +9,8 @@ GOFLAGS_STATIC := CGO_ENABLED=0
 
 # Debian packages the lab, the kernel tests and the benchmarks use.
 DEB_PACKAGES := iproute2 wireguard-tools dnsmasq-base iperf3 nftables iptables \
-                tcpdump curl dnsperf bind9-dnsutils procps psmisc kmod iputils-ping ca-certificates
+                tcpdump curl dnsperf bind9-dnsutils procps psmisc kmod iputils-ping ca-certificates \
+                chromium
 
 .PHONY: all build cross test vet fmt-check tidy-check fuzz demo bench deps clean
 

@@ -316,7 +316,7 @@ fobgw_conf() {
 		Resolver = 192.168.2.1
 		ClampMSS = $1
 		KillSwitch = on
-		MetricsListen = 127.0.0.1:9586
+		MetricsListen = 127.0.0.1:9636
 	EOF
 	# More [Gateway] lines from the caller (the section is the last one).
 	if [[ -n ${FOBL_GW_EXTRA:-} ]]; then

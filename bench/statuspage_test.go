@@ -108,13 +108,7 @@ func labChromium(t *testing.T, url string, extra ...string) string {
 // agrees with `fobgw status -json` read just before and after, and its
 // screenshot (bench/out/statuspage-lab.png) shows the chart of the traffic
 // the test made.
-//
-// FOBGW_PAGE_E2E=1 runs it: a temporary guard until the gateway serves
-// StatusListen (the configuration refuses the key before that).
 func TestStatusPageInBrowser(t *testing.T) {
-	if os.Getenv("FOBGW_PAGE_E2E") != "1" {
-		t.Skip("set FOBGW_PAGE_E2E=1 to run it (temporary, until the gateway serves StatusListen)")
-	}
 	if lab.gateway != "fobgw" {
 		t.Skipf("the %s gateway has no status page", lab.gateway)
 	}

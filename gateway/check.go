@@ -88,6 +88,9 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 	} else {
 		fmt.Fprintf(&b, "metrics off\n")
 	}
+	if cfg.StatusListen.IsValid() {
+		fmt.Fprintf(&b, "tcp %v status page (read-only, LAN only)\n", cfg.StatusListen)
+	}
 	fmt.Fprintf(&b, "unix %s/%s.sock WireGuard UAPI (wg show %s)\n", UAPIDir, cfg.Name, cfg.Name)
 	fmt.Fprintf(&b, "unix %s status (fobgw status)\n", ControlSocket(opt.RunDir, cfg.Name))
 	if _, err := io.WriteString(w, b.String()); err != nil {

@@ -12,7 +12,7 @@ import (
 const (
 	DefaultName          = "fobgw0"
 	DefaultMTU           = 1420
-	DefaultMetricsListen = "127.0.0.1:9586"
+	DefaultMetricsListen = "127.0.0.1:9636"
 	DefaultResolvConf    = "/etc/resolv.conf"
 	dnsPort              = 53
 )
@@ -79,7 +79,8 @@ type Config struct {
 	ClampMode     ClampMode
 	ClampMSS      int // the MSS when ClampMode is ClampFixed
 	KillSwitch    bool
-	MetricsListen string // "" disables the metrics listener
+	MetricsListen string         // "" disables the metrics listener
+	StatusListen  netip.AddrPort // the LAN status page; invalid (unset) disables it
 
 	// ResolvConf is used when Resolver is not set: the resolv.conf file
 	// whose nameservers are read at each resolution of the Endpoint's name

@@ -36,7 +36,7 @@ DNSUpstream = 192.168.88.1
 Resolver = 192.168.2.1
 ClampMSS = auto
 KillSwitch = on
-MetricsListen = 127.0.0.1:9586
+MetricsListen = 127.0.0.1:9636
 `
 
 // withLine returns baseConfig with the line starting with "key =" replaced
@@ -85,7 +85,7 @@ func TestParseConfigStory(t *testing.T) {
 		"Probe":          "192.168.88.1:53", // default: DNSUpstream
 		"ClampMode":      "0",
 		"KillSwitch":     "true",
-		"MetricsListen":  "127.0.0.1:9586",
+		"MetricsListen":  "127.0.0.1:9636",
 	}
 	got := map[string]string{
 		"Name":           c.Name,
@@ -125,7 +125,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		text = strings.Replace(text, "\n"+k+" =", "\n# "+k+" =", 1)
 	}
 	c := mustParse(t, text)
-	if c.Name != "fobgw0" || c.MTU != 1420 || c.ClampMode != ClampAuto || !c.KillSwitch || c.MetricsListen != "127.0.0.1:9586" ||
+	if c.Name != "fobgw0" || c.MTU != 1420 || c.ClampMode != ClampAuto || !c.KillSwitch || c.MetricsListen != "127.0.0.1:9636" ||
 		c.ListenPort != 0 || c.HomeNetworks != nil || c.PersistentKeepalive != 0 || c.Resolver != nil {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -166,8 +166,10 @@ func TestParseConfigValues(t *testing.T) {
 		{"clamp off", "ClampMSS", "clampmss = OFF", func(c *Config) bool { return c.ClampMode == ClampOff }},
 		{"kill switch off", "KillSwitch", "KillSwitch = no", func(c *Config) bool { return !c.KillSwitch }},
 		{"metrics off", "MetricsListen", "MetricsListen =", func(c *Config) bool { return c.MetricsListen == "" }},
-		{"metrics lan", "MetricsListen", "MetricsListen = 192.168.86.1:9586", func(c *Config) bool { return c.MetricsListen == "192.168.86.1:9586" }},
-		{"metrics v6 loopback", "MetricsListen", "MetricsListen = [::1]:9586", func(c *Config) bool { return c.MetricsListen == "[::1]:9586" }},
+		{"status page on the lan", "MetricsListen", "StatusListen = 192.168.86.1:80", func(c *Config) bool { return c.StatusListen.String() == "192.168.86.1:80" }},
+		{"status page off", "MetricsListen", "StatusListen =", func(c *Config) bool { return !c.StatusListen.IsValid() }},
+		{"metrics lan", "MetricsListen", "MetricsListen = 192.168.86.1:9636", func(c *Config) bool { return c.MetricsListen == "192.168.86.1:9636" }},
+		{"metrics v6 loopback", "MetricsListen", "MetricsListen = [::1]:9636", func(c *Config) bool { return c.MetricsListen == "[::1]:9636" }},
 		{"resolver loopback stub", "Resolver", "Resolver = 127.0.0.53", func(c *Config) bool { return c.Resolver[0].String() == "127.0.0.53:53" }},
 		{"comment after value", "MTU", "MTU = 1400   # lower", func(c *Config) bool { return c.MTU == 1400 }},
 	}
@@ -250,11 +252,15 @@ func TestParseConfigErrors(t *testing.T) {
 		{"clamp above mtu", withLine(t, "ClampMSS", "ClampMSS = 1400"), 22, "ClampMSS", "does not fit"},
 		{"kill switch bad", withLine(t, "KillSwitch", "KillSwitch = maybe"), 23, "KillSwitch", "on or off"},
 		{"metrics bad", withLine(t, "MetricsListen", "MetricsListen = localhost"), 24, "MetricsListen", "address:port"},
-		{"metrics any port", withLine(t, "MetricsListen", "MetricsListen = :9586"), 24, "MetricsListen", "every address, the WAN too; use 127.0.0.1:9586"},
-		{"metrics unspecified", withLine(t, "MetricsListen", "MetricsListen = 0.0.0.0:9586"), 24, "MetricsListen", "every address, the WAN too"},
-		{"metrics v6 unspecified", withLine(t, "MetricsListen", "MetricsListen = [::]:9586"), 24, "MetricsListen", "every address"},
-		{"metrics on the wan", withLine(t, "MetricsListen", "MetricsListen = 192.168.2.2:9586"), 24, "MetricsListen", "neither a loopback address nor inside LAN"},
-		{"metrics says how", withLine(t, "MetricsListen", "MetricsListen = 192.168.2.2:9586"), 24, "MetricsListen", "or the LAN address 192.168.86.1:9586"},
+		{"metrics any port", withLine(t, "MetricsListen", "MetricsListen = :9636"), 24, "MetricsListen", "every address, the WAN too; use 127.0.0.1:9636"},
+		{"metrics unspecified", withLine(t, "MetricsListen", "MetricsListen = 0.0.0.0:9636"), 24, "MetricsListen", "every address, the WAN too"},
+		{"metrics v6 unspecified", withLine(t, "MetricsListen", "MetricsListen = [::]:9636"), 24, "MetricsListen", "every address"},
+		{"metrics on the wan", withLine(t, "MetricsListen", "MetricsListen = 192.168.2.2:9636"), 24, "MetricsListen", "neither a loopback address nor inside LAN"},
+		{"metrics says how", withLine(t, "MetricsListen", "MetricsListen = 192.168.2.2:9636"), 24, "MetricsListen", "or the LAN address 192.168.86.1:9636"},
+		{"status page on the wan", withLine(t, "MetricsListen", "StatusListen = 192.168.2.2:80"), 24, "StatusListen", "not inside LAN"},
+		{"status page on loopback", withLine(t, "MetricsListen", "StatusListen = 127.0.0.1:80"), 24, "StatusListen", "192.168.86.1:80"},
+		{"status page everywhere", withLine(t, "MetricsListen", "StatusListen = 0.0.0.0:80"), 24, "StatusListen", "never on the WAN"},
+		{"status page without port", withLine(t, "MetricsListen", "StatusListen = 192.168.86.1"), 24, "StatusListen", "not address:port"},
 		{"dns listen on the wan", withLine(t, "DNSListen", "DNSListen = 192.168.2.2"), 19, "DNSListen", "not inside LAN"},
 		{"dns listen loopback", withLine(t, "DNSListen", "DNSListen = 127.0.0.1:53"), 19, "DNSListen", "not inside LAN"},
 		{"resolver in lan", withLine(t, "Resolver", "Resolver = 192.168.86.53"), 21, "Resolver", "inside LAN 192.168.86.0/24"},

@@ -32,6 +32,7 @@ func (c *Config) validate(line func(section, key string) int) error {
 	v.tunnelNetwork()
 	v.clamp()
 	v.metricsListen()
+	v.statusListen()
 	if len(v.errs) > 0 {
 		return errors.Join(v.errs...)
 	}
@@ -167,14 +168,30 @@ func (v *validator) metricsListen() {
 	c := v.c
 	if c.MetricsListen != "" {
 		if msg := checkListen(c.MetricsListen); msg != "" {
-			v.errorf(v.line("gateway", "MetricsListen"), "MetricsListen", "address:port, e.g. 127.0.0.1:9586", "%s", msg)
+			v.errorf(v.line("gateway", "MetricsListen"), "MetricsListen", "address:port, e.g. 127.0.0.1:9636", "%s", msg)
 		} else if msg := c.metricsProblem(); msg != "" {
-			exp := "use 127.0.0.1:9586 (scrape on the gateway), or the gateway's LAN address and a port, e.g. 192.168.86.1:9586"
+			exp := "use 127.0.0.1:9636 (scrape on the gateway), or the gateway's LAN address and a port, e.g. 192.168.86.1:9636"
 			if c.DNSListen.IsValid() {
-				exp = fmt.Sprintf("use 127.0.0.1:9586 (scrape on the gateway), or the LAN address %v:9586 (scrape from the LAN)", c.DNSListen.Addr())
+				exp = fmt.Sprintf("use 127.0.0.1:9636 (scrape on the gateway), or the LAN address %v:9636 (scrape from the LAN)", c.DNSListen.Addr())
 			}
 			v.errorf(v.line("gateway", "MetricsListen"), "MetricsListen", exp, "%s", msg)
 		}
+	}
+}
+
+// statusListen checks that the status page is served on the LAN only.
+func (v *validator) statusListen() {
+	c := v.c
+	if !c.StatusListen.IsValid() {
+		return
+	}
+	if a := c.StatusListen.Addr().Unmap(); !prefixesContain(c.LAN, a) {
+		exp := fmt.Sprintf("the gateway's address on the LAN, inside %s, e.g. 192.168.86.1:80", join(c.LAN, ","))
+		if c.DNSListen.IsValid() {
+			exp = fmt.Sprintf("the gateway's LAN address, e.g. %v:80", c.DNSListen.Addr())
+		}
+		v.errorf(v.line("gateway", "StatusListen"), "StatusListen", exp,
+			"%v is not inside LAN: the status page is served on the LAN only, never on the WAN or loopback", a)
 	}
 }
 

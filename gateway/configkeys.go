@@ -218,10 +218,22 @@ var sections = map[string][]keyDef{
 		{"MetricsListen", func(p *parser, c *Config, v string) (string, string) {
 			if v != "" {
 				if msg := checkListen(v); msg != "" {
-					return msg, "address:port such as 127.0.0.1:9586, or nothing to disable the metrics"
+					return msg, "address:port such as 127.0.0.1:9636, or nothing to disable the metrics"
 				}
 			}
 			c.MetricsListen = v
+			return "", ""
+		}},
+		{"StatusListen", func(p *parser, c *Config, v string) (string, string) {
+			if v == "" {
+				c.StatusListen = netip.AddrPort{}
+				return "", ""
+			}
+			ap, err := netip.ParseAddrPort(v)
+			if err != nil || ap.Port() == 0 {
+				return fmt.Sprintf("%q is not address:port", v), "the gateway's LAN address and a port, e.g. 192.168.86.1:80, or nothing for no status page"
+			}
+			c.StatusListen = ap
 			return "", ""
 		}},
 	},

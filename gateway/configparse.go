@@ -139,7 +139,7 @@ func (l *lexer) keyLine(line string) {
 		return
 	}
 	l.seenKey[id] = l.lines
-	if v == "" && def.name != "MetricsListen" && def.name != "HomeNetworks" {
+	if v == "" && def.name != "MetricsListen" && def.name != "StatusListen" && def.name != "HomeNetworks" {
 		l.errorf(l.lines, def.name, "a value, or remove the line for the default", "empty value")
 		return
 	}

@@ -137,7 +137,7 @@ func TestCheckPrintsStateAndChangesNothing(t *testing.T) {
 		"ip_forward=1",
 		"udp *:13231",
 		"192.168.86.1:53",
-		"127.0.0.1:9586",
+		"127.0.0.1:9636",
 		"does not exist yet",
 	} {
 		if !strings.Contains(b.String(), w) {

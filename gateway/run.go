@@ -262,28 +262,6 @@ func (g *gateway) checkUpstream(ctx context.Context) {
 	}
 }
 
-// startListeners opens the status socket and the metrics listener.
-func (g *gateway) startListeners(opt Options, undo *undoStack) error {
-	ctl, err := listenControl(ControlSocket(opt.RunDir, g.cfg.Name), g.status, g.log)
-	if err != nil {
-		return err
-	}
-	undo.push(ctl.close)
-	if g.cfg.MetricsListen == "" {
-		return nil
-	}
-	reg, err := newRegistry(g.status, g.fwd.Collector())
-	if err != nil {
-		return err
-	}
-	ms, err := listenMetrics(g.cfg.MetricsListen, reg, g.log)
-	if err != nil {
-		return err
-	}
-	undo.push(ms.close)
-	return nil
-}
-
 // serve tells systemd the gateway is ready, then repairs the routing every
 // RepairInterval and feeds the watchdog until ctx is done or the device
 // stops; it returns why it stopped unless ctx is done.

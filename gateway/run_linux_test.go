@@ -310,7 +310,7 @@ func runKernelChild(t *testing.T) {
 	}
 	t.Logf("status: up %v, endpoint %s, probes %d (missed %d), rx %d", st.TunnelUp, st.Endpoint, st.Probes, st.ProbeMissesTotal, st.RxBytes)
 	// Metrics.
-	resp, err := http.Get("http://127.0.0.1:9586/metrics")
+	resp, err := http.Get("http://127.0.0.1:9636/metrics")
 	if err != nil {
 		t.Errorf("metrics: %v", err)
 	} else {
