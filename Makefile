@@ -5,7 +5,9 @@
 GO        ?= go
 BIN       := bin
 LDFLAGS   := -s -w
-GOFLAGS_STATIC := CGO_ENABLED=0
+# -buildvcs=auto stamps the commit into the binary (`fobgw version`) when built in a git
+# clone, also where the environment's GOFLAGS says -buildvcs=false.
+GOFLAGS_STATIC := CGO_ENABLED=0 GOFLAGS="$(GOFLAGS) -buildvcs=auto"
 
 # Debian packages the lab, the kernel tests and the benchmarks use.
 DEB_PACKAGES := iproute2 wireguard-tools dnsmasq-base iperf3 nftables iptables \
