@@ -167,22 +167,28 @@ func needConfig(path string) error {
 	return nil
 }
 
+// newLogger returns the logger of run and down, writing text lines to w.
+// When w is the journal (systemd's JOURNAL_STREAM names its device and
+// inode), lines carry no time (the journal stamps them) and start with their
+// syslog priority as sd-daemon(3) prefixes, so that `journalctl -p warning`
+// picks out warnings and errors; anywhere else they stay plain.
 func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	level := slog.LevelInfo
 	if verbose {
 		level = slog.LevelDebug
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	if os.Getenv("JOURNAL_STREAM") != "" {
-		// journald stamps every line itself.
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}
+	if !isJournal(os.Getenv("JOURNAL_STREAM"), w) {
+		return slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	jw := &journalWriter{w: w}
+	return slog.New(&journalHandler{Handler: slog.NewTextHandler(jw, opts), out: jw})
 }
 
 // loadConfig parses fs's flags from args and loads the -config file they
