@@ -14,7 +14,7 @@ DEB_PACKAGES := iproute2 wireguard-tools dnsmasq-base iperf3 nftables iptables \
                 tcpdump curl dnsperf bind9-dnsutils procps psmisc kmod iputils-ping ca-certificates \
                 systemd util-linux adduser
 
-.PHONY: all build cross test unit vet fmt-check tidy-check fuzz demo bench deps clean
+.PHONY: all build cross package test unit vet fmt-check tidy-check fuzz demo bench deps clean
 
 all: build
 
@@ -26,6 +26,13 @@ cross:
 	GOOS=linux GOARCH=amd64 $(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fobgw-linux-amd64 ./cmd/fobgw
 	GOOS=linux GOARCH=arm64 $(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fobgw-linux-arm64 ./cmd/fobgw
 	GOOS=linux GOARCH=arm GOARM=7 $(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fobgw-linux-armv7 ./cmd/fobgw
+
+# Debian packages of fobgw for the boards (dist/nfpm.yaml; built by dist/pkg, a module of
+# its own around nfpm's deb packager) into $(BIN)/: fobgw_VERSION_ARCH.deb.
+PKG_VERSION ?= $(shell TZ=UTC git log -1 --date=format-local:%Y%m%d%H%M%S --format='0.0~git%cd.%h' 2>/dev/null || echo 0.0~unknown)
+PKG_ARCHS   ?= amd64 arm64 armhf
+package: cross
+	$(GO) -C dist/pkg run . -root ../.. -bin $(abspath $(BIN)) -out $(abspath $(BIN)) -version '$(PKG_VERSION)' $(PKG_ARCHS)
 
 # Installs the Debian packages above when one is missing (needs root). `dpkg -s` would pass
 # for a removed package whose configuration files remain; dpkg-query's status says
