@@ -12,7 +12,7 @@ GOFLAGS_STATIC := CGO_ENABLED=0 GOFLAGS="$(GOFLAGS) -buildvcs=auto"
 # Debian packages the lab, the kernel tests and the benchmarks use.
 DEB_PACKAGES := iproute2 wireguard-tools dnsmasq-base iperf3 nftables iptables \
                 tcpdump curl dnsperf bind9-dnsutils procps psmisc kmod iputils-ping ca-certificates \
-                systemd util-linux adduser
+                systemd util-linux adduser seccomp
 
 .PHONY: all build cross package test unit vet fmt-check tidy-check fuzz demo bench deps clean
 
