@@ -5,14 +5,16 @@
 GO        ?= go
 BIN       := bin
 LDFLAGS   := -s -w
-GOFLAGS_STATIC := CGO_ENABLED=0
+# -buildvcs=auto stamps the commit into the binary (`fobgw version`) when built in a git
+# clone, also where the environment's GOFLAGS says -buildvcs=false.
+GOFLAGS_STATIC := CGO_ENABLED=0 GOFLAGS="$(GOFLAGS) -buildvcs=auto"
 
 # Debian packages the lab, the kernel tests and the benchmarks use.
 DEB_PACKAGES := iproute2 wireguard-tools dnsmasq-base iperf3 nftables iptables \
                 tcpdump curl dnsperf bind9-dnsutils procps psmisc kmod iputils-ping ca-certificates \
-                chromium
+                systemd util-linux adduser seccomp chromium
 
-.PHONY: all build cross test vet fmt-check tidy-check fuzz demo bench deps clean
+.PHONY: all build cross package test vet fmt-check tidy-check fuzz demo bench deps clean
 
 all: build
 
@@ -25,9 +27,19 @@ cross:
 	GOOS=linux GOARCH=arm64 $(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fobgw-linux-arm64 ./cmd/fobgw
 	GOOS=linux GOARCH=arm GOARM=7 $(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fobgw-linux-armv7 ./cmd/fobgw
 
-# Installs the Debian packages above when one is missing (needs root).
+# Debian packages of fobgw for the boards (dist/nfpm.yaml; built by dist/pkg, a module of
+# its own around nfpm's deb packager) into $(BIN)/: fobgw_VERSION_ARCH.deb.
+PKG_VERSION ?= $(shell TZ=UTC git log -1 --date=format-local:%Y%m%d%H%M%S --format='0.0~git%cd.%h' 2>/dev/null || echo 0.0~unknown)
+PKG_ARCHS   ?= amd64 arm64 armhf
+package: cross
+	$(GO) -C dist/pkg run . -root ../.. -bin $(abspath $(BIN)) -out $(abspath $(BIN)) -version '$(PKG_VERSION)' $(PKG_ARCHS)
+
+# Installs the Debian packages above when one is missing (needs root). `dpkg -s` would pass
+# for a removed package whose configuration files remain; dpkg-query's status says
+# "install ok installed" only for an installed one.
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		[ "$$(dpkg-query -W -f '$${Status}' $$p 2>/dev/null)" = "install ok installed" ] || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -45,8 +57,8 @@ tidy-check:
 
 # Every test: unit tests, fuzz seed corpora, netlink tests in fresh namespaces and
 # the end-to-end tests in the story's world. Kernel tests need root and fail (never
-# skip) without it.
-test: fmt-check vet tidy-check
+# skip) without it. Installs the Debian packages the tests need first, as `make demo` does.
+test: deps fmt-check vet tidy-check
 	$(GO) test -count=1 -timeout 12m ./...
 
 # Short fuzzing runs of every fuzz target (every func Fuzz* in a test file), FUZZTIME each:

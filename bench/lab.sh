@@ -10,7 +10,9 @@
 #   build                 build fobgw, wireguard-go (the version go.mod pins) and labweb into $FOBL_BIN
 #   up                    remove leftovers of an earlier lab, then bring the world up (no gateway yet)
 #   gw MODE [CLAMP]       stop the gateway at muc, clean up after it, run MODE:
-#                         fobgw [auto|off|N] | stock [off] | plain | none
+#                         fobgw [auto|off|N] | fobgw-unit [CLAMP] | stock [off] | plain | none
+#                         (fobgw-unit: fobgw sandboxed as dist/fobgw.service runs it: a uid of
+#                         its own, two capabilities, the unit's system call filter)
 #   gw-over MODE [CLAMP]  start MODE over what is there (e.g. a crashed gateway's leftovers)
 #   down                  stop every process of the lab, delete its namespaces and files
 #   x NS CMD...           run CMD in namespace $FOBL_NS-NS (client, muc, net, beg, web)
@@ -47,6 +49,7 @@ GW_NAME=fobgw0     # fobgw's interface (the default Name)
 STOCK_NAME=wgstock0 # the stock recipe's interface at muc
 BEG_NAME=begwg0    # the home router's interface
 TABLE=100
+UNIT_UID=${FOBL_UNIT_UID:-64086} # fobgw-unit's uid and gid (no passwd entry needed)
 BEG_ADDR_FILE=$LAB/beg.addr
 
 exec 3>&2 # die's messages get through wait_for's silencing
@@ -113,6 +116,7 @@ cmd_build() {
 	log "building wireguard-go (the module version go.mod pins) and labweb into $BIN"
 	go build -o "$BIN/wireguard-go" golang.zx2c4.com/wireguard
 	go build -o "$BIN/labweb" ./bench/cmd/labweb
+	go build -o "$BIN/syscallfilter" ./bench/cmd/syscallfilter
 	if [[ -d cmd/fobgw ]]; then
 		log "building fobgw"
 		CGO_ENABLED=0 go build -o "$BIN/fobgw" ./cmd/fobgw
@@ -329,7 +333,7 @@ gw_stop() {
 	local mode
 	mode=$(cat "$LAB/gw.mode" 2>/dev/null || echo none)
 	stop_pid "$LAB/gw.pid"
-	if [[ $mode == fobgw && -f $LAB/fobgw.conf ]]; then
+	if [[ $mode == fobgw* && -f $LAB/fobgw.conf ]]; then
 		nsx muc "$BIN/fobgw" down -config "$LAB/fobgw.conf" >>"$LAB/gw.log" 2>&1 ||
 			log "fobgw down failed; see $LAB/gw.log (cleaning up by hand)"
 	fi
@@ -385,7 +389,10 @@ gw_start() {
 		fobgw_conf "$clamp" >"$LAB/fobgw.conf"
 		start gw muc "$BIN/fobgw" run -config "$LAB/fobgw.conf"
 		;;
-	*) die "unknown gateway mode '$mode': use fobgw [auto|off|N], stock [off], plain or none" ;;
+	fobgw-unit)
+		unit_start "$clamp"
+		;;
+	*) die "unknown gateway mode '$mode': use fobgw [auto|off|N], fobgw-unit [CLAMP], stock [off], plain or none" ;;
 	esac
 	echo "$mode" >"$LAB/gw.mode"
 	if [[ $mode != plain ]]; then
@@ -412,8 +419,64 @@ handshake_done() {
 		die "the gateway exited; its log ($LAB/gw.log) ends with:
 $(tail -n 15 "$LAB/gw.log")"
 	fi
-	hs=$(nsx muc wg show "$1" latest-handshakes 2>/dev/null | awk '{print $2}' | head -1)
+	hs=$(gwx wg show "$1" latest-handshakes 2>/dev/null | awk '{print $2}' | head -1)
 	[[ -n $hs && $hs != 0 ]]
+}
+
+# gwx CMD...: run CMD at muc where the gateway's sockets are: in fobgw-unit mode, inside the
+# gateway's own mount namespace (its /run).
+gwx() {
+	if [[ $(cat "$LAB/gw.mode" 2>/dev/null) == fobgw-unit ]]; then
+		nsenter -t "$(cat "$LAB/gw.pid")" -m -n "$@"
+	else
+		nsx muc "$@"
+	fi
+}
+
+# unit_start CLAMP: fobgw as dist/fobgw.service runs it, without systemd: uid $UNIT_UID with only
+# CAP_NET_ADMIN and CAP_NET_BIND_SERVICE (ambient, bounding), no_new_privs and the unit's
+# SystemCallFilter= (bench/cmd/syscallfilter), UMask 0077, and in a mount namespace of its own
+# what systemd would set up: a /run with the runtime directories /run/fobgw and /run/wireguard
+# and the configuration as a credential, /var/lib/fobgw (the state directory, holding the key),
+# a private /tmp, /proc with hidepid=invisible, and /dev/net/tun 0666. The host's ip_forward at muc is 0 first, so
+# that fobgw must write the sysctl itself.
+unit_start() {
+	local u=$LAB/unit
+	for t in setpriv nsenter systemd-analyze scmp_sys_resolver; do
+		command -v "$t" >/dev/null || die "$t is missing; install the Debian packages: make deps"
+	done
+	[[ -x $BIN/syscallfilter ]] || die "$BIN/syscallfilter is missing; run: bash bench/lab.sh build"
+	fobgw_conf "$1" >"$LAB/fobgw.conf"
+	rm -rf "$u"
+	mkdir -m 0700 -p "$u/state" "$u/run"
+	sed 's|^PrivateKeyFile = .*|PrivateKeyFile = /var/lib/fobgw/private.key|' "$LAB/fobgw.conf" >"$u/fobgw.conf"
+	install -m 0600 "$LAB/fob.key" "$u/state/private.key"
+	chown -R "$UNIT_UID:$UNIT_UID" "$u/state"
+	nsx muc sysctl -qw net.ipv4.ip_forward=0
+	# shellcheck disable=SC2016
+	start gw muc sh -ec '
+		u=$1 bin=$2 unit=$3 id=$4
+		mount -n -t tmpfs -o mode=0755 fobgw-run "$u/run"
+		mkdir -m 0700 "$u/run/fobgw" "$u/run/wireguard"
+		mkdir -m 0755 "$u/run/bin"
+		mkdir -p -m 0500 "$u/run/credentials/fobgw.service"
+		install -m 0400 -o "$id" -g "$id" "$u/fobgw.conf" "$u/run/credentials/fobgw.service/fobgw.conf"
+		chown "$id:$id" "$u/run/fobgw" "$u/run/wireguard" "$u/run/credentials/fobgw.service"
+		install -m 0755 "$bin/fobgw" "$bin/syscallfilter" "$u/run/bin/"
+		install -m 0644 "$unit" "$u/run/bin/fobgw.service"
+		mount -n -t tmpfs -o mode=0755 fobgw-varlib /var/lib
+		mkdir -m 0700 /var/lib/fobgw
+		mount -n --bind "$u/state" /var/lib/fobgw
+		mount -n --move "$u/run" /run
+		mount -n -t tmpfs -o mode=1777 fobgw-tmp /tmp
+		# /dev/net/tun as Debian'"'"'s udev makes it (0666: opening it needs no privilege, creating
+		# a TUN needs CAP_NET_ADMIN), also where a machine without udev has it 0600.
+		mount -n -t tmpfs -o mode=0755 fobgw-devnet /dev/net
+		mknod -m 0666 /dev/net/tun c 10 200
+		mount -n -t proc -o hidepid=invisible proc /proc
+		umask 077
+		exec setpriv --reuid="$id" --regid="$id" --clear-groups 			--inh-caps=-all,+net_admin,+net_bind_service --ambient-caps=-all,+net_admin,+net_bind_service 			--bounding-set=-all,+net_admin,+net_bind_service 			/run/bin/syscallfilter -unit /run/bin/fobgw.service -- 			/run/bin/fobgw run -config /run/credentials/fobgw.service/fobgw.conf
+	' unit "$u" "$BIN" "$ROOT/dist/fobgw.service" "$UNIT_UID"
 }
 
 cmd_ddns_move() {
@@ -433,7 +496,7 @@ cmd_status() {
 	ip netns list | grep "^${NSP}-" || echo "no lab namespaces"
 	[[ -d $LAB ]] || return 0
 	echo "gateway: $(cat "$LAB/gw.mode" 2>/dev/null)"
-	nsx muc wg show "$GW_NAME" 2>/dev/null || true
+	gwx wg show "$GW_NAME" 2>/dev/null || true
 	nsx muc wg show "$STOCK_NAME" 2>/dev/null || true
 	nsx beg wg show "$BEG_NAME" 2>/dev/null || true
 }

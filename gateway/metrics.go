@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/fobgw/fobgw/internal/buildinfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -93,6 +94,7 @@ func newRegistry(status func() *Status, extra ...prometheus.Collector) (*prometh
 		newStatusCollector(status),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.Collector(buildinfo.Read()),
 	}, extra...)
 	for _, c := range cs {
 		if c == nil {

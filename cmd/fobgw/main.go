@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/fobgw/fobgw/gateway"
+	"github.com/fobgw/fobgw/internal/buildinfo"
 )
 
 const usage = `fobgw: a userspace WireGuard gateway for a FOB network
@@ -37,6 +38,7 @@ Usage:
   fobgw pubkey                   read a private key on stdin, print its public key (as wg pubkey)
   fobgw home-config -config FILE -format routeros|wg-quick
                                  the home router's side for this FOB, with the LAN in its allowed addresses
+  fobgw version                  fobgw's version and commit, wireguard-go's version, the Go version
   fobgw help                     this text
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
@@ -114,6 +116,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdPubkey(rest, stdin, stdout)
 	case "home-config":
 		err = cmdHomeConfig(rest, stdout, stderr)
+	case "version":
+		err = cmdVersion(rest, stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -163,22 +167,28 @@ func needConfig(path string) error {
 	return nil
 }
 
+// newLogger returns the logger of run and down, writing text lines to w.
+// When w is the journal (systemd's JOURNAL_STREAM names its device and
+// inode), lines carry no time (the journal stamps them) and start with their
+// syslog priority as sd-daemon(3) prefixes, so that `journalctl -p warning`
+// picks out warnings and errors; anywhere else they stay plain.
 func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	level := slog.LevelInfo
 	if verbose {
 		level = slog.LevelDebug
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	if os.Getenv("JOURNAL_STREAM") != "" {
-		// journald stamps every line itself.
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}
+	if !isJournal(os.Getenv("JOURNAL_STREAM"), w) {
+		return slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	jw := &journalWriter{w: w}
+	return slog.New(&journalHandler{Handler: slog.NewTextHandler(jw, opts), out: jw})
 }
 
 // loadConfig parses fs's flags from args and loads the -config file they
@@ -324,6 +334,13 @@ func cmdHomeConfig(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return gateway.HomeConfig(cfg, *format, stdout)
+}
+
+func cmdVersion(args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return &usageError{msg: "version takes no arguments"}
+	}
+	return buildinfo.Read().Write(stdout)
 }
 
 func writeJSON(w io.Writer, v any) error {
