@@ -100,7 +100,7 @@ func TestLANPath(t *testing.T) {
 		if got := lab.metrics(t)["fobgw_lan_path_up"]; got != 1 {
 			t.Errorf("fobgw_lan_path_up = %v with Masquerade on, want 1", got)
 		}
-		if out := mustNS(t, "muc", "nft", "list", "table", "inet", "fobgw"); !strings.Contains(out, `oifname "fobgw0" ip saddr 192.168.86.0/24 masquerade`) {
+		if out := mustNS(t, "muc", "nft", "list", "table", "inet", "fobgw"); !strings.Contains(out, fmt.Sprintf("oifname %q ip saddr 192.168.86.0/24 masquerade", lab.iface)) {
 			t.Errorf("muc's table inet fobgw lacks the masquerade rule:\n%s", out)
 		}
 		out, err := ns("muc", filepath.Join(lab.bin, "fobgw"), "check", "-config", filepath.Join(lab.dir, "fobgw.conf"))
@@ -126,7 +126,7 @@ func TestLANPath(t *testing.T) {
 		}
 		mustNS(t, "muc", filepath.Join(lab.bin, "fobgw"), "down", "-config", filepath.Join(lab.dir, "fobgw.conf"))
 		out := mustNS(t, "muc", "nft", "list", "ruleset")
-		if strings.Contains(out, "table inet fobgw") || strings.Contains(out, `oifname "fobgw0"`) {
+		if strings.Contains(out, "table inet fobgw") || strings.Contains(out, fmt.Sprintf("oifname %q", lab.iface)) {
 			t.Errorf("after fobgw down muc still has fobgw's NAT:\n%s", out)
 		}
 		// A second down finds nothing and is fine.
