@@ -206,10 +206,24 @@ func (w *world) status(tb testing.TB) gwStatus {
 	return st
 }
 
-// metrics are the gateway's unlabelled metrics by name.
+// metrics are the gateway's unlabelled metrics by name, read at the MetricsListen of the lab's
+// fobgw.conf.
 func (w *world) metrics(tb testing.TB) map[string]float64 {
 	tb.Helper()
-	out := mustNS(tb, "muc", "curl", "-fsS", "--max-time", "3", "http://127.0.0.1:9586/metrics")
+	conf, err := os.ReadFile(filepath.Join(w.dir, "fobgw.conf"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	listen := ""
+	for _, line := range strings.Split(string(conf), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == "MetricsListen" {
+			listen = strings.TrimSpace(v)
+		}
+	}
+	if listen == "" {
+		tb.Fatalf("the lab's fobgw.conf has no MetricsListen:\n%s", conf)
+	}
+	out := mustNS(tb, "muc", "curl", "-fsS", "--max-time", "3", "http://"+listen+"/metrics")
 	m := map[string]float64{}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
