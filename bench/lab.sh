@@ -18,13 +18,22 @@
 #   x NS CMD...           run CMD in namespace $FOBL_NS-NS (client, muc, net, beg, web)
 #   ddns-move ADDR        move beg's WAN address to ADDR and make the ISP's DNS record follow
 #   status                namespaces, gateway mode, `wg show` at both ends
+#   beg-allowed PREFIXES  set the AllowedIPs of the FOB's peer at beg (e.g. 10.1.200.2/32, as
+#                         the home router of the story; the lab starts with
+#                         10.1.200.2/32,192.168.86.0/24)
+#   block-udp PORT...     the ISP (net) drops UDP from the FOB to these ports (replaces the list)
+#   unblock-udp           the ISP drops nothing again
+#   beg-port PORT...      beg answers WireGuard on these UDP ports too (a redirect to 13231, as a
+#                         home router's port forward); no PORT: only 13231 again
 #
 # Environment: FOBL_NS (prefix of the lab's namespace names; default fobl, so fobl-client...;
 #              two labs with different prefixes and FOBL_DIRs can run side by side),
 #              FOBL_DIR (lab state, keys, logs; default /run/$FOBL_NS, made 0700 per run),
-#              FOBL_BIN (binaries; default bench/out/bin),
-#              FOBL_GW_EXTRA (newline-separated lines appended to fobgw's [Gateway] section by
-#              `gw fobgw`, e.g. "StatusListen = 192.168.86.1:80").
+#              FOBL_BIN (binaries; default bench/out/bin).
+#              For `gw fobgw`: FOBL_ENDPOINTS (the Endpoint line's value; default
+#              home.example:13231), FOBL_GW_EXTRA (lines appended to [Gateway], e.g.
+#              "Masquerade = on"), FOBL_GW_WAIT (what gw waits for: client, the default, the
+#              client through to web; tunnel, a handshake and the LAN's table; none).
 # Nothing here touches the machine's own network namespace: every link is a veth pair
 # created directly inside two lab namespaces, every address and rule lives in a lab namespace.
 set -euo pipefail
@@ -306,7 +315,7 @@ fobgw_conf() {
 
 		[Peer]
 		PublicKey = $(cat "$LAB/beg.pub")
-		Endpoint = home.example:13231
+		Endpoint = ${FOBL_ENDPOINTS:-home.example:13231}
 		AllowedIPs = 0.0.0.0/0
 		PersistentKeepalive = 25
 
@@ -352,10 +361,11 @@ cmd_gw() {
 }
 
 # gw_start MODE [CLAMP]: start a gateway at muc over whatever is there (a crashed run's leftovers
-# included), then wait until the client reaches web through it.
+# included), then wait until the client reaches web through it (FOBL_GW_WAIT: less).
 gw_start() {
-	local mode=${1:-} clamp=${2:-auto}
+	local mode=${1:-} clamp=${2:-auto} until=${FOBL_GW_WAIT:-client}
 	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	[[ $until =~ ^(client|tunnel|none)$ ]] || die "FOBL_GW_WAIT=$until: want client, tunnel or none"
 	case $mode in
 	none) return 0 ;;
 	plain)
@@ -395,6 +405,7 @@ gw_start() {
 	*) die "unknown gateway mode '$mode': use fobgw [auto|off|N], fobgw-unit [CLAMP], stock [off], plain or none" ;;
 	esac
 	echo "$mode" >"$LAB/gw.mode"
+	[[ $until != none ]] || return 0
 	if [[ $mode != plain ]]; then
 		local ifn=$GW_NAME
 		[[ $mode == stock ]] && ifn=$STOCK_NAME
@@ -405,6 +416,7 @@ gw_start() {
 		wait_for "table $TABLE to lead into $ifn" 30 \
 			sh -c "ip -n ${NSP}-muc route show table $TABLE | grep -q 'dev $ifn'"
 	fi
+	[[ $until == client ]] || return 0
 	wait_for "the client to reach web through $mode (log: $LAB/gw.log)" 30 \
 		nsx client curl -fsS --max-time 1 -o /dev/null http://203.0.113.80/ip
 	log "gateway $mode is up"
@@ -492,6 +504,48 @@ cmd_ddns_move() {
 	log "home moved from $old to $new; home.example follows"
 }
 
+cmd_beg_allowed() {
+	local prefixes=${1:?usage: lab.sh beg-allowed PREFIX[,PREFIX...]}
+	nsx beg wg set "$BEG_NAME" peer "$(cat "$LAB/fob.pub")" allowed-ips "$prefixes"
+	log "beg allows $(nsx beg wg show "$BEG_NAME" allowed-ips | cut -f2-) from the FOB"
+}
+
+# set_ports TABLE NS CHAIN-SPEC PORTS...: (re)write table ip TABLE in NS with one rule matching
+# UDP to PORTS; no PORTS: delete the table.
+set_ports() {
+	local table=$1 ns=$2 spec=$3
+	shift 3
+	local ports p
+	for p in "$@"; do
+		[[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "port '$p': want a number from 1 to 65535"
+	done
+	ports=$(
+		IFS=,
+		echo "$*"
+	)
+	{
+		echo "table ip $table {}"
+		echo "delete table ip $table"
+		if (($# > 0)); then
+			printf 'table ip %s {\n\tcounter hits {}\n\tchain c {\n\t\t%s\n\t}\n}\n' "$table" "${spec//PORTS/$ports}"
+		fi
+	} | nsx "$ns" nft -f -
+}
+
+cmd_block_udp() {
+	(($# > 0)) || die "usage: lab.sh block-udp PORT..."
+	set_ports fobl-block net "type filter hook forward priority filter; iifname \"muc0\" udp dport { PORTS } counter name hits drop" "$@"
+	log "the ISP drops UDP from the FOB to port(s) $*"
+}
+
+cmd_beg_port() {
+	# conntrack maps beg's answers back to the port the FOB sent to; where the FOB still has a
+	# flow to 13231 from the same address and port, the kernel gives the redirected one another
+	# source port (beg's wg show then names that port).
+	set_ports fobl-altport beg "type nat hook prerouting priority dstnat; iifname \"wan0\" udp dport { PORTS } counter name hits redirect to :13231" "$@"
+	log "beg answers WireGuard on 13231${*:+ and $*}"
+}
+
 cmd_status() {
 	ip netns list | grep "^${NSP}-" || echo "no lab namespaces"
 	[[ -d $LAB ]] || return 0
@@ -517,8 +571,11 @@ main() {
 		;;
 	ddns-move) cmd_ddns_move "$@" ;;
 	status) cmd_status ;;
+	beg-allowed) cmd_beg_allowed "$@" ;;
+	block-udp) cmd_block_udp "$@" ;;
+	unblock-udp) set_ports fobl-block net "" && log "the ISP drops nothing" ;;
+	beg-port) cmd_beg_port "$@" ;;
 	*)
-		sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2
 		;;
 	esac
