@@ -7,7 +7,7 @@
 #      --- 203.0.113.80 [web: HTTP, iperf3, ICMP "fragmentation needed" dropped]
 #
 # Usage: bench/lab.sh COMMAND [ARGS]
-#   build                 build fobgw, wireguard-go (the version go.mod pins) and labweb into $FOBL_BIN
+#   build                 build fobgw, upstream wireguard-go (the version go.mod pins) and labweb into $FOBL_BIN
 #   up                    remove leftovers of an earlier lab, then bring the world up (no gateway yet)
 #   gw MODE [CLAMP]       stop the gateway at muc, clean up after it, run MODE:
 #                         fobgw [auto|off|N] | stock [off] | plain | none
@@ -108,11 +108,19 @@ need_root() {
 cmd_build() {
 	mkdir -p "$BIN"
 	cd "$ROOT"
-	log "building wireguard-go (the module version go.mod pins) and labweb into $BIN"
-	go build -o "$BIN/wireguard-go" golang.zx2c4.com/wireguard
+	# The stock wireguard-go (beg, and the stock recipe at muc) stays upstream: built from the
+	# version go.mod pins, never through go.mod's replace (fobgw's patched copy).
+	local ver tmp
+	ver=$(bash patches/apply.sh -version)
+	log "building upstream wireguard-go $ver and labweb into $BIN"
+	tmp=$(mktemp -d)
+	GOBIN=$tmp go install "golang.zx2c4.com/wireguard@$ver"
+	mv "$tmp/wireguard" "$BIN/wireguard-go"
+	rmdir "$tmp"
 	go build -o "$BIN/labweb" ./bench/cmd/labweb
 	if [[ -d cmd/fobgw ]]; then
-		log "building fobgw"
+		log "building fobgw (wireguard-go $ver with patches/wireguard)"
+		bash patches/apply.sh
 		CGO_ENABLED=0 go build -o "$BIN/fobgw" ./cmd/fobgw
 	else
 		log "cmd/fobgw does not exist yet: only the stock recipe and plain routing can run"

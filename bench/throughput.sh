@@ -217,7 +217,7 @@ read -r load_after _ </proc/loadavg
 	echo
 	echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)," \
 		"kernel $(uname -r); load average $load_before before, $load_after after (shared machine)."
-	echo "Stock recipe and beg: $(cd "$HERE/.." && go list -m golang.zx2c4.com/wireguard 2>/dev/null) (go.mod's pin)," \
+	echo "Stock recipe and beg: upstream golang.zx2c4.com/wireguard $(bash "$HERE/../patches/apply.sh" -version) (go.mod's pin; fobgw: the same with patches/wireguard)," \
 		"$(iperf3 --version | head -1 | cut -d' ' -f1-2), dnsperf $(dpkg-query -W -f='${Version}' dnsperf 2>/dev/null)."
 	echo
 	echo "Command: \`ROUNDS=$ROUNDS SECS=$SECS DNS_SECS=$DNS_SECS PATHS=\"$PATHS\" IPERF_ARGS=\"${IPERF_ARGS:-}\" bash bench/throughput.sh\`" \
