@@ -225,8 +225,8 @@ var sections = map[string][]keyDef{
 		}},
 		{"MTU", func(p *parser, c *Config, v string) (string, string) {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 576 || n > 65535 {
-				return fmt.Sprintf("%q is not a usable MTU", v), "a number from 576 to 65535 (1420 for WireGuard over a 1500-byte link)"
+			if err != nil || n < 576 || n > MaxMTU {
+				return fmt.Sprintf("%q is not a usable MTU", v), fmt.Sprintf("a number from 576 to %d, the most fobgw's packet buffers hold (1420 for WireGuard over a 1500-byte link)", MaxMTU)
 			}
 			c.MTU = n
 			return "", ""
@@ -580,8 +580,8 @@ func (c *Config) validate(line func(section, key string) int) error {
 			p.errorf(line("interface", "Address"), "Address", "a unicast tunnel address, e.g. 10.1.200.2/24", "%v is not a usable address", a)
 		}
 	}
-	if c.MTU < 576 || c.MTU > 65535 {
-		p.errorf(line("interface", "MTU"), "MTU", "576 to 65535", "MTU %d out of range", c.MTU)
+	if c.MTU < 576 || c.MTU > MaxMTU {
+		p.errorf(line("interface", "MTU"), "MTU", fmt.Sprintf("576 to %d (fobgw's packet buffers hold no more)", MaxMTU), "MTU %d out of range", c.MTU)
 	}
 	if c.Endpoint.Port == 0 || c.Endpoint.Host == "" {
 		p.errorf(line("peer", "Endpoint"), "Endpoint", "host:port", "no endpoint")

@@ -207,7 +207,7 @@ func Run(ctx context.Context, cfg *Config, opt Options) (err error) {
 	}
 	undo = append(undo, ctl.close)
 	if cfg.MetricsListen != "" {
-		reg, err := newRegistry(g.status, g.fwd.Collector())
+		reg, err := newRegistry(g.status, g.fwd.Collector(), newRoomDropsCollector())
 		if err != nil {
 			return err
 		}
