@@ -44,6 +44,11 @@ NSS=(client muc net beg web)
 GW_NAME=fobgw0     # fobgw's interface (DESIGN.md)
 STOCK_NAME=wgstock0 # the stock recipe's interface at muc
 BEG_NAME=begwg0    # the home router's interface
+# UAPI sockets live in the machine's /var/run/wireguard, shared by every lab: a lab with its own
+# prefix names its WireGuard interfaces after it (bench/helpers_test.go's wgName does the same).
+if [[ $NSP != fobl ]]; then
+	GW_NAME=${NSP}gw0 STOCK_NAME=${NSP}stk0 BEG_NAME=${NSP}beg0
+fi
 TABLE=100
 BEG_ADDR_FILE=$LAB/beg.addr
 

@@ -151,10 +151,12 @@ ratio_row() {
 if [[ -z ${NO_DNS:-} ]]; then
 dns_path=fobgw-auto
 dns_if=fobgw0
+[[ $NSP == fobl ]] || dns_if=${NSP}gw0 # lab.sh's names under another prefix
 dns_targets="fobgw dnsmasq"
 if [[ " $PATHS " != *" fobgw-auto "* ]]; then
 	dns_path=stock
 	dns_if=wgstock0
+	[[ $NSP == fobl ]] || dns_if=${NSP}stk0
 	dns_targets=dnsmasq
 fi
 gw_start "$dns_path" >>"$OUT/lab.log" 2>&1
