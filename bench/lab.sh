@@ -20,7 +20,9 @@
 # Environment: FOBL_NS (prefix of the lab's namespace names; default fobl, so fobl-client...;
 #              two labs with different prefixes and FOBL_DIRs can run side by side),
 #              FOBL_DIR (lab state, keys, logs; default /run/$FOBL_NS, made 0700 per run),
-#              FOBL_BIN (binaries; default bench/out/bin).
+#              FOBL_BIN (binaries; default bench/out/bin),
+#              FOBL_GW_CGROUP (a cgroup directory that `gw fobgw` starts fobgw in, e.g. under a
+#              memory limit).
 # Nothing here touches the machine's own network namespace: every link is a veth pair
 # created directly inside two lab namespaces, every address and rule lives in a lab namespace.
 set -euo pipefail
@@ -390,7 +392,18 @@ gw_start() {
 	fobgw)
 		[[ -x $BIN/fobgw ]] || die "$BIN/fobgw is missing; run: bash bench/lab.sh build"
 		fobgw_conf "$clamp" >"$LAB/fobgw.conf"
-		start gw muc "$BIN/fobgw" run -config "$LAB/fobgw.conf"
+		if [[ -n ${FOBL_GW_CGROUP:-} ]]; then
+			# Into the cgroup before exec, so that every byte fobgw uses is charged there; before
+			# `ip netns exec` too, which mounts a sysfs without the cgroup file systems.
+			[[ -w $FOBL_GW_CGROUP/cgroup.procs ]] || die "FOBL_GW_CGROUP=$FOBL_GW_CGROUP is no cgroup directory"
+			# shellcheck disable=SC2016
+			sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$FOBL_GW_CGROUP" \
+				ip netns exec "${NSP}-muc" "$BIN/fobgw" run -config "$LAB/fobgw.conf" \
+				</dev/null >>"$LAB/gw.log" 2>&1 3>&- &
+			echo $! >"$LAB/gw.pid"
+		else
+			start gw muc "$BIN/fobgw" run -config "$LAB/fobgw.conf"
+		fi
 		;;
 	*) die "unknown gateway mode '$mode': use fobgw [auto|off|N], stock [off], plain or none" ;;
 	esac
@@ -462,7 +475,7 @@ main() {
 	ddns-move) cmd_ddns_move "$@" ;;
 	status) cmd_status ;;
 	*)
-		sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2
 		;;
 	esac
