@@ -50,10 +50,12 @@ tidy-check: wgpatch
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy and commit"; exit 1; }
 
 # Every test: unit tests, fuzz seed corpora, netlink tests in fresh namespaces and
-# the end-to-end tests in the story's world. Kernel tests need root and fail (never
+# the end-to-end tests in the story's world; then the tests of the patched wireguard-go
+# packages (upstream's and the patches' own). Kernel tests need root and fail (never
 # skip) without it.
 test: wgpatch fmt-check vet tidy-check
 	$(GO) test -count=1 -timeout 12m ./...
+	cd build/wireguard-go && $(GO) test -count=1 -timeout 5m ./conn/ ./device/ ./tun/
 
 # Short fuzzing runs of every fuzz target.
 fuzz: wgpatch
