@@ -143,14 +143,19 @@
 //
 // # Memory
 //
-// `fobgw run` sets a soft memory limit (runtime/debug.SetMemoryLimit) of a
-// quarter of the machine's memory, at least 64 MiB (128 MiB on a 512 MB board),
-// unless the GOMEMLIMIT environment variable is set, which wins; GOGC keeps
-// its default. Under one iperf3 stream the peak RSS without a limit is about
-// 270 MB, mostly wireguard-go's 64 KiB message buffers in sync.Pools plus
-// the garbage collector's slack. A lower limit trades throughput for memory
-// (each cycle empties the pools, and new buffers must be zeroed; see
-// bench/RESULTS.md). To measure a different limit, set e.g.
-// Environment=GOMEMLIMIT=64MiB in the unit (GOMEMLIMIT=off for none) and
-// compare VmHWM in /proc/<pid>/status and the throughput.
+// fobgw builds wireguard-go with patches (patches/wireguard in the repository)
+// that size packet buffers for the MTU: 2 KiB each, at most 4096 of them, reused
+// and never freed, with a few 64 KiB buffers only where UDP GRO and GSO and TUN
+// GRO coalesce, so offloads stay on. A packet that finds no free buffer or
+// queue slot is dropped and counted, never waited for (the metric
+// fobgw_wireguard_dropped_no_room_total); MTU is at most 2016 (MaxMTU). In the
+// lab the peak RSS (VmHWM) stayed under 40 MiB with 8 TCP streams each way,
+// against about 280 MiB for upstream wireguard-go, and fobgw carries that load
+// under a 48 MiB hard memory limit (bench/RESULTS.md).
+//
+// `fobgw run` sets a soft memory limit (runtime/debug.SetMemoryLimit): three
+// quarters of its cgroup's hard limit when it runs under one (MemoryMax= of the
+// unit, cgroup v1 or v2), otherwise 48 MiB, what it was measured to need. The
+// GOMEMLIMIT environment variable wins (GOMEMLIMIT=off for none); GOGC keeps
+// its default.
 package gateway
