@@ -33,3 +33,5 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	gvisor.dev/gvisor v0.0.0-20250503011706-39ed1f5ac29c // indirect
 )
+
+replace golang.zx2c4.com/wireguard => ./build/wireguard-go

@@ -49,10 +49,10 @@ func testMain(m *testing.M) int {
 		dir:     filepath.Join(tmp, "lab"),
 		bin:     filepath.Join(tmp, "bin"),
 		gateway: "fobgw",
-		iface:   "fobgw0",
+		iface:   wgName("fobgw0"),
 	}
 	if os.Getenv("FOBL_E2E_GATEWAY") == "stock" {
-		w.gateway, w.iface = "stock", "wgstock0"
+		w.gateway, w.iface = "stock", wgName("wgstock0")
 	}
 	if out, err := w.labRun("build"); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: build the lab's binaries:", err, out)
@@ -139,7 +139,7 @@ func TestHomeConfig(t *testing.T) {
 			}
 		}
 	}
-	configured := strings.Fields(mustNS(t, "beg", "wg", "show", "begwg0", "allowed-ips"))[1:]
+	configured := strings.Fields(mustNS(t, "beg", "wg", "show", wgName("begwg0"), "allowed-ips"))[1:]
 	slices.Sort(printed)
 	slices.Sort(configured)
 	if !slices.Equal(printed, configured) {

@@ -78,6 +78,17 @@ func nsName(name string) string {
 	return "fobl-" + name
 }
 
+// wgName is the name of a lab's WireGuard interface (fobgw0, wgstock0 or begwg0) under lab.sh's
+// prefix: the names themselves with the default prefix, the prefix and gw0, stk0 or beg0 with
+// another (their UAPI sockets share the machine's /var/run/wireguard).
+func wgName(name string) string {
+	p := os.Getenv("FOBL_NS")
+	if p == "" || p == "fobl" {
+		return name
+	}
+	return p + map[string]string{"fobgw0": "gw0", "wgstock0": "stk0", "begwg0": "beg0"}[name]
+}
+
 // ns runs a command inside the lab namespace NAME (nsName) and returns its combined output.
 func ns(name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)

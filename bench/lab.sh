@@ -7,7 +7,7 @@
 #      --- 203.0.113.80 [web: HTTP, iperf3, ICMP "fragmentation needed" dropped]
 #
 # Usage: bench/lab.sh COMMAND [ARGS]
-#   build                 build fobgw, wireguard-go (the version go.mod pins) and labweb into $FOBL_BIN
+#   build                 build fobgw, upstream wireguard-go (the version go.mod pins) and labweb into $FOBL_BIN
 #   up                    remove leftovers of an earlier lab, then bring the world up (no gateway yet)
 #   gw MODE [CLAMP]       stop the gateway at muc, clean up after it, run MODE:
 #                         fobgw [auto|off|N] | fobgw-unit [CLAMP] | stock [off] | plain | none
@@ -29,7 +29,9 @@
 # Environment: FOBL_NS (prefix of the lab's namespace names; default fobl, so fobl-client...;
 #              two labs with different prefixes and FOBL_DIRs can run side by side),
 #              FOBL_DIR (lab state, keys, logs; default /run/$FOBL_NS, made 0700 per run),
-#              FOBL_BIN (binaries; default bench/out/bin).
+#              FOBL_BIN (binaries; default bench/out/bin),
+#              FOBL_GW_CGROUP (a cgroup directory that `gw fobgw` starts fobgw in, e.g. under a
+#              memory limit).
 #              For `gw fobgw`: FOBL_ENDPOINTS (the Endpoint line's value; default
 #              home.example:13231), FOBL_GW_EXTRA (lines appended to [Gateway], e.g.
 #              "Masquerade = on"), FOBL_GW_WAIT (what gw waits for: client, the default, the
@@ -57,6 +59,11 @@ NSS=(client muc net beg web)
 GW_NAME=fobgw0     # fobgw's interface (the default Name)
 STOCK_NAME=wgstock0 # the stock recipe's interface at muc
 BEG_NAME=begwg0    # the home router's interface
+# UAPI sockets live in the machine's /var/run/wireguard, shared by every lab: a lab with its own
+# prefix names its WireGuard interfaces after it (bench/helpers_test.go's wgName does the same).
+if [[ $NSP != fobl ]]; then
+	GW_NAME=${NSP}gw0 STOCK_NAME=${NSP}stk0 BEG_NAME=${NSP}beg0
+fi
 TABLE=100
 UNIT_UID=${FOBL_UNIT_UID:-64086} # fobgw-unit's uid and gid (no passwd entry needed)
 BEG_ADDR_FILE=$LAB/beg.addr
@@ -122,12 +129,20 @@ need_root() {
 cmd_build() {
 	mkdir -p "$BIN"
 	cd "$ROOT"
-	log "building wireguard-go (the module version go.mod pins) and labweb into $BIN"
-	go build -o "$BIN/wireguard-go" golang.zx2c4.com/wireguard
+	# The stock wireguard-go (beg, and the stock recipe at muc) stays upstream: built from the
+	# version go.mod pins, never through go.mod's replace (fobgw's patched copy).
+	local ver tmp
+	ver=$(bash patches/apply.sh -version)
+	log "building upstream wireguard-go $ver and labweb into $BIN"
+	tmp=$(mktemp -d)
+	GOBIN=$tmp go install "golang.zx2c4.com/wireguard@$ver"
+	mv "$tmp/wireguard" "$BIN/wireguard-go"
+	rmdir "$tmp"
 	go build -o "$BIN/labweb" ./bench/cmd/labweb
 	go build -o "$BIN/syscallfilter" ./bench/cmd/syscallfilter
 	if [[ -d cmd/fobgw ]]; then
-		log "building fobgw"
+		log "building fobgw (wireguard-go $ver with patches/wireguard)"
+		bash patches/apply.sh
 		CGO_ENABLED=0 go build -o "$BIN/fobgw" ./cmd/fobgw
 	else
 		log "cmd/fobgw does not exist yet: only the stock recipe and plain routing can run"
@@ -397,7 +412,18 @@ gw_start() {
 	fobgw)
 		[[ -x $BIN/fobgw ]] || die "$BIN/fobgw is missing; run: bash bench/lab.sh build"
 		fobgw_conf "$clamp" >"$LAB/fobgw.conf"
-		start gw muc "$BIN/fobgw" run -config "$LAB/fobgw.conf"
+		if [[ -n ${FOBL_GW_CGROUP:-} ]]; then
+			# Into the cgroup before exec, so that every byte fobgw uses is charged there; before
+			# `ip netns exec` too, which mounts a sysfs without the cgroup file systems.
+			[[ -w $FOBL_GW_CGROUP/cgroup.procs ]] || die "FOBL_GW_CGROUP=$FOBL_GW_CGROUP is no cgroup directory"
+			# shellcheck disable=SC2016
+			sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$FOBL_GW_CGROUP" \
+				ip netns exec "${NSP}-muc" "$BIN/fobgw" run -config "$LAB/fobgw.conf" \
+				</dev/null >>"$LAB/gw.log" 2>&1 3>&- &
+			echo $! >"$LAB/gw.pid"
+		else
+			start gw muc "$BIN/fobgw" run -config "$LAB/fobgw.conf"
+		fi
 		;;
 	fobgw-unit)
 		unit_start "$clamp"
@@ -576,6 +602,7 @@ main() {
 	unblock-udp) set_ports fobl-block net "" && log "the ISP drops nothing" ;;
 	beg-port) cmd_beg_port "$@" ;;
 	*)
+		sed -n '2,38p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2
 		;;
 	esac

@@ -4,7 +4,8 @@
 #  1. iperf3 client -> web, upload and download (-R), SECS seconds each, ROUNDS rounds alternated
 #     over the paths: fobgw (ClampMSS auto), fobgw (ClampMSS off), the stock recipe
 #     (wireguard-go of the version go.mod pins + ip rule + iptables TCPMSS), plain routing.
-#     Peak RSS (VmHWM) of the gateway process at muc is read after each round's load.
+#     Peak RSS (VmHWM) of the gateway process at muc is read after one stream each way, then
+#     after 8 streams each way (iperf3 -P 8, same SECS), in every round.
 #  2. dnsperf from the client against fobgw's forwarder (192.168.86.1:53) and against dnsmasq on
 #     the same gateway forwarding through the same tunnel (192.168.86.1:5353): uncached (unique
 #     names), cached (one name), and a steady 3,000 queries/s that must lose nothing.
@@ -130,13 +131,21 @@ for r in $(seq "$ROUNDS"); do
 		rss=$(vmhwm)
 		cpu_up=$(cpu_per_gbit "$t0" "$t1" "$up")
 		cpu_down=$(cpu_per_gbit "$t1" "$t2" "$down")
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$r" "$up" "$down" "$rss" "$cpu_up" "$cpu_down" >>"$OUT/iperf.tsv"
-		say "round $r $p: up $up Mbit/s, down $down Mbit/s, VmHWM $rss KiB, gateway CPU $cpu_up / $cpu_down ms per Gbit"
+		up8=$(iperf up "${extra[@]}" -P 8)
+		down8=$(iperf down "${extra[@]}" -P 8)
+		rss8=$(vmhwm)
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$r" "$up" "$down" "$rss" "$cpu_up" "$cpu_down" \
+			"$up8" "$down8" "$rss8" >>"$OUT/iperf.tsv"
+		say "round $r $p: up $up Mbit/s, down $down Mbit/s, VmHWM $rss KiB, gateway CPU $cpu_up / $cpu_down ms per Gbit;" \
+			"8 streams: up $up8, down $down8 Mbit/s, VmHWM $rss8 KiB"
 	done
 done
 
-col() { # col PATH FIELD: the median of FIELD (3 up, 4 down, 5 rss, 6/7 CPU ms per Gbit up/down) over the rounds of PATH
+col() { # col PATH FIELD: the median of FIELD (3 up, 4 down, 5 rss, 6/7 CPU ms per Gbit up/down; 8 streams: 8 up, 9 down, 10 rss) over the rounds of PATH
 	awk -v p="$1" -v f="$2" -F'\t' '$1 == p && $f != "-" && $f != "" { print $f }' "$OUT/iperf.tsv" | median
+}
+colmax() { # colmax PATH FIELD: the largest FIELD over the rounds of PATH
+	awk -v p="$1" -v f="$2" -F'\t' '$1 == p && $f != "-" && $f != "" { if ($f + 0 > m) m = $f + 0 } END { print (m == "" ? "-" : m) }' "$OUT/iperf.tsv"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'; }
 # ratio_row LABEL A B UP DOWN: a table row of path A's medians over path B's (fields UP and DOWN
@@ -151,10 +160,12 @@ ratio_row() {
 if [[ -z ${NO_DNS:-} ]]; then
 dns_path=fobgw-auto
 dns_if=fobgw0
+[[ $NSP == fobl ]] || dns_if=${NSP}gw0 # lab.sh's names under another prefix
 dns_targets="fobgw dnsmasq"
 if [[ " $PATHS " != *" fobgw-auto "* ]]; then
 	dns_path=stock
 	dns_if=wgstock0
+	[[ $NSP == fobl ]] || dns_if=${NSP}stk0
 	dns_targets=dnsmasq
 fi
 gw_start "$dns_path" >>"$OUT/lab.log" 2>&1
@@ -217,7 +228,7 @@ read -r load_after _ </proc/loadavg
 	echo
 	echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)," \
 		"kernel $(uname -r); load average $load_before before, $load_after after (shared machine)."
-	echo "Stock recipe and beg: $(cd "$HERE/.." && go list -m golang.zx2c4.com/wireguard 2>/dev/null) (go.mod's pin)," \
+	echo "Stock recipe and beg: upstream golang.zx2c4.com/wireguard $(bash "$HERE/../patches/apply.sh" -version) (go.mod's pin; fobgw: the same with patches/wireguard)," \
 		"$(iperf3 --version | head -1 | cut -d' ' -f1-2), dnsperf $(dpkg-query -W -f='${Version}' dnsperf 2>/dev/null)."
 	echo
 	echo "Command: \`ROUNDS=$ROUNDS SECS=$SECS DNS_SECS=$DNS_SECS PATHS=\"$PATHS\" IPERF_ARGS=\"${IPERF_ARGS:-}\" bash bench/throughput.sh\`" \
@@ -225,15 +236,19 @@ read -r load_after _ </proc/loadavg
 	echo
 	echo "### Throughput, medians of $ROUNDS alternated rounds (Mbit/s), peak RSS of the gateway"
 	echo
-	echo "| path | upload | download | VmHWM (KiB, median) | gateway CPU ms per Gbit, up / down |"
-	echo "| --- | ---: | ---: | ---: | ---: |"
+	echo "| path | upload | download | VmHWM after 1 stream each way (KiB) | gateway CPU ms per Gbit, up / down | 8 streams: upload | download | VmHWM after 8 streams each way (KiB) |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for p in $PATHS; do
-		echo "| $p | $(col "$p" 3) | $(col "$p" 4) | $(col "$p" 5) | $(col "$p" 6) / $(col "$p" 7) |"
+		echo "| $p | $(col "$p" 3) | $(col "$p" 4) | $(col "$p" 5) | $(col "$p" 6) / $(col "$p" 7) | $(col "$p" 8) | $(col "$p" 9) | $(col "$p" 10) |"
 	done
+	echo
+	echo "VmHWM, most in any round (KiB), after 1 / after 8 streams each way:" \
+		"$(for p in $PATHS; do printf '%s %s / %s; ' "$p" "$(colmax "$p" 5)" "$(colmax "$p" 10)"; done)"
 	echo
 	echo "| ratio | upload | download |"
 	echo "| --- | ---: | ---: |"
 	ratio_row "fobgw (auto) / stock recipe" fobgw-auto stock 3 4
+	ratio_row "8 streams: fobgw (auto) / stock recipe" fobgw-auto stock 8 9
 	ratio_row "CPU per Gbit, fobgw (auto) / stock recipe" fobgw-auto stock 6 7
 	ratio_row "fobgw clamp on / off" fobgw-auto fobgw-off 3 4
 	ratio_row "fobgw CPU per Gbit, clamp on / off" fobgw-auto fobgw-off 6 7
@@ -241,7 +256,7 @@ read -r load_after _ </proc/loadavg
 	ratio_row "fobgw default / GOMEMLIMIT=off" fobgw-auto fobgw-nolimit 3 4
 	ratio_row "stock recipe / plain routing" stock plain 3 4
 	echo
-	echo "Every round (path, round, up, down, VmHWM KiB, gateway CPU ms per Gbit up, down):"
+	echo "Every round (path, round, up, down, VmHWM KiB, gateway CPU ms per Gbit up, down; 8 streams: up, down, VmHWM KiB):"
 	echo
 	echo '```'
 	cat "$OUT/iperf.tsv"

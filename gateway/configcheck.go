@@ -56,8 +56,8 @@ func (v *validator) interfaceKeys() {
 			v.errorf(v.line("interface", "Address"), "Address", "a unicast tunnel address, e.g. 10.1.200.2/24", "%v is not a usable address", a)
 		}
 	}
-	if c.MTU < 576 || c.MTU > 65535 {
-		v.errorf(v.line("interface", "MTU"), "MTU", "576 to 65535", "MTU %d out of range", c.MTU)
+	if c.MTU < 576 || c.MTU > MaxMTU {
+		v.errorf(v.line("interface", "MTU"), "MTU", fmt.Sprintf("576 to %d (fobgw's packet buffers hold no more)", MaxMTU), "MTU %d out of range", c.MTU)
 	}
 }
 

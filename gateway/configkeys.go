@@ -56,8 +56,8 @@ var sections = map[string][]keyDef{
 		}},
 		{"MTU", func(p *parser, c *Config, v string) (string, string) {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 576 || n > 65535 {
-				return fmt.Sprintf("%q is not a usable MTU", v), "a number from 576 to 65535 (1420 for WireGuard over a 1500-byte link)"
+			if err != nil || n < 576 || n > MaxMTU {
+				return fmt.Sprintf("%q is not a usable MTU", v), fmt.Sprintf("a number from 576 to %d, the most fobgw's packet buffers hold (1420 for WireGuard over a 1500-byte link)", MaxMTU)
 			}
 			c.MTU = n
 			return "", ""

@@ -14,7 +14,7 @@ func (g *gateway) startListeners(opt Options, undo *undoStack) error {
 	}
 	undo.push(ctl.close)
 	if g.cfg.MetricsListen != "" {
-		reg, err := newRegistry(g.status, g.fwd.Collector(), wgexport.NewCollector(g.cfg.Name, g.tun.dev.IpcGet))
+		reg, err := newRegistry(g.status, g.fwd.Collector(), newRoomDropsCollector(), wgexport.NewCollector(g.cfg.Name, g.tun.dev.IpcGet))
 		if err != nil {
 			return err
 		}

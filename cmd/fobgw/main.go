@@ -17,7 +17,6 @@ import (
 	"math"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -43,40 +42,12 @@ Usage:
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 
-Memory: fobgw run sets a soft memory limit (runtime/debug.SetMemoryLimit) of
-a quarter of the machine's memory, at least 64 MiB: 128 MiB on a 512 MB board.
-The GOMEMLIMIT environment variable wins (e.g. GOMEMLIMIT=64MiB to trade
-throughput for memory, GOMEMLIMIT=off for none); GOGC keeps its default. The
-limit is logged at start as memory_limit.
+Memory: fobgw run sets a soft memory limit (runtime/debug.SetMemoryLimit):
+three quarters of its cgroup's memory limit when it runs under one (systemd's
+MemoryMax=, cgroup v1 or v2), otherwise 48 MiB, what it was measured to need.
+The GOMEMLIMIT environment variable wins (GOMEMLIMIT=off for none); GOGC keeps
+its default. The limit is logged at start as memory_limit.
 `
-
-// defaultMemoryLimit is the soft memory limit of `fobgw run` when
-// GOMEMLIMIT is not set: a quarter of the machine's memory, at least
-// minMemoryLimit. Under load most of fobgw's memory is wireguard-go's 64 KiB
-// message buffers, held in sync.Pools, plus the garbage collector's slack
-// (GOGC=100 lets the heap double before a cycle): about 270 MB peak RSS
-// under one iperf3 stream without a limit. A limit trims that, but every
-// GC cycle also empties the pools and each new buffer must be zeroed: in the
-// lab 128 MiB held the peak RSS near 112 MB at about 0.85 of the download
-// throughput, 64 MiB near 46 MB at half (bench/RESULTS.md). So a board with
-// 512 MB gets 128 MiB and one with 1 GB 256 MiB, while a bigger machine is
-// in effect unlimited. The limit is soft: the runtime exceeds it rather than
-// fail, and caps the GC's CPU share (about 50 %) near it.
-func defaultMemoryLimit(memTotal int64) int64 {
-	return max(memTotal/4, minMemoryLimit)
-}
-
-// minMemoryLimit is the smallest default soft memory limit.
-const minMemoryLimit = 64 << 20
-
-// memTotal is the machine's memory in bytes, 0 when unknown.
-func memTotal() int64 {
-	var si syscall.Sysinfo_t
-	if err := syscall.Sysinfo(&si); err != nil {
-		return 0
-	}
-	return int64(si.Totalram) * int64(si.Unit)
-}
 
 // Exit codes.
 const (
@@ -212,7 +183,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, *verbose)
-	limit, source := applyMemoryLimit(os.Getenv, memTotal())
+	limit, source := applyMemoryLimit(os.Getenv, cgroupMemoryLimit("/"))
 	if limit == math.MaxInt64 {
 		log.Info("memory limit", "memory_limit", "off", "source", source)
 	} else {
@@ -221,18 +192,6 @@ func cmdRun(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return gateway.Run(ctx, cfg, gateway.Options{Logger: log})
-}
-
-// applyMemoryLimit sets defaultMemoryLimit(total) unless GOMEMLIMIT is set
-// (the runtime has applied it then), and returns the limit in force and
-// where it came from.
-func applyMemoryLimit(getenv func(string) string, total int64) (limit int64, source string) {
-	if getenv("GOMEMLIMIT") != "" {
-		return debug.SetMemoryLimit(-1), "GOMEMLIMIT"
-	}
-	limit = defaultMemoryLimit(total)
-	debug.SetMemoryLimit(limit)
-	return limit, "default (a quarter of the machine's memory)"
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {

@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
-	"math"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -120,31 +118,6 @@ func hasAddr(name, a string) bool {
 		}
 	}
 	return false
-}
-
-func TestMemoryLimit(t *testing.T) {
-	prev := debug.SetMemoryLimit(-1)
-	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
-	env := map[string]string{}
-	getenv := func(k string) string { return env[k] }
-
-	for _, tt := range []struct{ total, want int64 }{
-		{512 << 20, 128 << 20}, // a 512 MB board
-		{1 << 30, 256 << 20},   // 1 GB
-		{128 << 20, 64 << 20},  // never below minMemoryLimit
-		{0, 64 << 20},          // unknown
-	} {
-		debug.SetMemoryLimit(math.MaxInt64)
-		if limit, src := applyMemoryLimit(getenv, tt.total); limit != tt.want || !strings.HasPrefix(src, "default") || debug.SetMemoryLimit(-1) != tt.want {
-			t.Errorf("without GOMEMLIMIT, %d bytes of memory: %d from %s, runtime %d; want %d", tt.total, limit, src, debug.SetMemoryLimit(-1), tt.want)
-		}
-	}
-	// GOMEMLIMIT set: the runtime applied it at start; it is left alone.
-	env["GOMEMLIMIT"] = "128MiB"
-	debug.SetMemoryLimit(128 << 20)
-	if limit, src := applyMemoryLimit(getenv, 512<<20); limit != 128<<20 || src != "GOMEMLIMIT" || debug.SetMemoryLimit(-1) != 128<<20 {
-		t.Errorf("with GOMEMLIMIT: %d from %s, runtime %d; want %d", limit, src, debug.SetMemoryLimit(-1), 128<<20)
-	}
 }
 
 func TestGenkeyPubkey(t *testing.T) {
