@@ -15,6 +15,8 @@
 #   down                  stop every process of the lab, delete its namespaces and files
 #   x NS CMD...           run CMD in namespace $FOBL_NS-NS (client, muc, net, beg, web)
 #   ddns-move ADDR        move beg's WAN address to ADDR and make the ISP's DNS record follow
+#   path-mtu MTU          set the ISP-to-home link (net beg0 <-> beg wan0) to MTU (1280-1500), with
+#                         ICMP "fragmentation needed" dropped at net: the tunnel's own black hole
 #   status                namespaces, gateway mode, `wg show` at both ends
 #
 # Environment: FOBL_NS (prefix of the lab's namespace names; default fobl, so fobl-client...;
@@ -423,6 +425,35 @@ cmd_ddns_move() {
 	log "home moved from $old to $new; home.example follows"
 }
 
+# cmd_path_mtu MTU: the link between the local ISP and home carries MTU bytes, both ends, and net
+# drops every ICMP "fragmentation needed" (made by itself or passing through), so that a sender of
+# larger datagrams with DF learns nothing: the black hole one layer under the tunnel (issue 15).
+# 1500 is the ordinary world (the drop rule stays; nothing is too big for it to matter).
+cmd_path_mtu() {
+	local mtu=${1:-}
+	[[ $mtu =~ ^[0-9]+$ ]] && ((mtu >= 1280 && mtu <= 1500)) ||
+		die "path-mtu '$mtu': want the link's MTU, a number from 1280 to 1500 (1500: the ordinary world)"
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	ip -n ${NSP}-net link set beg0 mtu "$mtu"
+	ip -n ${NSP}-beg link set wan0 mtu "$mtu"
+	nsx net nft -f - <<-'EOF'
+		table ip fobl-pathmtu
+		delete table ip fobl-pathmtu
+		table ip fobl-pathmtu {
+			counter frag_needed {}
+			chain out {
+				type filter hook output priority filter; policy accept;
+				icmp type destination-unreachable icmp code frag-needed counter name frag_needed drop
+			}
+			chain through {
+				type filter hook forward priority filter; policy accept;
+				icmp type destination-unreachable icmp code frag-needed counter name frag_needed drop
+			}
+		}
+	EOF
+	log "the ISP-to-home link is at MTU $mtu; ICMP \"fragmentation needed\" dropped at net"
+}
+
 cmd_status() {
 	ip netns list | grep "^${NSP}-" || echo "no lab namespaces"
 	[[ -d $LAB ]] || return 0
@@ -447,9 +478,10 @@ main() {
 		nsx "$ns" "$@"
 		;;
 	ddns-move) cmd_ddns_move "$@" ;;
+	path-mtu) cmd_path_mtu "$@" ;;
 	status) cmd_status ;;
 	*)
-		sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2
 		;;
 	esac
