@@ -48,10 +48,11 @@
 // and the ceiling (the configured MTU; 1420 for MTU = auto, see Ceiling):
 //
 //   - a full round at start, every Interval (10 min), on Trigger (a failed
-//     handshake, a new underlay) and every DownRetry while the tunnel is
-//     down: a small liveness probe (it also sets the probe timeout from the
-//     round trip), a probe of the current MTU, then a shrink or a grow;
-//   - every ConfirmInterval (30 s), if packets larger than the floor crossed
+//     handshake, a new endpoint, a new underlay) and, while the tunnel is
+//     down, after 1 s, 2 s, 4 s ... up to DownRetry (10 s): a small liveness
+//     probe (a second one times the round trip for the probe timeout), a
+//     probe of the current MTU, then a shrink or a grow;
+//   - every ConfirmInterval (10 s), if packets larger than the floor crossed
 //     the tunnel since (Device.Active), a probe of the current MTU: a path
 //     that shrank is found while someone is hurt by it, and an idle tunnel
 //     costs nothing;

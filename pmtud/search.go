@@ -21,14 +21,15 @@ type Config struct {
 	// current MTU, growing towards the ceiling. Default 10 min.
 	Interval time.Duration
 	// ConfirmInterval is how often the current MTU is confirmed with a
-	// probe of its size while Active reports traffic. Default 30 s.
+	// probe of its size while Active reports traffic. Default 10 s.
 	ConfirmInterval time.Duration
 	// RaiseInterval is how soon after a round below the ceiling a larger MTU
 	// is tried; it doubles after every shrink that follows a grow within
 	// Interval (a flapping path), up to Interval. Default 1 min.
 	RaiseInterval time.Duration
-	// DownRetry is the time between rounds while the tunnel is down (even
-	// small probes lost). Default 10 s.
+	// DownRetry is the longest time between rounds while the tunnel is down
+	// (even small probes lost): the first retry comes after 1 s (or
+	// DownRetry if shorter), each next one twice as late. Default 10 s.
 	DownRetry time.Duration
 	// Timeout is the longest a probe is waited for; within a round it is
 	// 4 round trips of the liveness probe, at least MinTimeout. Defaults
@@ -70,7 +71,7 @@ func (c *Config) setDefaults() {
 	num(&c.Floor, DefaultFloor)
 	c.Floor = min(c.Floor, c.Ceiling)
 	dur(&c.Interval, 10*time.Minute)
-	dur(&c.ConfirmInterval, 30*time.Second)
+	dur(&c.ConfirmInterval, 10*time.Second)
 	dur(&c.RaiseInterval, time.Minute)
 	dur(&c.DownRetry, 10*time.Second)
 	dur(&c.Timeout, 2*time.Second)
@@ -128,6 +129,7 @@ type Searcher struct {
 	// owned by Run's goroutine
 	timeout   time.Duration
 	raiseWait time.Duration
+	downWait  time.Duration
 	lastGrow  time.Time
 
 	mu sync.Mutex
@@ -144,6 +146,7 @@ func NewSearcher(cfg Config, p Prober) *Searcher {
 		trigger:   make(chan struct{}, 1),
 		timeout:   cfg.Timeout,
 		raiseWait: cfg.RaiseInterval,
+		downWait:  min(time.Second, cfg.DownRetry),
 		st:        Status{Ceiling: cfg.Ceiling, Effective: cfg.Ceiling, State: StateStarting},
 	}
 }
@@ -177,7 +180,10 @@ func (s *Searcher) Run(ctx context.Context) {
 		now := time.Now()
 		nextFull = now.Add(s.cfg.Interval)
 		if s.state() == StateDown {
-			nextFull = now.Add(s.cfg.DownRetry)
+			nextFull = now.Add(s.downWait)
+			s.downWait = min(2*s.downWait, s.cfg.DownRetry)
+		} else {
+			s.downWait = min(time.Second, s.cfg.DownRetry)
 		}
 		nextRaise = now.Add(s.raiseWait)
 		nextConfirm = now.Add(s.cfg.ConfirmInterval)
@@ -265,18 +271,26 @@ func (s *Searcher) pass(ctx context.Context, size, tries int) (bool, error) {
 }
 
 // alive probes a small size with the longest timeout (the first packet may
-// wait for a handshake) and sets the round's timeout from its round trip.
+// wait for a handshake), and once one gets through, times a second one to
+// set the round's timeout: 4 round trips, at least MinTimeout.
 func (s *Searcher) alive(ctx context.Context) (bool, error) {
+	small := min(liveSize, s.cfg.Floor)
 	for range s.cfg.ConfirmTries {
 		s.timeout = s.cfg.Timeout
-		start := time.Now()
-		ok, err := s.pass(ctx, min(liveSize, s.cfg.Floor), 1)
-		if err != nil || ok {
-			if ok {
-				s.timeout = min(max(4*time.Since(start), s.cfg.MinTimeout), s.cfg.Timeout)
+		ok, err := s.pass(ctx, small, 1)
+		if err != nil || !ok {
+			if err != nil {
+				return false, err
 			}
-			return ok, err
+			continue
 		}
+		start := time.Now()
+		if ok, err := s.pass(ctx, small, 1); err != nil {
+			return false, err
+		} else if ok {
+			s.timeout = min(max(4*time.Since(start), s.cfg.MinTimeout), s.cfg.Timeout)
+		}
+		return true, nil
 	}
 	return false, nil
 }

@@ -51,8 +51,9 @@ type fakePath struct {
 	dead   bool
 	loss   float64 // per direction, protected by mu
 	rnd    *rand.Rand
-	before func(f *fakePath, n int) // called (mu held) before probe n (from 0)
-	log    []probe                  // protected by mu
+	before func(f *fakePath, n int)  // called (mu held) before probe n (from 0)
+	delay  func(n int) time.Duration // how long probe n takes to be answered
+	log    []probe                   // protected by mu
 }
 
 type probe struct {
@@ -72,6 +73,9 @@ func (f *fakePath) Probe(ctx context.Context, size int, timeout time.Duration) e
 	defer f.mu.Unlock()
 	if f.before != nil {
 		f.before(f, len(f.log))
+	}
+	if f.delay != nil {
+		time.Sleep(f.delay(len(f.log)))
 	}
 	ok := !f.dead && size <= f.up && size <= f.down &&
 		f.rnd.Float64() >= f.loss && f.rnd.Float64() >= f.loss
@@ -417,5 +421,43 @@ func TestNoSearchWhenTheCeilingIsTheFloor(t *testing.T) {
 	}
 	if st := s.Status(); st.Effective != 1280 || st.Ceiling != 1280 {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// A tunnel that is down at start (no endpoint yet, no handshake) is retried
+// soon, and the path is found once it is up.
+func TestRunRetriesWhileDown(t *testing.T) {
+	f := newFakePath(1340)
+	f.dead = true
+	s := NewSearcher(Config{Ceiling: 1420, Interval: time.Hour, DownRetry: 20 * time.Millisecond, Active: func() bool { return false }}, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "state down", 10*time.Second, func() bool { return s.Status().State == StateDown })
+	if e := s.Status().Effective; e != 1420 {
+		t.Errorf("effective %d while down, want the ceiling kept", e)
+	}
+	f.mu.Lock()
+	f.dead = false
+	f.mu.Unlock()
+	waitFor(t, "the path found once the tunnel is up", 10*time.Second, func() bool { return s.Status().Effective == 1340 })
+}
+
+// The first answer waits for a handshake; the round's timeout must come
+// from a round trip without one, or every lost probe of the search costs the
+// longest timeout.
+func TestTimeoutFromARoundTripWithoutHandshake(t *testing.T) {
+	f := newFakePath(1340)
+	f.delay = func(n int) time.Duration {
+		if n == 0 {
+			return 300 * time.Millisecond // the handshake
+		}
+		return 0
+	}
+	s := NewSearcher(Config{Ceiling: 1420, MinTimeout: 10 * time.Millisecond}, f)
+	s.full(context.Background())
+	if s.timeout != 10*time.Millisecond {
+		t.Errorf("probe timeout %v after a handshake of 300 ms and instant answers, want MinTimeout 10ms", s.timeout)
 	}
 }
