@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -358,7 +360,7 @@ func TestEchoProber(t *testing.T) {
 		size int
 		want error
 	}{{128, nil}, {1400, nil}, {1401, ErrLost}, {1420, ErrLost}, {1280, nil}} {
-		if err := p.Probe(ctx, tc.size, 200*time.Millisecond); !errors.Is(err, tc.want) && err != tc.want {
+		if err := p.Probe(ctx, tc.size, time.Second); !errors.Is(err, tc.want) && err != tc.want {
 			t.Errorf("Probe(%d) = %v, want %v", tc.size, err, tc.want)
 		}
 	}
@@ -374,9 +376,20 @@ func TestEchoProber(t *testing.T) {
 	mu.Lock()
 	path = 1340
 	mu.Unlock()
-	s := NewSearcher(Config{Ceiling: 1420, Timeout: 200 * time.Millisecond, MinTimeout: 20 * time.Millisecond}, p)
+	s := NewSearcher(Config{Ceiling: 1420, Timeout: time.Second, MinTimeout: 300 * time.Millisecond}, p)
 	s.full(ctx)
 	if st := s.Status(); st.Effective != 1340 || st.State != StateOK {
 		t.Errorf("search: %+v, want effective 1340", st)
+	}
+}
+
+func TestDialTriggerWantsIPv4(t *testing.T) {
+	c, err := DialTrigger("lo", netip.MustParseAddr("fd00::1"))
+	if err == nil {
+		c.Close()
+		t.Fatal("DialTrigger to an IPv6 target: no error")
+	}
+	if !strings.Contains(err.Error(), "IPv4") {
+		t.Errorf("error %q does not say an IPv4 address is wanted", err)
 	}
 }

@@ -457,7 +457,8 @@ func TestTimeoutFromARoundTripWithoutHandshake(t *testing.T) {
 	}
 	s := NewSearcher(Config{Ceiling: 1420, MinTimeout: 10 * time.Millisecond}, f)
 	s.full(context.Background())
-	if s.timeout != 10*time.Millisecond {
-		t.Errorf("probe timeout %v after a handshake of 300 ms and instant answers, want MinTimeout 10ms", s.timeout)
+	// From the handshake's answer it would be 4 x 300 ms.
+	if s.timeout >= time.Second {
+		t.Errorf("probe timeout %v after a handshake of 300 ms and instant answers, want it from an instant round trip", s.timeout)
 	}
 }
