@@ -77,15 +77,26 @@
 //	pd := pmtud.Wrap(td, ceiling, pmtud.DefaultFloor)  // outermost
 //	dev := device.NewDevice(pd, bind, logger)
 //	// once the TUN is up with its address:
-//	conn, _ := pmtud.DialTrigger(name, homeTunnelAddr)
+//	conn, _ := pmtud.DialTrigger(name, target)      // an IPv4 address home answers pings on
 //	s := pmtud.NewSearcher(pmtud.Config{Ceiling: ceiling, Active: pd.Active,
 //		OnChange: func(old, new int) { /* netlink: set the TUN's MTU; log once */ }},
 //		pd.Prober(conn))
 //	go s.Run(ctx)
+//	// s.Trigger() when the endpoint changes, a handshake fails, the underlay changes
 //
 // Setting the TUN's MTU is all it takes: the kernel answers LAN hosts with
 // "fragmentation needed" and UDP applications see it, and wireguard-go's TUN
 // reports the change as an event that mssclamp follows.
 //
-// IPv4 only: the probe target is the home router's IPv4 tunnel address.
+// The target is any IPv4 address at home whose kernel answers ICMP echo
+// through the tunnel: the home router's tunnel address (10.1.200.1 in the
+// story) or a host on the home LAN. If nothing ever answers, even small
+// probes are lost, the state stays "down" and the MTU stays at the ceiling:
+// no worse than without discovery. Outer IPv6 needs nothing more: the probe
+// measures the inner size whatever the outer header costs.
+//
+// Limits: a TCP connection opened before the MTU shrank keeps the MSS it
+// was clamped to, so its full-size segments from the far end stay lost (the
+// home side's MTU is not fobgw's); new connections fit. IPv4 probes only: a
+// tunnel without an IPv4 address cannot be probed.
 package pmtud
