@@ -17,6 +17,8 @@
 #   down                  stop every process of the lab, delete its namespaces and files
 #   x NS CMD...           run CMD in namespace $FOBL_NS-NS (client, muc, net, beg, web)
 #   ddns-move ADDR        move beg's WAN address to ADDR and make the ISP's DNS record follow
+#   path-mtu MTU          set the ISP-to-home link (net beg0 <-> beg wan0) to MTU (1280-1500), with
+#                         ICMP "fragmentation needed" dropped at net: the tunnel's own black hole
 #   status                namespaces, gateway mode, `wg show` at both ends
 #   beg-allowed PREFIXES  set the AllowedIPs of the FOB's peer at beg (e.g. 10.1.200.2/32, as
 #                         the home router of the story; the lab starts with
@@ -572,6 +574,35 @@ cmd_beg_port() {
 	log "beg answers WireGuard on 13231${*:+ and $*}"
 }
 
+# cmd_path_mtu MTU: the link between the local ISP and home carries MTU bytes, both ends, and net
+# drops every ICMP "fragmentation needed" (made by itself or passing through), so that a sender of
+# larger datagrams with DF learns nothing: the black hole one layer under the tunnel (issue 15).
+# 1500 is the ordinary world (the drop rule stays; nothing is too big for it to matter).
+cmd_path_mtu() {
+	local mtu=${1:-}
+	[[ $mtu =~ ^[0-9]+$ ]] && ((mtu >= 1280 && mtu <= 1500)) ||
+		die "path-mtu '$mtu': want the link's MTU, a number from 1280 to 1500 (1500: the ordinary world)"
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	ip -n ${NSP}-net link set beg0 mtu "$mtu"
+	ip -n ${NSP}-beg link set wan0 mtu "$mtu"
+	nsx net nft -f - <<-'EOF'
+		table ip fobl-pathmtu
+		delete table ip fobl-pathmtu
+		table ip fobl-pathmtu {
+			counter frag_needed {}
+			chain out {
+				type filter hook output priority filter; policy accept;
+				icmp type destination-unreachable icmp code frag-needed counter name frag_needed drop
+			}
+			chain through {
+				type filter hook forward priority filter; policy accept;
+				icmp type destination-unreachable icmp code frag-needed counter name frag_needed drop
+			}
+		}
+	EOF
+	log "the ISP-to-home link is at MTU $mtu; ICMP \"fragmentation needed\" dropped at net"
+}
+
 cmd_status() {
 	ip netns list | grep "^${NSP}-" || echo "no lab namespaces"
 	[[ -d $LAB ]] || return 0
@@ -596,13 +627,14 @@ main() {
 		nsx "$ns" "$@"
 		;;
 	ddns-move) cmd_ddns_move "$@" ;;
+	path-mtu) cmd_path_mtu "$@" ;;
 	status) cmd_status ;;
 	beg-allowed) cmd_beg_allowed "$@" ;;
 	block-udp) cmd_block_udp "$@" ;;
 	unblock-udp) set_ports fobl-block net "" && log "the ISP drops nothing" ;;
 	beg-port) cmd_beg_port "$@" ;;
 	*)
-		sed -n '2,38p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,40p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2
 		;;
 	esac
