@@ -278,8 +278,8 @@ func updateChecksum(seg []byte, delta uint32) {
 //
 // Why patterns: timed in one run against plainClamp (plain_test.go: one
 // walk of the whole list under the same contract), a SYN whose list is
-// walked (clampList) costs as much as the plain one, and one whose list
-// matches here about 0.6x (BenchmarkClampVsPlain; bench/RESULTS.md). A match
+// walked (clampList) costs 1.0-1.07x the plain one, and one whose list
+// matches here 0.5-0.7x (BenchmarkClampVsPlain; bench/RESULTS.md). A match
 // is three masked 64-bit compares where the walk branches on every option.
 var usualLists = [...]optPattern{
 	// Linux, Android: MSS, SACK permitted, timestamps, NOP, window scale.
