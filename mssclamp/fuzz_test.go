@@ -10,7 +10,8 @@ import (
 // reference reading in ref_test.go: no panic, length unchanged, only MSS
 // values and the TCP checksum may change, an MSS never rises and is set to
 // exactly the limit, a valid checksum stays valid, a second Clamp changes
-// nothing, and Clamp changes the packet exactly when the reference says so.
+// nothing, Clamp changes the packet exactly when the reference says so, and
+// plainClamp (plain_test.go) gives the same bytes.
 func FuzzClamp(f *testing.F) {
 	for _, tc := range clampCases() {
 		f.Add(tc.pkt, tc.mtu)
@@ -33,6 +34,9 @@ func FuzzClamp(f *testing.F) {
 		}
 		if want := refClampable(before, mtu); changed != want {
 			t.Fatalf("Clamp = %v, reference wants %v", changed, want)
+		}
+		if plain := bytes.Clone(before); plainClamp(plain, mtu) != changed || !bytes.Equal(plain, pkt) {
+			t.Fatalf("plainClamp (the benchmarks' yardstick) differs from Clamp:\n got %x\nwant %x", plain, pkt)
 		}
 		if !changed {
 			return
