@@ -61,6 +61,7 @@ func (f *Forwarder) Start() error {
 			return listenError("UDP", addr, err)
 		}
 		c := pc.(*net.UDPConn)
+		sizeBuffers(c)
 		udp = append(udp, c)
 		addr = netip.AddrPortFrom(addr.Addr(), c.LocalAddr().(*net.UDPAddr).AddrPort().Port())
 	}
