@@ -225,6 +225,12 @@ for r in $(seq "$DNS_ROUNDS"); do
 			printf "%s %.0f NOERROR/s, failed %d of %d; ", $2, $5 / $9, $6 + $7 + $8, $4 }' "$OUT/dns.tsv")"
 	done
 done
+# fobgw's own counters after every DNS run (its metrics, if the lab's config serves them).
+if [[ " $dns_targets " == *" fobgw "* ]]; then
+	metrics=$(grep -m1 -o 'MetricsListen = [^ ]*' "$LAB/fobgw.conf" 2>/dev/null | cut -d' ' -f3) || true
+	ip netns exec ${NSP}-muc curl -s --max-time 3 "http://${metrics:-127.0.0.1:9586}/metrics" 2>/dev/null |
+		grep '^fobgw_dns_' >"$OUT/fobgw-dns-metrics.txt" || true
+fi
 fi
 # dns_goodput TARGET KIND: the median over rounds of NOERROR answers per second.
 dns_goodput() {
@@ -294,17 +300,26 @@ read -r load_after _ </proc/loadavg
 	echo "failed: SERVFAIL + REFUSED + lost (no answer within 5 s), summed over the rounds, share of the queries sent."
 	echo "dnsmasq: --cache-size=10000 --server=192.168.88.1@$dns_if --dns-forward-max=N on 192.168.86.1."
 	echo
-	echo "| forwarder | uncached NOERROR/s | uncached failed | cached NOERROR/s | cached failed | steady 3,000 q/s: failed |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+	echo "| forwarder | uncached NOERROR/s | uncached failed | cached NOERROR/s | cached failed | steady 3,000 q/s: NOERROR/s | steady: failed |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for t in $dns_targets; do
 		echo "| $t | $(dns_goodput "$t" uncached) | $(dns_failed "$t" uncached) | $(dns_goodput "$t" cached) |" \
-			"$(dns_failed "$t" cached) | $(dns_failed "$t" steady3000) |"
+			"$(dns_failed "$t" cached) | $(dns_goodput "$t" steady3000) | $(dns_failed "$t" steady3000) |"
 	done
 	if [[ " $dns_targets " == *" fobgw "* ]]; then
 		bu=$(dns_best uncached) bc=$(dns_best cached)
 		echo
 		echo "fobgw / dnsmasq's best: uncached $(ratio "$(dns_goodput fobgw uncached)" "$(dns_goodput "$bu" uncached)") ($bu)," \
 			"cached $(ratio "$(dns_goodput fobgw cached)" "$(dns_goodput "$bc" cached)") ($bc)."
+	fi
+	if [[ -s $OUT/fobgw-dns-metrics.txt ]]; then
+		echo
+		echo "fobgw's counters after all DNS runs: $(awk '
+			/^fobgw_dns_upstream_retransmits_total / { printf "%d retransmissions, ", $2 }
+			/event="timeout"/ { printf "%d upstream timeouts, ", $2 }
+			/event="mismatched"/ { printf "%d late or mismatched answers dropped, ", $2 }
+			/^fobgw_dns_refused_full_total / { printf "%d REFUSED (table full), ", $2 }
+			/^fobgw_dns_malformed_total / { printf "%d malformed", $2 }' "$OUT/fobgw-dns-metrics.txt")."
 	fi
 	echo
 	echo "Every run (target, kind, round, sent, NOERROR, SERVFAIL, REFUSED, lost, run time s):"

@@ -2,6 +2,7 @@ package dnsfwd
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -112,5 +113,47 @@ func TestBurstBuffers(t *testing.T) {
 		if r, s := get(c, unix.SO_RCVBUF), get(c, unix.SO_SNDBUF); r < 2*burstRecvBuffer || s < 2*burstSendBuffer {
 			t.Errorf("%s socket: SO_RCVBUF %d, SO_SNDBUF %d; want %d and %d (twice what is set)", name, r, s, 2*burstRecvBuffer, 2*burstSendBuffer)
 		}
+	}
+}
+
+// TestBurstWithLossNoFailure: a burst of unique names to an upstream that loses every tenth
+// datagram (as the home resolver's full receive buffer does under a burst) is answered NOERROR
+// throughout, each loss recovered by a retransmission.
+func TestBurstWithLossNoFailure(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	up := rawUpstream(t, func(c *net.UDPConn, from netip.AddrPort, q []byte) {
+		mu.Lock()
+		n++
+		lose := n%10 == 0
+		mu.Unlock()
+		if !lose {
+			c.WriteToUDPAddrPort(fastAnswer(q, 60), from)
+		}
+	})
+	f := startForwarder(t, up, func(c *Config) { c.Timeout = 2 * time.Second })
+	const clients, each = 20, 50
+	errs := make(chan error, clients*each)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := range each {
+				r, err := tryExchange(f, "udp", query(fmt.Sprintf("b%d-%d.example", c, i), dns.TypeA), 3*time.Second)
+				switch {
+				case err != nil:
+					errs <- err
+				case r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1:
+					errs <- fmt.Errorf("%s: rcode %s, %d records", r.Question[0].Name, dns.RcodeToString[r.Rcode], len(r.Answer))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if s := f.Stats(); s.OK != clients*each || s.ServFail != 0 || s.Retransmits < clients*each/10 {
+		t.Errorf("stats %+v: want %d NOERROR, no SERVFAIL, a retransmission per loss", s, clients*each)
 	}
 }
