@@ -208,19 +208,31 @@ dnsperf_run() {
 		"$OUT/dnsperf-$name.txt"
 }
 
-# dns.tsv: target, kind, round, sent, NOERROR, SERVFAIL, REFUSED, lost, run time (s)
+# dns.tsv: target, kind, round, sent, NOERROR, SERVFAIL, REFUSED, lost, run time (s). Targets take
+# turns within each kind, in reverse order every other round, so that the shared machine's load
+# drifts over all of them alike.
 for r in $(seq "$DNS_ROUNDS"); do
+	order=$dns_targets
+	((r % 2)) || order=$(printf '%s\n' $dns_targets | tac | xargs)
+	for kind in uncached cached steady3000; do
+		for t in $order; do
+			case $kind in
+			uncached)
+				gen_unique 400000 "$t-r$r"
+				file=$OUT/$t-r$r.queries args=(-c 4 -q 500)
+				;;
+			cached) file=$OUT/cached.queries args=(-c 4 -q 500) ;;
+			steady3000)
+				gen_unique 30000 "$t-steady-r$r"
+				file=$OUT/$t-steady-r$r.queries args=(-c 4 -Q 3000)
+				;;
+			esac
+			read -r a < <(dnsperf_run "$t-$kind-r$r" "${dns_port[$t]}" "$file" "${args[@]}")
+			printf '%s\t%s\t%s\t%s\n' "$t" "$kind" "$r" "${a// /$'\t'}" >>"$OUT/dns.tsv"
+			[[ $kind == cached ]] || rm -f "$file"
+		done
+	done
 	for t in $dns_targets; do
-		port=${dns_port[$t]}
-		gen_unique 400000 "$t-r$r"
-		read -r a < <(dnsperf_run "$t-uncached-r$r" "$port" "$OUT/$t-r$r.queries" -c 4 -q 500)
-		printf '%s\tuncached\t%s\t%s\n' "$t" "$r" "${a// /$'\t'}" >>"$OUT/dns.tsv"
-		read -r a < <(dnsperf_run "$t-cached-r$r" "$port" "$OUT/cached.queries" -c 4 -q 500)
-		printf '%s\tcached\t%s\t%s\n' "$t" "$r" "${a// /$'\t'}" >>"$OUT/dns.tsv"
-		gen_unique 30000 "$t-steady-r$r"
-		read -r a < <(dnsperf_run "$t-steady-r$r" "$port" "$OUT/$t-steady-r$r.queries" -c 4 -Q 3000)
-		printf '%s\tsteady3000\t%s\t%s\n' "$t" "$r" "${a// /$'\t'}" >>"$OUT/dns.tsv"
-		rm -f "$OUT"/*-r"$r".queries
 		say "dns round $r $t: $(awk -F'\t' -v t="$t" -v r="$r" '$1 == t && $3 == r && $9 > 0 {
 			printf "%s %.0f NOERROR/s, failed %d of %d; ", $2, $5 / $9, $6 + $7 + $8, $4 }' "$OUT/dns.tsv")"
 	done
@@ -315,11 +327,10 @@ read -r load_after _ </proc/loadavg
 	if [[ -s $OUT/fobgw-dns-metrics.txt ]]; then
 		echo
 		echo "fobgw's counters after all DNS runs: $(awk '
-			/^fobgw_dns_upstream_retransmits_total / { printf "%d retransmissions, ", $2 }
-			/event="timeout"/ { printf "%d upstream timeouts, ", $2 }
-			/event="mismatched"/ { printf "%d late or mismatched answers dropped, ", $2 }
-			/^fobgw_dns_refused_full_total / { printf "%d REFUSED (table full), ", $2 }
-			/^fobgw_dns_malformed_total / { printf "%d malformed", $2 }' "$OUT/fobgw-dns-metrics.txt")."
+			/^fobgw_dns_upstream_retransmits_total / { rt = $2 } /event="timeout"/ { to = $2 }
+			/event="mismatched"/ { mm = $2 } /^fobgw_dns_refused_full_total / { rf = $2 }
+			END { printf "%d retransmissions, %d upstream timeouts, %d late or mismatched answers dropped, %d REFUSED (table full)", rt, to, mm, rf }' \
+			"$OUT/fobgw-dns-metrics.txt")."
 	fi
 	echo
 	echo "Every run (target, kind, round, sent, NOERROR, SERVFAIL, REFUSED, lost, run time s):"

@@ -305,7 +305,9 @@ const (
 // present, or lower (bytes left over), is malformed.
 //
 // Other records (TSIG, SIG(0)) are refused too: the forwarder rewrites the ID and strips EDNS options,
-// which would break their signatures anyway, and answers for them must not be cached.
+// which would break their signatures anyway, and answers for them must not be cached. So is an IXFR
+// query (RFC 1995), whose SOA sits in the authority section: zone transfers are no LAN client's
+// business through a caching forwarder.
 func parseQuery(msg []byte) (q question, shape queryShape) {
 	if len(msg) < headerLen || binary.BigEndian.Uint16(msg[offQDCount:]) != 1 {
 		return q, malformed
