@@ -29,7 +29,7 @@ type Stats struct {
 	CacheMisses uint64 `json:"cache_misses"` // not in the cache: forwarded to the upstream, or coalesced
 	Coalesced   uint64 `json:"coalesced"`    // of CacheMisses: joined an identical question already in flight
 
-	InFlight         int64  `json:"inflight"`          // upstream queries pending now
+	InFlight         int64  `json:"in_flight"`         // upstream queries pending now
 	UpstreamTimeouts uint64 `json:"upstream_timeouts"` // upstream queries that got no valid answer within Timeout
 	UpstreamErrors   uint64 `json:"upstream_errors"`   // upstream sockets that failed to dial, write or read
 	Retransmits      uint64 `json:"retransmits"`       // UDP queries sent upstream again (new ID, new socket) after no answer in time

@@ -25,9 +25,9 @@ import (
 // A sweeper, every few tens of milliseconds, sends again a UDP query that got no answer within the
 // retransmission timeout (the upstream's smoothed latency plus four deviations, in [minRTO, Timeout/4],
 // doubled at each try): the same question under a new random ID on another socket, so from another
-// source port, since a datagram lost in a burst is the common case, and a home resolver that answers
-// at all answers the second try. Late answers to an earlier try are then counted as mismatched. A
-// pending still unanswered at Timeout gets SERVFAIL.
+// source port. Under a burst the common loss is a datagram dropped on the way (the home resolver's
+// receive buffer overflowing, in the lab), and a later try finds room. Late answers to an earlier try
+// are then counted as mismatched. A pending still unanswered at Timeout gets SERVFAIL.
 
 const (
 	udpUpstreams = 4 // UDP sockets, each with its own ephemeral source port chosen by the kernel
