@@ -7,14 +7,17 @@
 #     Peak RSS (VmHWM) of the gateway process at muc is read after one stream each way, then
 #     after 8 streams each way (iperf3 -P 8, same SECS), in every round.
 #  2. dnsperf from the client against fobgw's forwarder (192.168.86.1:53) and against dnsmasq on
-#     the same gateway forwarding through the same tunnel (192.168.86.1:5353): uncached (unique
-#     names), cached (one name), and a steady 3,000 queries/s that must lose nothing.
+#     the same gateway forwarding through the same tunnel (192.168.86.1:5353 and up, one instance
+#     per --dns-forward-max of DNSMASQ_FWDMAX): uncached (unique names), cached (one name), and a
+#     steady 3,000 queries/s. Reported as NOERROR answers per second and the share of failed
+#     answers (SERVFAIL + REFUSED + lost), not raw queries per second.
 #
 # Prints a Markdown report (also kept in $OUT/report.md; raw figures in $OUT).
 # Environment: ROUNDS (3), SECS (10), DNS_SECS (6), PATHS (the four above, names:
 # fobgw-auto fobgw-off stock plain; without a fobgw binary only stock and plain run; also
 # fobgw-nolimit: fobgw-auto with GOMEMLIMIT=off),
 # IPERF_ARGS (extra iperf3 arguments for every path, e.g. "-M 1380" or "-P 2"), NO_DNS=1 (skip 2.),
+# DNS_ROUNDS (ROUNDS), DNSMASQ_FWDMAX ("150 1000 4000": dnsmasq's --dns-forward-max values tried),
 # NO_BUILD=1 (use the binaries already in $FOBL_BIN).
 # fobgw-off rounds run iperf3 with -M 1380 so the PMTUD black hole cannot stall their
 # downloads: segments are then the same size as with the clamp, and only the clamp's cost differs.
@@ -156,28 +159,45 @@ ratio_row() {
 }
 
 # --- 2. DNS ----------------------------------------------------------------------------------
+# Goodput, not raw q/s: past its --dns-forward-max dnsmasq answers REFUSED at once, and raw q/s
+# rewards that. Each dnsperf run yields NOERROR answers per second and the share of its queries
+# that failed: SERVFAIL + REFUSED + lost (no answer within dnsperf's 5 s). dnsmasq runs once per
+# --dns-forward-max of DNSMASQ_FWDMAX, each on its own port, so that its best configuration is the
+# one compared.
+DNS_ROUNDS=${DNS_ROUNDS:-$ROUNDS}
+DNSMASQ_FWDMAX=${DNSMASQ_FWDMAX:-150 1000 4000}
 : >"$OUT/dns.tsv"
+declare -A dns_port=()
+dns_targets=""
 if [[ -z ${NO_DNS:-} ]]; then
 dns_path=fobgw-auto
 dns_if=fobgw0
 [[ $NSP == fobl ]] || dns_if=${NSP}gw0 # lab.sh's names under another prefix
-dns_targets="fobgw dnsmasq"
-if [[ " $PATHS " != *" fobgw-auto "* ]]; then
+if [[ " $PATHS " == *" fobgw-auto "* ]]; then
+	dns_targets=fobgw
+	dns_port[fobgw]=53
+else
 	dns_path=stock
 	dns_if=wgstock0
 	[[ $NSP == fobl ]] || dns_if=${NSP}stk0
-	dns_targets=dnsmasq
 fi
 gw_start "$dns_path" >>"$OUT/lab.log" 2>&1
-# dnsmasq on the same gateway, forwarding through the same tunnel, at its best options.
-ip netns exec ${NSP}-muc dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
-	--bind-interfaces --listen-address=192.168.86.1 --port=5353 --cache-size=10000 \
-	--server="192.168.88.1@$dns_if" --user=root --group=root --pid-file="$LAB/dns-muc.pidfile" \
-	</dev/null >"$OUT/dnsmasq-muc.log" 2>&1 &
-echo $! >"$LAB/dns-muc.pid"
-for _ in $(seq 50); do
-	ip netns exec ${NSP}-client dig +short +time=1 +tries=1 -p 5353 @192.168.86.1 tv.example >/dev/null 2>&1 && break
-	sleep 0.1
+# dnsmasq on the same gateway, forwarding through the same tunnel, one instance per forward-max.
+port=5353
+for fm in $DNSMASQ_FWDMAX; do
+	t=dnsmasq-fm$fm
+	ip netns exec ${NSP}-muc dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+		--bind-interfaces --listen-address=192.168.86.1 --port=$port --cache-size=10000 \
+		--dns-forward-max="$fm" --server="192.168.88.1@$dns_if" --user=root --group=root \
+		--pid-file="$LAB/dns-muc-$fm.pidfile" </dev/null >"$OUT/$t.log" 2>&1 &
+	echo $! >"$LAB/dns-muc-$fm.pid"
+	dns_port[$t]=$port
+	dns_targets+=" $t"
+	for _ in $(seq 50); do
+		ip netns exec ${NSP}-client dig +short +time=1 +tries=1 -p $port @192.168.86.1 tv.example >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	port=$((port + 1))
 done
 
 # Unique names under a wildcard the Pi-hole stand-in answers; a new prefix per file and run.
@@ -186,39 +206,75 @@ gen_unique() {
 }
 echo "c.q.example A" >"$OUT/cached.queries"
 
-# dnsperf_run NAME PORT FILE ARGS...: prints "qps lost"
+# dnsperf_run NAME PORT FILE ARGS...: prints "sent noerror servfail refused lost runtime"
 dnsperf_run() {
 	local name=$1 port=$2 file=$3
 	shift 3
 	timeout $((DNS_SECS + 30)) ip netns exec ${NSP}-client dnsperf -s 192.168.86.1 -p "$port" -d "$file" \
 		-l "$DNS_SECS" "$@" >"$OUT/dnsperf-$name.txt" 2>&1 || true
-	awk '/Queries per second:/ { q = $4 } /Queries lost:/ { l = $3 } END { print (q == "" ? 0 : q), (l == "" ? "?" : l) }' \
+	# "Response codes:       NOERROR 35997 (99.99%), SERVFAIL 3 (0.01%)"
+	awk '/Queries sent:/ { s = $3 } /Queries lost:/ { l = $3 } /Run time \(s\):/ { t = $4 }
+		/Response codes:/ { for (i = 3; i < NF; i += 3) c[$i] = $(i + 1) }
+		END { printf "%d %d %d %d %d %s\n", s, c["NOERROR"], c["SERVFAIL"], c["REFUSED"], l, (t == "" ? 0 : t) }' \
 		"$OUT/dnsperf-$name.txt"
 }
 
-for r in $(seq "$ROUNDS"); do
+# dns.tsv: target, kind, round, sent, NOERROR, SERVFAIL, REFUSED, lost, run time (s). Targets take
+# turns within each kind, in reverse order every other round, so that the shared machine's load
+# drifts over all of them alike.
+for r in $(seq "$DNS_ROUNDS"); do
+	order=$dns_targets
+	((r % 2)) || order=$(printf '%s\n' $dns_targets | tac | xargs)
+	for kind in uncached cached steady3000; do
+		for t in $order; do
+			case $kind in
+			uncached)
+				gen_unique 400000 "$t-r$r"
+				file=$OUT/$t-r$r.queries args=(-c 4 -q 500)
+				;;
+			cached) file=$OUT/cached.queries args=(-c 4 -q 500) ;;
+			steady3000)
+				gen_unique 30000 "$t-steady-r$r"
+				file=$OUT/$t-steady-r$r.queries args=(-c 4 -Q 3000)
+				;;
+			esac
+			read -r a < <(dnsperf_run "$t-$kind-r$r" "${dns_port[$t]}" "$file" "${args[@]}")
+			printf '%s\t%s\t%s\t%s\n' "$t" "$kind" "$r" "${a// /$'\t'}" >>"$OUT/dns.tsv"
+			[[ $kind == cached ]] || rm -f "$file"
+		done
+	done
 	for t in $dns_targets; do
-		port=53
-		[[ $t == dnsmasq ]] && port=5353
-		gen_unique 400000 "$t-r$r"
-		read -r q l < <(dnsperf_run "$t-uncached-r$r" "$port" "$OUT/$t-r$r.queries" -c 4 -q 500)
-		printf '%s\tuncached\t%s\t%s\t%s\n' "$t" "$r" "$q" "$l" >>"$OUT/dns.tsv"
-		read -r q l < <(dnsperf_run "$t-cached-r$r" "$port" "$OUT/cached.queries" -c 4 -q 500)
-		printf '%s\tcached\t%s\t%s\t%s\n' "$t" "$r" "$q" "$l" >>"$OUT/dns.tsv"
-		gen_unique 30000 "$t-steady-r$r"
-		read -r q l < <(dnsperf_run "$t-steady-r$r" "$port" "$OUT/$t-steady-r$r.queries" -c 4 -Q 3000)
-		printf '%s\tsteady3000\t%s\t%s\t%s\n' "$t" "$r" "$q" "$l" >>"$OUT/dns.tsv"
-		rm -f "$OUT"/*-r"$r".queries
-		say "dns round $r $t: $(grep -P "^$t\t" "$OUT/dns.tsv" | awk -F'\t' -v r="$r" '$3 == r { printf "%s %s q/s lost %s; ", $2, $4, $5 }')"
+		say "dns round $r $t: $(awk -F'\t' -v t="$t" -v r="$r" '$1 == t && $3 == r && $9 > 0 {
+			printf "%s %.0f NOERROR/s, failed %d of %d; ", $2, $5 / $9, $6 + $7 + $8, $4 }' "$OUT/dns.tsv")"
 	done
 done
+# fobgw's own counters after every DNS run (its metrics, if the lab's config serves them).
+if [[ " $dns_targets " == *" fobgw "* ]]; then
+	metrics=$(grep -m1 -o 'MetricsListen = [^ ]*' "$LAB/fobgw.conf" 2>/dev/null | cut -d' ' -f3) || true
+	ip netns exec ${NSP}-muc curl -s --max-time 3 "http://${metrics:-127.0.0.1:9586}/metrics" 2>/dev/null |
+		grep '^fobgw_dns_' >"$OUT/fobgw-dns-metrics.txt" || true
 fi
-dnscol() { # dnscol TARGET KIND FIELD(4 qps, 5 lost)
-	awk -v t="$1" -v k="$2" -v f="$3" -F'\t' '$1 == t && $2 == k { print $f }' "$OUT/dns.tsv" | median |
+fi
+# dns_goodput TARGET KIND: the median over rounds of NOERROR answers per second.
+dns_goodput() {
+	awk -v t="$1" -v k="$2" -F'\t' '$1 == t && $2 == k && $9 > 0 { print $5 / $9 }' "$OUT/dns.tsv" | median |
 		awk '{ if ($1 == "-") print; else printf "%.0f\n", $1 }'
 }
-dnslost() { # the most queries lost in any round
-	awk -v t="$1" -v k="$2" -F'\t' '$1 == t && $2 == k { if ($5 + 0 > m) m = $5 + 0 } END { print m + 0 }' "$OUT/dns.tsv"
+# dns_failed TARGET KIND: failed queries (SERVFAIL + REFUSED + lost) over all rounds, as a share of
+# those sent, and the counts: "0.012 % (3 of 25000: 3 SERVFAIL, 0 REFUSED, 0 lost)".
+dns_failed() {
+	awk -v t="$1" -v k="$2" -F'\t' '$1 == t && $2 == k { s += $4; f += $6; r += $7; l += $8 }
+		END { if (s == 0) print "-"; else printf "%.3f %% (%d of %d: %d SERVFAIL, %d REFUSED, %d lost)\n", 100 * (f + r + l) / s, f + r + l, s, f, r, l }' "$OUT/dns.tsv"
+}
+# dns_best KIND: the dnsmasq configuration with the highest goodput of KIND.
+dns_best() {
+	local t best=- bv=-1 v
+	for t in $dns_targets; do
+		[[ $t == dnsmasq-* ]] || continue
+		v=$(dns_goodput "$t" "$1")
+		[[ $v != - ]] && ((v > bv)) && best=$t bv=$v
+	done
+	echo "$best"
 }
 read -r load_after _ </proc/loadavg
 
@@ -263,20 +319,38 @@ read -r load_after _ </proc/loadavg
 	echo '```'
 	[[ -n ${NO_DNS:-} ]] && exit 0
 	echo
-	echo "### DNS through the tunnel ($dns_path gateway), medians of $ROUNDS rounds (queries/s)"
+	echo "### DNS through the tunnel ($dns_path gateway), $DNS_ROUNDS rounds"
 	echo
-	echo "dnsperf -s 192.168.86.1 -c 4 -q 500 -l $DNS_SECS from the client; uncached = 400,000 unique"
-	echo "names under q.example per round; cached = one name; steady = -c 4 -Q 3000 -l $DNS_SECS."
-	echo "dnsmasq: --cache-size=10000 --server=192.168.88.1@$dns_if on 192.168.86.1:5353."
+	echo "dnsperf -s 192.168.86.1 -l $DNS_SECS from the client. uncached: -c 4 -q 500, 400,000 unique names under"
+	echo "q.example per round (the Pi-hole stand-in at home answers them); cached: -c 4 -q 500, one name;"
+	echo "steady: -c 4 -Q 3000, unique names. NOERROR/s: NOERROR answers per second (median of the rounds);"
+	echo "failed: SERVFAIL + REFUSED + lost (no answer within 5 s), summed over the rounds, share of the queries sent."
+	echo "dnsmasq: --cache-size=10000 --server=192.168.88.1@$dns_if --dns-forward-max=N on 192.168.86.1."
 	echo
-	echo "| forwarder | uncached q/s | lost (most in a round) | cached q/s | lost | steady 3,000 q/s: lost |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+	echo "| forwarder | uncached NOERROR/s | uncached failed | cached NOERROR/s | cached failed | steady 3,000 q/s: NOERROR/s | steady: failed |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for t in $dns_targets; do
-		echo "| $t | $(dnscol "$t" uncached 4) | $(dnslost "$t" uncached) | $(dnscol "$t" cached 4) | $(dnslost "$t" cached) | $(dnslost "$t" steady3000) |"
+		echo "| $t | $(dns_goodput "$t" uncached) | $(dns_failed "$t" uncached) | $(dns_goodput "$t" cached) |" \
+			"$(dns_failed "$t" cached) | $(dns_goodput "$t" steady3000) | $(dns_failed "$t" steady3000) |"
 	done
-	if [[ $dns_path == fobgw-auto ]]; then
+	if [[ " $dns_targets " == *" fobgw "* ]]; then
+		bu=$(dns_best uncached) bc=$(dns_best cached)
 		echo
-		echo "fobgw / dnsmasq: uncached $(ratio "$(dnscol fobgw uncached 4)" "$(dnscol dnsmasq uncached 4)")," \
-			"cached $(ratio "$(dnscol fobgw cached 4)" "$(dnscol dnsmasq cached 4)")."
+		echo "fobgw / dnsmasq's best: uncached $(ratio "$(dns_goodput fobgw uncached)" "$(dns_goodput "$bu" uncached)") ($bu)," \
+			"cached $(ratio "$(dns_goodput fobgw cached)" "$(dns_goodput "$bc" cached)") ($bc)."
 	fi
+	if [[ -s $OUT/fobgw-dns-metrics.txt ]]; then
+		echo
+		echo "fobgw's counters after all DNS runs: $(awk '
+			/^fobgw_dns_upstream_retransmits_total / { rt = $2 } /event="timeout"/ { to = $2 }
+			/event="mismatched"/ { mm = $2 } /^fobgw_dns_refused_full_total / { rf = $2 }
+			END { printf "%d retransmissions, %d upstream timeouts, %d late or mismatched answers dropped, %d REFUSED (table full)", rt, to, mm, rf }' \
+			"$OUT/fobgw-dns-metrics.txt")."
+	fi
+	echo
+	echo "Every run (target, kind, round, sent, NOERROR, SERVFAIL, REFUSED, lost, run time s):"
+	echo
+	echo '```'
+	cat "$OUT/dns.tsv"
+	echo '```'
 } | tee "$OUT/report.md"

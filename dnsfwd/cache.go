@@ -13,15 +13,25 @@ import (
 // Entries are immutable once inserted; serving copies one and patches ID, question case and TTLs.
 //
 // It is bounded twice, per shard: by entries (CacheSize) and by bytes (CacheBytes), each split evenly
-// over the shards; the least recently used entries are evicted until a new one fits both. Answers
-// larger than maxCacheEntry are not cached: nearly all answers are a few hundred bytes, and a few
-// 64 KiB TCP answers must not push thousands of them out (nor 10,000 of them take 640 MB).
+// over the shards. Answers larger than maxCacheEntry are not cached: nearly all answers are a few
+// hundred bytes, and a few 64 KiB TCP answers must not push thousands of them out (nor 10,000 of them
+// take 640 MB).
+//
+// Eviction is a segmented LRU: a new entry joins the probationary segment; a hit there promotes it to
+// the protected segment, which holds at most protectedShare of the shard. The probationary segment's
+// least recently used entry is evicted first, the protected one's only when probation is empty; the
+// protected segment's overflow is demoted back to probation. So a burst of names asked once (a page
+// full of trackers, dnsperf's unique names) churns only probation, and the names the LAN asks again and
+// again stay. An expired entry keeps its place until replaced or evicted, so that a hot name refreshed
+// after its TTL returns to the protected segment.
 
 const cacheShards = 16
 
 const (
 	maxCacheEntry = 4 << 10 // bytes of answer: larger ones are forwarded, not cached
 	entryOverhead = 160     // bytes an entry costs besides its key, answer and TTL list (struct, map slot)
+
+	protectedShare = 0.8 // of a shard's entries and bytes, at most, in the protected segment
 )
 
 const (
@@ -61,17 +71,23 @@ type entry struct {
 	expiry int64    // stored + keep
 	size   int      // bytes charged to the shard's budget
 
-	prev, next *entry // LRU list, protected by the shard's mu
+	prev, next *entry // LRU list of its segment, protected by the shard's mu
+	protected  bool   // in the protected segment; protected by the shard's mu
 }
 
 type shard struct {
 	c     *cache // owner: its counts
 	mu    sync.Mutex
 	m     map[string]*entry // protected by mu
-	head  entry             // sentinel of the LRU list, most recent first; protected by mu
+	prob  entry             // sentinel of the probationary LRU list, most recent first; protected by mu
+	prot  entry             // sentinel of the protected LRU list, most recent first; protected by mu
 	bytes int               // protected by mu: sum of the entries' size
+	nProt int               // protected by mu: entries in the protected segment
+	bProt int               // protected by mu: their size
 	max   int               // entries
 	maxB  int               // bytes
+	maxP  int               // entries in the protected segment
+	maxPB int               // bytes in the protected segment
 }
 
 type cache struct {
@@ -92,8 +108,10 @@ func newCache(size, maxBytes int, maxTTL time.Duration) *cache {
 		s := &c.shards[i]
 		s.m = make(map[string]*entry)
 		s.c = c
-		s.head.prev, s.head.next = &s.head, &s.head
+		s.prob.prev, s.prob.next = &s.prob, &s.prob
+		s.prot.prev, s.prot.next = &s.prot, &s.prot
 		s.max, s.maxB = per, perB
+		s.maxP, s.maxPB = int(float64(per)*protectedShare), int(float64(perB)*protectedShare)
 	}
 	return c
 }
@@ -111,22 +129,46 @@ func (c *cache) shardOf(key string) *shard {
 	return &c.shards[maphash.String(c.seed, key)%cacheShards]
 }
 
-// get returns the live entry for key, or nil.
+// get returns the live entry for key, or nil. A hit promotes a probationary entry to the protected
+// segment, and makes a protected one its most recent.
 func (c *cache) get(key []byte, t int64) *entry {
 	s := c.shard(key)
 	s.mu.Lock()
 	e := s.m[string(key)]
 	if e != nil {
 		if t >= e.expiry {
-			s.remove(e)
-			e = nil
-		} else if s.head.next != e {
-			unlink(e)
-			s.pushFront(e)
+			e = nil // kept in place: put replaces it in its segment
+		} else {
+			s.promote(e)
 		}
 	}
 	s.mu.Unlock()
 	return e
+}
+
+// promote makes e the most recent protected entry, demoting the protected segment's least recent
+// entries to probation while it is over its share.
+func (s *shard) promote(e *entry) {
+	if e.protected {
+		if s.prot.next != e {
+			unlink(e)
+			pushFront(&s.prot, e)
+		}
+		return
+	}
+	unlink(e)
+	e.protected = true
+	s.nProt++
+	s.bProt += e.size
+	pushFront(&s.prot, e)
+	for (s.nProt > s.maxP || s.bProt > s.maxPB) && s.prot.prev != &s.prot {
+		d := s.prot.prev
+		unlink(d)
+		d.protected = false
+		s.nProt--
+		s.bProt -= d.size
+		pushFront(&s.prob, d)
+	}
 }
 
 // put stores a copy of the answer msg under key if info says it may be kept and it is at most
@@ -153,17 +195,29 @@ func (c *cache) put(key string, msg []byte, info *rrInfo, t int64) {
 		e.ttls[i].ttl = min(e.ttls[i].ttl, c.maxTTL)
 	}
 	s.mu.Lock()
+	hot := false // the key was hit since it was stored: it goes back to the protected segment
 	if old := s.m[e.key]; old != nil {
+		hot = old.protected
 		s.remove(old)
 	}
-	for (len(s.m) >= s.max || s.bytes+size > s.maxB) && s.head.prev != &s.head {
-		s.remove(s.head.prev)
+	for len(s.m) >= s.max || s.bytes+size > s.maxB {
+		v := s.prob.prev
+		if v == &s.prob {
+			v = s.prot.prev
+		}
+		if v == &s.prot {
+			break
+		}
+		s.remove(v)
 	}
 	s.m[e.key] = e
 	s.bytes += size
 	s.c.n.Add(1)
 	s.c.bytes.Add(int64(size))
-	s.pushFront(e)
+	pushFront(&s.prob, e)
+	if hot {
+		s.promote(e)
+	}
 	s.mu.Unlock()
 }
 
@@ -174,16 +228,21 @@ func (c *cache) size() int { return int(c.bytes.Load()) }
 
 func (s *shard) remove(e *entry) {
 	unlink(e)
+	if e.protected {
+		s.nProt--
+		s.bProt -= e.size
+	}
 	delete(s.m, e.key)
 	s.bytes -= e.size
 	s.c.n.Add(-1)
 	s.c.bytes.Add(-int64(e.size))
 }
 
-func (s *shard) pushFront(e *entry) {
-	e.prev, e.next = &s.head, s.head.next
-	s.head.next.prev = e
-	s.head.next = e
+// pushFront makes e the most recent entry of the list whose sentinel is head.
+func pushFront(head, e *entry) {
+	e.prev, e.next = head, head.next
+	head.next.prev = e
+	head.next = e
 }
 
 func unlink(e *entry) {

@@ -98,3 +98,45 @@ func TestCacheKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheBurstKeepsHotNames: names asked more than once survive a burst of names asked once, many
+// times the cache's size (a plain LRU would have evicted every one of them), also a hot name that
+// expired and was stored again.
+func TestCacheBurstKeepsHotNames(t *testing.T) {
+	const size, hot = 1600, 500
+	c := newCache(size, DefaultCacheBytes, time.Hour)
+	short, long := &rrInfo{keep: 1}, &rrInfo{keep: 600}
+	for i := range hot {
+		info := long
+		if i == 0 {
+			info = short // expires after 1 s, then refreshed
+		}
+		c.put(fmt.Sprintf("hot%d", i), []byte{1}, info, 0)
+		if c.get([]byte(fmt.Sprintf("hot%d", i)), 0) == nil {
+			t.Fatalf("hot%d not cached", i)
+		}
+	}
+	t1 := int64(2 * time.Second)
+	if c.get([]byte("hot0"), t1) != nil {
+		t.Fatal("hot0 served after its TTL")
+	}
+	c.put("hot0", []byte{1}, long, t1) // the upstream's fresh answer
+	for i := range 100 * size {
+		c.put(fmt.Sprintf("burst%d", i), []byte{2}, long, t1)
+		if n := c.len(); n > size {
+			t.Fatalf("after %d puts the cache holds %d entries, limit %d", i+1, n, size)
+		}
+	}
+	lost := 0
+	for i := range hot {
+		if c.get([]byte(fmt.Sprintf("hot%d", i)), t1) == nil {
+			lost++
+		}
+	}
+	if lost != 0 {
+		t.Errorf("%d of %d hot names evicted by a burst of %d names asked once", lost, hot, 100*size)
+	}
+	if c.get([]byte(fmt.Sprintf("burst%d", 100*size-1)), t1) == nil {
+		t.Error("the burst's last name is not cached: probation is not admitting new names")
+	}
+}

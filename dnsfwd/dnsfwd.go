@@ -8,6 +8,10 @@
 // never an open resolver, and never reflects traffic toward a spoofed source. It listens only on an
 // address inside the LAN.
 //
+// Every query is parsed whole before anything is forwarded or cached (parseQuery): one question, no
+// answer or authority record, at most one OPT and nothing else in the additional section, every count
+// exact, no byte left over. Anything else is answered FORMERR and counted (Stats.Malformed).
+//
 // EDNS (RFC 6891) is passed through, except the COOKIE (RFC 7873) and client subnet (RFC 7871) options,
 // which are removed from queries and answers: the home resolver learns nothing of the LAN's subnets,
 // and a cached or coalesced answer carries no other client's cookie or subnet.
@@ -43,7 +47,7 @@ type Config struct {
 	Upstream    netip.AddrPort // DNSUpstream:53, reached only through the tunnel
 	Interface   string         // tunnel interface: SO_BINDTODEVICE on every upstream socket ("" only with Dial set)
 	Timeout     time.Duration  // per query upstream timeout (default 2s)
-	MaxInFlight int            // bound on concurrent upstream queries (default 1024); beyond it clients get SERVFAIL
+	MaxInFlight int            // bound on concurrent upstream queries (default 1024); beyond it clients get REFUSED at once
 	CacheSize   int            // entries (default 10000); 0 means default, negative disables the cache
 	CacheBytes  int            // bytes the cache may hold, answers and bookkeeping (default 8 MiB); answers above 4 KiB are not cached
 	MaxTTL      time.Duration  // cap on cached TTLs, positive and negative (RFC 2308) (default 1h)

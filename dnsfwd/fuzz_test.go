@@ -141,3 +141,68 @@ func FuzzAnswer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzQueryOracle checks the forwarder's query parsing against miekg/dns's Unpack: a message that
+// miekg/dns cannot unpack is never forwarded nor served from the cache (the request path's miss and
+// hit counters do not move), and one that fobgw serves unpacks to one question, no answer or
+// authority record and at most the OPT, before and after its options are stripped.
+func FuzzQueryOracle(f *testing.F) {
+	for _, s := range seedQueries(f) {
+		f.Add(s)
+	}
+	for _, tc := range malformedQueries {
+		f.Add(tc.msg)
+	}
+	for _, tc := range wellFormedQueries {
+		f.Add(tc.msg)
+	}
+	up := rawUpstream(f, func(c *net.UDPConn, from netip.AddrPort, q []byte) {
+		c.WriteToUDPAddrPort(fastAnswer(q, 60), from)
+	})
+	fw := startForwarder(f, up, func(c *Config) { c.CacheSize = 64; c.Timeout = 50 * time.Millisecond })
+	sink, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { sink.Close() })
+	go func() { // drain
+		b := make([]byte, 65535)
+		for {
+			if _, _, err := sink.ReadFrom(b); err != nil {
+				return
+			}
+		}
+	}()
+	udp := client{udp: fw.udp[0], addr: sink.LocalAddr().(*net.UDPAddr).AddrPort()}
+	var out []byte
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		oracle := new(dns.Msg).Unpack(msg)
+		q, shape := parseQuery(msg)
+		if shape == queryOK {
+			if oracle != nil {
+				t.Fatalf("fobgw serves a query miekg/dns rejects (%v): %x", oracle, msg)
+			}
+			m := new(dns.Msg)
+			m.Unpack(msg)
+			if len(m.Question) != 1 || len(m.Answer)+len(m.Ns) != 0 || len(m.Extra) > 1 || (len(m.Extra) == 1) != q.edns {
+				t.Fatalf("served query unpacks to %v", m)
+			}
+			if q.edns {
+				s := stripOptions(append([]byte(nil), msg...), q.opt)
+				if err := new(dns.Msg).Unpack(s); err != nil {
+					t.Fatalf("stripped query does not unpack: %v: %x", err, s)
+				}
+				if _, shape := parseQuery(s); shape != queryOK {
+					t.Fatalf("stripped query no longer parses: %x", s)
+				}
+			}
+		}
+		before := fw.Stats()
+		out = fw.handle(append([]byte(nil), msg...), out, udp)
+		after := fw.Stats()
+		moved := after.CacheMisses != before.CacheMisses || after.CacheHits != before.CacheHits
+		if oracle != nil && moved {
+			t.Fatalf("a query miekg/dns rejects (%v) was forwarded or served from the cache: %x", oracle, msg)
+		}
+	})
+}

@@ -61,6 +61,7 @@ func (f *Forwarder) Start() error {
 			return listenError("UDP", addr, err)
 		}
 		c := pc.(*net.UDPConn)
+		sizeBuffers(c)
 		udp = append(udp, c)
 		addr = netip.AddrPortFrom(addr.Addr(), c.LocalAddr().(*net.UDPAddr).AddrPort().Port())
 	}
@@ -177,14 +178,22 @@ func (f *Forwarder) handle(msg []byte, out []byte, cl client) []byte {
 		f.st.dropped.Add(1) // an answer, or not DNS: answering could loop
 		return out
 	}
-	q, ok := parseMessage(msg)
 	if msg[offFlags1]&maskOpcode != 0 {
 		// No question echoed (other opcodes lay out their sections differently), but the OPT is.
+		q, ok := parseMessage(msg)
 		f.reply(cl, shortReply(msg, question{end: headerLen, edns: ok && q.edns, do: ok && q.do}, rcodeNotImp), noEDNS)
 		return out
 	}
-	if !ok {
-		f.reply(cl, shortReply(msg, question{end: headerLen}, rcodeFormErr), noEDNS)
+	q, shape := parseQuery(msg)
+	if shape != queryOK {
+		// Never forwarded nor cached (RFC 6891 6.1.1: FORMERR for more than one OPT). The question is echoed when it parsed, never an OPT: the query's may be
+		// what is wrong.
+		f.st.malformed.Add(1)
+		echo := question{end: headerLen}
+		if shape == malformedEchoing {
+			echo.end = q.end
+		}
+		f.reply(cl, shortReply(msg, echo, rcodeFormErr), noEDNS)
 		return out
 	}
 	if q.edns {
@@ -203,9 +212,11 @@ func (f *Forwarder) handle(msg []byte, out []byte, cl client) []byte {
 	}
 	f.st.misses.Add(1)
 	if f.st.inflight.Add(1) > int64(f.cfg.MaxInFlight) {
+		// Truly full: REFUSED at once, so that the client asks elsewhere or again now, rather than a
+		// SERVFAIL after a wait that the resolver's answer could not have filled anyway.
 		f.st.inflight.Add(-1)
-		f.st.overload.Add(1)
-		f.reply(cl, shortReply(msg, q, rcodeServFail), q)
+		f.st.full.Add(1)
+		f.reply(cl, shortReply(msg, q, rcodeRefused), q)
 		return out
 	}
 	p := newPending(msg, q)

@@ -12,14 +12,22 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 // Upstream queries. A query forwarded upstream is a pending: the client's message with a fresh random
 // ID, registered under that ID in the table of the socket it was sent on. The socket's reader goroutine
 // validates each answer against the pending query (ID, then name case-insensitively, type and class),
-// drops and counts a mismatch while the wait goes on, and hands a match to finish. A sweeper answers
-// SERVFAIL to pendings older than Timeout. Whoever deletes a pending from its table owns it.
+// drops and counts a mismatch while the wait goes on, and hands a match to finish. Whoever deletes a
+// pending from its table owns it.
+//
+// A sweeper, every few tens of milliseconds, sends again a UDP query that got no answer within the
+// retransmission timeout (the upstream's smoothed latency plus four deviations, in [minRTO, Timeout/4],
+// doubled at each try): the same question under a new random ID on another socket, so from another
+// source port. Under a burst the common loss is a datagram dropped on the way (the home resolver's
+// receive buffer overflowing, in the lab), and a later try finds room. Late answers to an earlier try
+// are then counted as mismatched. A pending still unanswered at Timeout gets SERVFAIL.
 
 const (
 	udpUpstreams = 4 // UDP sockets, each with its own ephemeral source port chosen by the kernel
@@ -29,14 +37,18 @@ const (
 	udpRotateAge     = time.Minute
 	tcpUpstreams     = 2 // TCP connections, opened on demand and pipelined (RFC 7766 section 6.2.1.1)
 	tcpTries         = 2 // sends of one query over TCP when connections fail under it
+
+	minRTO = 200 * time.Millisecond // the earliest a UDP query is sent again; the tunnel's RTT is rarely above 100 ms
 )
 
 type pending struct {
 	query    []byte // the client's query; its ID is the upstream ID once sent
 	q        question
 	clientID uint16
-	sent     int64 // now() at send
+	sent     int64 // now() at the last send
 	deadline int64 // now() after which the sweeper answers SERVFAIL
+	resend   int64 // now() after which the sweeper sends a UDP query again
+	rto      int64 // nanoseconds from the last UDP send to resend
 	tries    int   // TCP sends so far
 
 	udp  *net.UDPConn // client over UDP: listening socket and address
@@ -65,8 +77,9 @@ type table struct {
 	pend map[uint16]*pending // protected by mu
 }
 
-// add registers p under a fresh random ID and writes that ID into p.query. Called with mu held.
-func (t *table) add(p *pending, timeout time.Duration) {
+// add registers p under a fresh random ID, writes that ID into p.query and sets p.sent. Called with
+// mu held.
+func (t *table) add(p *pending) {
 	id := uint16(rand.Uint32()) // math/rand/v2's runtime source is ChaCha8, seeded per thread from the OS
 	for t.pend[id] != nil {
 		id = uint16(rand.Uint32())
@@ -74,7 +87,6 @@ func (t *table) add(p *pending, timeout time.Duration) {
 	t.pend[id] = p
 	binary.BigEndian.PutUint16(p.query[offID:], id)
 	p.sent = now()
-	p.deadline = p.sent + int64(timeout)
 }
 
 // take removes and returns the pending the answer msg (parsed into q, ok) belongs to, or nil if none
@@ -91,17 +103,22 @@ func (t *table) take(msg []byte, q question, ok bool) *pending {
 	return p
 }
 
-// expired removes and returns the pendings whose deadline is before t, appending them to out.
-func (tb *table) expired(t int64, out []*pending) []*pending {
+// expired removes the pendings whose deadline is before t and appends them to out, and those whose
+// resend time has come (UDP only), appending them to due.
+func (tb *table) expired(t int64, out, due []*pending) ([]*pending, []*pending) {
 	tb.mu.Lock()
 	for id, p := range tb.pend {
-		if p.deadline < t {
+		switch {
+		case p.deadline < t:
 			delete(tb.pend, id)
 			out = append(out, p)
+		case p.resend != 0 && p.resend <= t:
+			delete(tb.pend, id)
+			due = append(due, p)
 		}
 	}
 	tb.mu.Unlock()
-	return out
+	return out, due
 }
 
 type upstreams struct {
@@ -109,6 +126,10 @@ type upstreams struct {
 	udp  [udpUpstreams]atomic.Pointer[udpUpstream] // sockets in service
 	tcp  [tcpUpstreams]tcpUpstream
 	next atomic.Uint32
+
+	// The upstream's latency over UDP (RFC 6298's estimator), in nanoseconds. Readers update it
+	// without a lock: a lost update only delays the estimate.
+	srtt, rttvar atomic.Int64
 
 	// retired sockets, still reading answers to their pendings; touched by the sweeper only
 	retired []*udpUpstream
@@ -155,6 +176,9 @@ func (u *upstreams) dialUDP(ctx context.Context) (*udpUpstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dnsfwd: open UDP socket to upstream %s: %w", u.f.cfg.Upstream, err)
 	}
+	if sc, ok := c.(syscall.Conn); ok {
+		sizeBuffers(sc)
+	}
 	s := &udpUpstream{conn: c, born: now()}
 	s.pend = make(map[uint16]*pending)
 	return s, nil
@@ -167,7 +191,7 @@ func (u *upstreams) start() {
 		go u.readUDP(u.udp[i].Load())
 	}
 	u.f.wg.Add(1)
-	go u.sweep(min(max(u.f.cfg.Timeout/8, 5*time.Millisecond), 250*time.Millisecond))
+	go u.sweep(min(max(u.f.cfg.Timeout/8, 5*time.Millisecond), minRTO/4))
 }
 
 // close closes every socket. Called with f.mu held, after f.done is closed: the sweeper, which
@@ -188,15 +212,24 @@ func (u *upstreams) close() {
 
 // sendUDP forwards p over one of the UDP sockets.
 func (u *upstreams) sendUDP(p *pending) {
-	s := u.udp[u.next.Add(1)%udpUpstreams].Load()
+	t := now()
+	p.deadline = t + int64(u.f.cfg.Timeout)
+	p.rto = u.rto()
+	p.resend = t + p.rto
+	u.writeUDP(u.udp[u.next.Add(1)%udpUpstreams].Load(), p)
+}
+
+// writeUDP registers p in s's table and sends it on s.
+func (u *upstreams) writeUDP(s *udpUpstream, p *pending) {
 	s.sent.Add(1)
 	s.mu.Lock()
-	s.add(p, u.f.cfg.Timeout)
+	s.add(p)
 	id := binary.BigEndian.Uint16(p.query[offID:])
+	b := p.query
 	s.mu.Unlock()
-	// p may be answered before Write returns: from now on p.query is only read (fail, finish and the
-	// TC retry copy it before writing).
-	if _, err := s.conn.Write(p.query); err != nil {
+	// p may be answered before Write returns: from now on b is only read (fail, finish, the TC retry
+	// and a retransmission copy p.query before writing).
+	if _, err := s.conn.Write(b); err != nil {
 		u.f.st.upErrors.Add(1)
 		s.mu.Lock()
 		mine := s.pend[id] == p
@@ -208,6 +241,46 @@ func (u *upstreams) sendUDP(p *pending) {
 			u.f.fail(p, rcodeServFail)
 		}
 	}
+}
+
+// rto returns the retransmission timeout of a first UDP send: srtt + 4 rttvar (RFC 6298 2.3) within
+// [minRTO, Timeout/4], so that at least three tries fit in Timeout.
+func (u *upstreams) rto() int64 {
+	hi := int64(u.f.cfg.Timeout / 4)
+	lo := min(int64(minRTO), hi)
+	return min(max(u.srtt.Load()+4*u.rttvar.Load(), lo), hi)
+}
+
+// sample feeds one measured UDP round trip (nanoseconds) to the latency estimate (RFC 6298 2.2, 2.3).
+func (u *upstreams) sample(r int64) {
+	srtt := u.srtt.Load()
+	if srtt == 0 {
+		u.srtt.Store(r)
+		u.rttvar.Store(r / 2)
+		return
+	}
+	d := srtt - r
+	if d < 0 {
+		d = -d
+	}
+	v := u.rttvar.Load()
+	u.rttvar.Store(v + (d-v)/4)
+	u.srtt.Store(srtt + (r-srtt)/8)
+}
+
+// retransmit sends p, taken from socket from's table after no answer in time, again on another socket
+// under a new ID, and schedules the next try at twice the timeout. Only the sweeper calls it.
+func (u *upstreams) retransmit(p *pending, from *udpUpstream, t int64) {
+	s := u.udp[u.next.Add(1)%udpUpstreams].Load()
+	if s == from {
+		s = u.udp[u.next.Add(1)%udpUpstreams].Load()
+	}
+	u.f.st.retransmits.Add(1)
+	// A copy: a Write of the old bytes may still be running (rare path, so allocate).
+	p.query = append([]byte(nil), p.query...)
+	p.rto *= 2
+	p.resend = t + p.rto
+	u.writeUDP(s, p)
 }
 
 // readUDP reads answers from UDP socket s until it is closed.
@@ -239,6 +312,7 @@ func (u *upstreams) readUDP(s *udpUpstream) {
 		if msg[offFlags1]&flagTC != 0 {
 			u.f.st.tcRetried.Add(1)
 			p.tries = 0
+			p.resend = 0
 			// sendTCP rewrites the ID: give it its own copy, sendUDP's Write may still be reading.
 			p.query = append([]byte(nil), p.query...)
 			u.f.wg.Add(1) // this reader is counted, so Close is not done waiting
@@ -248,6 +322,7 @@ func (u *upstreams) readUDP(s *udpUpstream) {
 			}()
 			continue
 		}
+		u.sample(now() - p.sent)
 		u.f.finish(p, msg, q, &info)
 	}
 }
@@ -268,7 +343,9 @@ func (u *upstreams) sendTCP(p *pending) {
 		u.retryTCP(p)
 		return
 	}
-	t.add(p, u.f.cfg.Timeout)
+	p.deadline = now() + int64(u.f.cfg.Timeout)
+	p.resend = 0 // TCP: the connection retransmits
+	t.add(p)
 	t.wbuf = binary.BigEndian.AppendUint16(t.wbuf[:0], uint16(len(p.query)))
 	t.wbuf = append(t.wbuf, p.query...)
 	t.conn.SetWriteDeadline(time.Now().Add(u.f.cfg.Timeout))
@@ -385,12 +462,13 @@ func (t *tcpUpstream) read(c net.Conn) {
 	}
 }
 
-// sweep answers SERVFAIL to every pending past its deadline, every tick until Close.
+// sweep sends again the UDP pendings whose resend time has come and answers SERVFAIL to every pending
+// past its deadline, every tick until Close.
 func (u *upstreams) sweep(tick time.Duration) {
 	defer u.f.wg.Done()
 	tk := time.NewTicker(tick)
 	defer tk.Stop()
-	var out []*pending
+	var out, due []*pending
 	for {
 		select {
 		case <-u.f.done:
@@ -407,14 +485,22 @@ func (u *upstreams) sweep(tick time.Duration) {
 		t := now()
 		out = out[:0]
 		for i := range u.udp {
-			out = u.udp[i].Load().expired(t, out)
+			s := u.udp[i].Load()
+			out, due = s.expired(t, out, due[:0])
+			for _, p := range due {
+				u.retransmit(p, s, t)
+			}
 		}
 		for _, s := range u.retired {
-			out = s.expired(t, out)
+			out, due = s.expired(t, out, due[:0])
+			for _, p := range due {
+				u.retransmit(p, s, t)
+			}
 		}
 		for i := range u.tcp {
-			out = u.tcp[i].expired(t, out)
+			out, _ = u.tcp[i].expired(t, out, nil) // TCP pendings have no resend time
 		}
+		clear(due)
 		for _, p := range out {
 			u.f.st.timeouts.Add(1)
 			u.f.fail(p, rcodeServFail)
