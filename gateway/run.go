@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/fobgw/fobgw/clock"
 	"github.com/fobgw/fobgw/dnsfwd"
+	"github.com/fobgw/fobgw/masq"
 	"github.com/fobgw/fobgw/policyroute"
 	"github.com/vishvananda/netlink"
 )
@@ -57,6 +60,20 @@ func routeConfig(cfg *Config) policyroute.Config {
 	}
 }
 
+// masqConfig is the masq part of cfg.
+func masqConfig(cfg *Config) masq.Config {
+	return masq.Config{Enabled: cfg.Masquerade, LAN: slices.Clone(cfg.LAN), TunnelInterface: cfg.Name}
+}
+
+// newNAT returns the NAT for cfg; its configuration errors are *ConfigError.
+func newNAT(cfg *Config) (*masq.NAT, error) {
+	n, err := masq.New(masqConfig(cfg))
+	if errors.Is(err, masq.ErrConfig) {
+		return nil, &ConfigError{File: cfg.File, Key: "Masquerade", Problem: err.Error(), Expected: "fix the [Gateway] section"}
+	}
+	return n, err
+}
+
 // gateway is one running instance.
 type gateway struct {
 	cfg    *Config
@@ -65,6 +82,8 @@ type gateway struct {
 	tun    *tunnel
 	fwd    *dnsfwd.Forwarder
 	heal   *healer
+	nat    *masq.NAT // Masquerade; Apply with it off removes a leftover table
+	lan    *lanPath  // the LAN-path probe; nil when it cannot be compared
 
 	repairs   atomic.Uint64
 	mu        sync.Mutex
@@ -122,6 +141,9 @@ func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (
 	g.router, err = policyroute.New(h, routeConfig(cfg))
 	if err != nil {
 		return Key{}, routeErr(cfg, err)
+	}
+	if g.nat, err = newNAT(cfg); err != nil {
+		return Key{}, err
 	}
 	g.fwd, err = dnsfwd.New(dnsfwd.Config{
 		Listen:    cfg.DNSListen,
@@ -207,7 +229,24 @@ func (g *gateway) startRouting(h *netlink.Handle, priv Key, undo *undoStack) err
 	if err := g.router.Apply(); err != nil {
 		return fmt.Errorf("install the tunnel routes: %w", err)
 	}
+	// After the routes, as the LAN's packets start to flow; Masquerade off
+	// removes a table a killed run left.
+	undo.push(func() {
+		if err := g.nat.Remove(); err != nil {
+			log.Error("undo masquerade", "err", err)
+		}
+	})
+	if err := g.nat.Apply(); err != nil {
+		return fmt.Errorf("Masquerade = %s: %w", onOff(cfg.Masquerade), err)
+	}
 	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 // restoreSysctls writes back the forwarding sysctls saved before start.
@@ -221,8 +260,8 @@ func (g *gateway) restoreSysctls(saved policyroute.SavedSysctls) {
 	}
 }
 
-// startWatchers starts the check of the DNS upstream and the endpoint
-// healer in the background.
+// startWatchers starts the check of the DNS upstream, the endpoint healer
+// and the LAN-path probe in the background.
 func (g *gateway) startWatchers(undo *undoStack) {
 	cfg := g.cfg
 	ctx, cancel := context.WithCancel(context.Background())
@@ -233,13 +272,21 @@ func (g *gateway) startWatchers(undo *undoStack) {
 		defer wg.Done()
 		g.checkUpstream(ctx)
 	}()
-	g.heal = newHealer(defaultHealerConfig(cfg.Endpoint),
+	g.heal = newHealer(defaultHealerConfig(cfg.endpoints()...),
 		&dnsResolver{servers: cfg.Resolver, lookup: cfg.resolvConfServers, timeout: ProbeTimeout},
 		&dnsProber{iface: cfg.Name, addr: cfg.Probe}, g.tun, g.log.With("part", "endpoint"))
+	g.heal.clk, g.heal.build = clock.System(), clock.BuildTime()
 	go func() {
 		defer wg.Done()
 		g.heal.run(ctx, time.Now, time.After)
 	}()
+	if g.lan = newLANPath(cfg, g.heal, g.log.With("part", "lan-path")); g.lan != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.lan.run(ctx, time.Now, time.After)
+		}()
+	}
 }
 
 // checkUpstream waits up to 30 s for the first handshake, then asks the
@@ -270,7 +317,7 @@ func (g *gateway) serve(ctx context.Context, opt Options) error {
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		g.log.Warn("sd_notify READY failed", "err", err)
 	}
-	g.log.Info("gateway up", "name", cfg.Name, "lan", cfg.LAN, "endpoint", cfg.Endpoint.String(), "dns", cfg.DNSListen)
+	g.log.Info("gateway up", "name", cfg.Name, "lan", cfg.LAN, "endpoint", join(cfg.endpoints(), ", "), "masquerade", cfg.Masquerade, "dns", cfg.DNSListen)
 	if opt.OnReady != nil {
 		opt.OnReady()
 	}
@@ -306,14 +353,20 @@ func (g *gateway) stop(undo *undoStack) {
 	undo.unwind()
 }
 
-// repairRoutes repairs drift in the routing state, counts the repairs and
-// logs a changed error once.
+// repairRoutes repairs drift in the routing state and the masquerade
+// table, counts the repairs and logs a changed error once.
 func (g *gateway) repairRoutes() {
 	n, err := g.router.Repair()
 	if n > 0 {
 		g.repairs.Add(uint64(n))
 		g.log.Warn("routing drift repaired", "items", n)
 	}
+	drift, nerr := g.nat.Repair()
+	if len(drift) > 0 {
+		g.repairs.Add(uint64(len(drift)))
+		g.log.Warn("masquerade drift repaired", "items", len(drift), "drift", strings.Join(drift, "; "))
+	}
+	err = errors.Join(err, nerr)
 	msg := ""
 	if err != nil {
 		msg = err.Error()
@@ -352,12 +405,27 @@ func Down(cfg *Config, opt Options) error {
 	if err := removeStaleLink(h, cfg.Name, log); err != nil {
 		errs = append(errs, err)
 	}
+	if err := removeNAT(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, p := range []string{ctlPath, UAPIDir + "/" + cfg.Name + ".sock"} {
 		if err := os.Remove(p); err == nil {
 			log.Info("removed a stale socket", "path", p)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeNAT deletes fobgw's masquerade table, whatever installed it.
+func removeNAT() error {
+	n, err := masq.New(masq.Config{Enabled: false})
+	if err == nil {
+		err = n.Remove()
+	}
+	if err != nil {
+		return fmt.Errorf("remove the masquerade table (table inet %s): %w", masq.TableName, err)
+	}
+	return nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
