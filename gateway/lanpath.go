@@ -55,30 +55,37 @@ func (l *lanPath) state() LANPathStatus {
 func (l *lanPath) run(ctx context.Context, now func() time.Time, after func(time.Duration) <-chan time.Time) {
 	for {
 		start := now()
-		l.step(ctx, start)
+		d := l.step(ctx, start)
 		select {
 		case <-ctx.Done():
 			return
-		case <-after(max(0, l.interval-now().Sub(start))):
+		case <-after(max(0, d-now().Sub(start))):
 		}
 	}
 }
 
-// step sends one probe and judges it against the tunnel probe.
-func (l *lanPath) step(ctx context.Context, now time.Time) {
+// step sends one probe and judges it against the tunnel probe, and returns
+// the delay until the next. Until the tunnel probe is answered there is
+// nothing to compare with: no probe is sent, status says why, and the
+// tunnel is looked at again soon.
+func (l *lanPath) step(ctx context.Context, now time.Time) time.Duration {
+	if !l.tunnelOK(now) {
+		l.mu.Lock()
+		l.st.OK = false
+		l.st.Reason = "the tunnel does not answer: see the endpoint and the handshake"
+		l.mu.Unlock()
+		l.misses = 0
+		return l.interval / 4
+	}
 	pctx, cancel := context.WithTimeout(ctx, l.timeout)
 	err := l.probe.Probe(pctx)
 	cancel()
 	if ctx.Err() != nil {
-		return
+		return 0
 	}
-	// Asked after the probe, so that a tunnel answered meanwhile counts.
-	tunnel := l.tunnelOK(now)
 	reason := ""
 	switch {
 	case err == nil:
-	case !tunnel:
-		reason = "the tunnel does not answer either: see the endpoint and the handshake"
 	case l.masq:
 		reason = fmt.Sprintf("the tunnel address is answered through the tunnel but the LAN address is not, though Masquerade is on: check `nft list table inet fobgw` (%v)", err)
 	default:
@@ -96,22 +103,20 @@ func (l *lanPath) step(ctx context.Context, now time.Time) {
 	src := l.st.Source
 	l.mu.Unlock()
 
-	switch {
-	case err == nil:
+	if err == nil {
 		l.misses = 0
 		if l.warned {
 			l.warned = false
 			l.log.Info("the LAN path answers again", "source", src)
 		}
-	case tunnel:
-		l.misses++
-		if l.misses >= LANPathMisses && !l.warned {
-			l.warned = true
-			l.log.Warn("the LAN's packets do not get through the tunnel: "+reason, "source", src)
-		}
-	default:
-		l.misses = 0 // the tunnel's own trouble: the healer's business
+		return l.interval
 	}
+	l.misses++
+	if l.misses >= LANPathMisses && !l.warned {
+		l.warned = true
+		l.log.Warn("the LAN's packets do not get through the tunnel: "+reason, "source", src)
+	}
+	return l.interval
 }
 
 // tunnelAnswered reports whether the healer's probe was answered within
