@@ -60,20 +60,6 @@ func routeConfig(cfg *Config) policyroute.Config {
 	}
 }
 
-// masqConfig is the masq part of cfg.
-func masqConfig(cfg *Config) masq.Config {
-	return masq.Config{Enabled: cfg.Masquerade, LAN: slices.Clone(cfg.LAN), TunnelInterface: cfg.Name}
-}
-
-// newNAT returns the NAT for cfg; its configuration errors are *ConfigError.
-func newNAT(cfg *Config) (*masq.NAT, error) {
-	n, err := masq.New(masqConfig(cfg))
-	if errors.Is(err, masq.ErrConfig) {
-		return nil, &ConfigError{File: cfg.File, Key: "Masquerade", Problem: err.Error(), Expected: "fix the [Gateway] section"}
-	}
-	return n, err
-}
-
 // gateway is one running instance.
 type gateway struct {
 	cfg    *Config
@@ -242,13 +228,6 @@ func (g *gateway) startRouting(h *netlink.Handle, priv Key, undo *undoStack) err
 	return nil
 }
 
-func onOff(b bool) string {
-	if b {
-		return "on"
-	}
-	return "off"
-}
-
 // restoreSysctls writes back the forwarding sysctls saved before start.
 func (g *gateway) restoreSysctls(saved policyroute.SavedSysctls) {
 	restored, err := g.router.RestoreSysctls(saved)
@@ -414,18 +393,6 @@ func Down(cfg *Config, opt Options) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// removeNAT deletes fobgw's masquerade table, whatever installed it.
-func removeNAT() error {
-	n, err := masq.New(masq.Config{Enabled: false})
-	if err == nil {
-		err = n.Remove()
-	}
-	if err != nil {
-		return fmt.Errorf("remove the masquerade table (table inet %s): %w", masq.TableName, err)
-	}
-	return nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
