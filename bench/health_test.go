@@ -97,6 +97,18 @@ func TestLANPath(t *testing.T) {
 		if out := mustNS(t, "muc", "nft", "list", "table", "inet", "fobgw"); !strings.Contains(out, fmt.Sprintf("oifname %q ip saddr 192.168.86.0/24 masquerade", lab.iface)) {
 			t.Errorf("muc's table inet fobgw lacks the masquerade rule:\n%s", out)
 		}
+		// Drift: someone deletes the table; the periodic repair puts it back and counts it.
+		before := lab.status(t).RouteRepairs
+		mustNS(t, "muc", "nft", "delete", "table", "inet", "fobgw")
+		waitFor(t, "the masquerade table repaired", 15*time.Second, func() error {
+			if out, err := ns("muc", "nft", "list", "table", "inet", "fobgw"); err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		})
+		if after := lab.status(t).RouteRepairs; after <= before {
+			t.Errorf("route_repairs %d after the masquerade table was repaired, was %d", after, before)
+		}
 		out, err := ns("muc", filepath.Join(lab.bin, "fobgw"), "check", "-config", filepath.Join(lab.dir, "fobgw.conf"))
 		if err != nil || !strings.Contains(out, "masquerade") {
 			t.Errorf("fobgw check does not show the NAT it would install (%v):\n%s", err, out)
@@ -187,6 +199,7 @@ type gwStatus struct {
 	Endpoint      string    `json:"endpoint"`
 	EndpointEntry string    `json:"endpoint_entry"` // the Endpoint list's entry in use
 	ProbeMisses   int       `json:"probe_misses"`
+	RouteRepairs  uint64    `json:"route_repairs"`
 	LastProbeOK   time.Time `json:"last_probe_ok"`
 	LANPath       *struct {
 		OK     bool      `json:"ok"`

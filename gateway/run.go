@@ -340,12 +340,16 @@ func (g *gateway) repairRoutes() {
 		g.repairs.Add(uint64(n))
 		g.log.Warn("routing drift repaired", "items", n)
 	}
-	drift, nerr := g.nat.Repair()
-	if len(drift) > 0 {
-		g.repairs.Add(uint64(len(drift)))
-		g.log.Warn("masquerade drift repaired", "items", len(drift), "drift", strings.Join(drift, "; "))
+	if g.cfg.Masquerade {
+		// Off, start removed any leftover table; a kernel without nf_tables
+		// must then not make every round an error.
+		drift, nerr := g.nat.Repair()
+		if len(drift) > 0 {
+			g.repairs.Add(uint64(len(drift)))
+			g.log.Warn("masquerade drift repaired", "items", len(drift), "drift", strings.Join(drift, "; "))
+		}
+		err = errors.Join(err, nerr)
 	}
-	err = errors.Join(err, nerr)
 	msg := ""
 	if err != nil {
 		msg = err.Error()
