@@ -169,6 +169,10 @@ type healer struct {
 	build       time.Time    // the binary's build time, for clock.Check
 	clockWarned bool         // the clock warning was logged and the clock has not recovered
 
+	// onAnswer, when set, is called after each answered probe (the LAN-path
+	// probe follows it); it must not block.
+	onAnswer func()
+
 	mu sync.Mutex
 	st healerState // protected by mu
 }
@@ -225,6 +229,9 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 	answered, misses, ok := h.probeOnce(ctx, now, st)
 	if !ok {
 		return 0
+	}
+	if answered && h.onAnswer != nil {
+		h.onAnswer()
 	}
 	if h.trial != nil {
 		return h.trialStep(now, answered, misses)

@@ -27,8 +27,9 @@ type LANPathStatus struct {
 // lanPath checks the LAN's own way home: the tunnel probe (the healer's)
 // is sent from the tunnel address, which a home peer allowing only that
 // address passes while it drops every packet of the LAN. This probe is
-// sent from the LAN address; answered tunnel probes with unanswered LAN
-// probes mean the home peer does not allow the LAN.
+// sent from the LAN address right after each answered tunnel probe (the
+// healer pokes it), so an unanswered one means that the home peer drops
+// the LAN, not that the tunnel is down.
 type lanPath struct {
 	probe    tunnelProber
 	tunnelOK func(now time.Time) bool // the tunnel probe was answered lately
@@ -37,8 +38,9 @@ type lanPath struct {
 	interval time.Duration
 	timeout  time.Duration
 	log      *slog.Logger
+	kick     chan struct{} // a tunnel probe was answered; buffered, 1
 
-	misses int  // in a row while the tunnel answered
+	misses int  // in a row
 	warned bool // the warning was logged and the path has not recovered
 
 	mu sync.Mutex
@@ -51,37 +53,53 @@ func (l *lanPath) state() LANPathStatus {
 	return l.st
 }
 
-// run probes every interval until ctx is done.
-func (l *lanPath) run(ctx context.Context, now func() time.Time, after func(time.Duration) <-chan time.Time) {
+// poke asks for a probe: the tunnel probe was just answered. It never
+// blocks (the healer calls it).
+func (l *lanPath) poke() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run probes after each poke and looks at the tunnel every interval until
+// ctx is done.
+func (l *lanPath) run(ctx context.Context, now func() time.Time) {
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
 	for {
-		start := now()
-		d := l.step(ctx, start)
 		select {
 		case <-ctx.Done():
 			return
-		case <-after(max(0, d-now().Sub(start))):
+		case <-l.kick:
+			l.step(ctx, now())
+		case <-t.C:
+			l.idle(now())
 		}
 	}
 }
 
-// step sends one probe and judges it against the tunnel probe, and returns
-// the delay until the next. Until the tunnel probe is answered there is
-// nothing to compare with: no probe is sent, status says why, and the
-// tunnel is looked at again soon.
-func (l *lanPath) step(ctx context.Context, now time.Time) time.Duration {
-	if !l.tunnelOK(now) {
-		l.mu.Lock()
-		l.st.OK = false
-		l.st.Reason = "the tunnel does not answer: see the endpoint and the handshake"
-		l.mu.Unlock()
-		l.misses = 0
-		return l.interval / 4
+// idle notes a tunnel that has not answered lately: there is nothing to
+// compare the LAN path with, and status says why.
+func (l *lanPath) idle(now time.Time) {
+	if l.tunnelOK(now) {
+		return
 	}
+	l.mu.Lock()
+	l.st.OK = false
+	l.st.Reason = "the tunnel does not answer: see the endpoint and the handshake"
+	l.mu.Unlock()
+	l.misses = 0
+}
+
+// step sends one probe, just after the tunnel probe was answered, and
+// judges it.
+func (l *lanPath) step(ctx context.Context, now time.Time) {
 	pctx, cancel := context.WithTimeout(ctx, l.timeout)
 	err := l.probe.Probe(pctx)
 	cancel()
 	if ctx.Err() != nil {
-		return 0
+		return
 	}
 	reason := ""
 	switch {
@@ -109,14 +127,13 @@ func (l *lanPath) step(ctx context.Context, now time.Time) time.Duration {
 			l.warned = false
 			l.log.Info("the LAN path answers again", "source", src)
 		}
-		return l.interval
+		return
 	}
 	l.misses++
 	if l.misses >= LANPathMisses && !l.warned {
 		l.warned = true
 		l.log.Warn("the LAN's packets do not get through the tunnel: "+reason, "source", src)
 	}
-	return l.interval
 }
 
 // tunnelAnswered reports whether the healer's probe was answered within
@@ -143,6 +160,7 @@ func newLANPath(cfg *Config, h *healer, log *slog.Logger) *lanPath {
 		interval: ProbeInterval,
 		timeout:  ProbeTimeout,
 		log:      log,
+		kick:     make(chan struct{}, 1),
 	}
 	l.st.Source = src.String()
 	return l

@@ -255,17 +255,18 @@ func (g *gateway) startWatchers(undo *undoStack) {
 		&dnsResolver{servers: cfg.Resolver, lookup: cfg.resolvConfServers, timeout: ProbeTimeout},
 		&dnsProber{iface: cfg.Name, addr: cfg.Probe}, g.tun, g.log.With("part", "endpoint"))
 	g.heal.clk, g.heal.build = clock.System(), clock.BuildTime()
+	if g.lan = newLANPath(cfg, g.heal, g.log.With("part", "lan-path")); g.lan != nil {
+		g.heal.onAnswer = g.lan.poke
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.lan.run(ctx, time.Now)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		g.heal.run(ctx, time.Now, time.After)
 	}()
-	if g.lan = newLANPath(cfg, g.heal, g.log.With("part", "lan-path")); g.lan != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			g.lan.run(ctx, time.Now, time.After)
-		}()
-	}
 }
 
 // checkUpstream waits up to 30 s for the first handshake, then asks the
