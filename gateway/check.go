@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/fobgw/fobgw/policyroute"
@@ -53,8 +54,12 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 	case ClampOff:
 		fmt.Fprintf(&b, "mss clamp off\n")
 	}
-	ep := cfg.Endpoint.String()
-	if !cfg.Endpoint.IsLiteral() {
+	eps := cfg.endpoints()
+	ep := join(eps, ", ")
+	if len(eps) > 1 {
+		ep = "list " + ep + fmt.Sprintf(" (tried in order; the first again every %v)", FailbackInterval)
+	}
+	if slices.ContainsFunc(eps, func(e Endpoint) bool { return !e.IsLiteral() }) {
 		if len(cfg.Resolver) > 0 {
 			ep += " (resolved through " + join(cfg.Resolver, ", ") + " only)"
 		} else {
@@ -62,7 +67,7 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(&b, "peer %s endpoint %s allowed-ips %s keepalive %d\n", cfg.PublicKey, ep, join(cfg.AllowedIPs, ","), cfg.PersistentKeepalive)
-	if !cfg.Endpoint.IsLiteral() && len(cfg.Resolver) == 0 {
+	if slices.ContainsFunc(eps, func(e Endpoint) bool { return !e.IsLiteral() }) && len(cfg.Resolver) == 0 {
 		// Read now for information only: run reads it at each resolution
 		// and waits (with back-off) while it lists no nameserver.
 		now := "none usable yet; run retries with back-off"
@@ -74,8 +79,17 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 		fmt.Fprintf(&b, "Resolver: nameservers of %s (now: %s)\n", cfg.resolvConfPath(), now)
 	}
 	fmt.Fprintf(&b, "health probe %v through %s every %v\n", cfg.Probe, cfg.Name, ProbeInterval)
+	if cfg.DNSListen.Addr().Is4() == cfg.Probe.Addr().Is4() {
+		fmt.Fprintf(&b, "lan path probe %v from %v through %s every %v\n", cfg.Probe, cfg.DNSListen.Addr(), cfg.Name, ProbeInterval)
+	}
 	fmt.Fprintf(&b, "# routes, rules and sysctls\n")
 	b.WriteString(st.String())
+	fmt.Fprintf(&b, "# masquerade (nftables)\n")
+	nat, err := newNAT(cfg)
+	if err != nil {
+		return err
+	}
+	b.WriteString(nat.String())
 	fmt.Fprintf(&b, "# listeners\n")
 	if cfg.ListenPort != 0 {
 		fmt.Fprintf(&b, "udp *:%d WireGuard (all addresses)\n", cfg.ListenPort)

@@ -46,6 +46,15 @@ func (e Endpoint) String() string {
 	return e.Host + ":" + strconv.Itoa(int(e.Port))
 }
 
+// endpoints is the Endpoint list; a Config built by hand may set Endpoint
+// only.
+func (c *Config) endpoints() []Endpoint {
+	if len(c.Endpoints) == 0 {
+		return []Endpoint{c.Endpoint}
+	}
+	return c.Endpoints
+}
+
 // Config is a parsed and validated configuration file. Parse it with
 // ParseConfig or LoadConfig; a Config built by hand must pass Validate.
 type Config struct {
@@ -62,7 +71,8 @@ type Config struct {
 	// [Peer]
 	PublicKey           Key
 	PresharedKey        *Key
-	Endpoint            Endpoint
+	Endpoint            Endpoint   // the first entry of Endpoints
+	Endpoints           []Endpoint // the Endpoint list in order (see endpoints)
 	AllowedIPs          []netip.Prefix
 	PersistentKeepalive int // seconds, 0 = off
 
@@ -79,6 +89,7 @@ type Config struct {
 	ClampMode     ClampMode
 	ClampMSS      int // the MSS when ClampMode is ClampFixed
 	KillSwitch    bool
+	Masquerade    bool           // the LAN's packets leave the tunnel with the tunnel address (masq)
 	MetricsListen string         // "" disables the metrics listener
 	StatusListen  netip.AddrPort // the LAN status page; invalid (unset) disables it
 

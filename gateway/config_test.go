@@ -152,6 +152,15 @@ func TestParseConfigValues(t *testing.T) {
 		}},
 		{"v6 endpoint", "Endpoint", "Endpoint = [2001:db8::1]:13231", func(c *Config) bool { return c.Endpoint.String() == "[2001:db8::1]:13231" }},
 		{"fqdn endpoint", "Endpoint", "Endpoint = home.example.net.:1", func(c *Config) bool { return c.Endpoint.Host == "home.example.net" }},
+		{"endpoint list", "Endpoint", "Endpoint = home.example.net:13231, home.example.net:443,[2001:db8::1]:51820", func(c *Config) bool {
+			return len(c.Endpoints) == 3 && c.Endpoint == c.Endpoints[0] && c.Endpoints[1].Port == 443 && c.Endpoints[2].IsLiteral() &&
+				join(c.endpoints(), ", ") == "home.example.net:13231, home.example.net:443, [2001:db8::1]:51820"
+		}},
+		{"single endpoint is a list of one", "Endpoint", "Endpoint = home.example.net:13231", func(c *Config) bool {
+			return len(c.Endpoints) == 1 && c.Endpoints[0] == c.Endpoint
+		}},
+		{"masquerade on", "KillSwitch", "Masquerade = on", func(c *Config) bool { return c.Masquerade }},
+		{"masquerade off", "KillSwitch", "Masquerade = off", func(c *Config) bool { return !c.Masquerade }},
 		{"allowed ips masked", "AllowedIPs", "AllowedIPs = 0.0.0.0/0, 192.168.88.7/24", func(c *Config) bool { return c.AllowedIPs[1].String() == "192.168.88.0/24" }},
 		{"keepalive off", "PersistentKeepalive", "PersistentKeepalive = off", func(c *Config) bool { return c.PersistentKeepalive == 0 }},
 		{"two lans", "LAN", "LAN = 192.168.86.0/24, 192.168.87.0/24", func(c *Config) bool { return len(c.LAN) == 2 }},
@@ -230,6 +239,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"endpoint bad name", withLine(t, "Endpoint", "Endpoint = home_!.net:1"), 10, "Endpoint", "not a host name"},
 		{"endpoint v6 without brackets", withLine(t, "Endpoint", "Endpoint = 2001:db8::1:13231"), 10, "Endpoint", "brackets"},
 		{"endpoint unspecified", withLine(t, "Endpoint", "Endpoint = 0.0.0.0:1"), 10, "Endpoint", "unicast"},
+		{"endpoint list bad entry", withLine(t, "Endpoint", "Endpoint = home.example.net:13231, home.example.net"), 10, "Endpoint", "no port"},
+		{"endpoint list twice", withLine(t, "Endpoint", "Endpoint = home.example.net:443, home.example.net:443"), 10, "Endpoint", "twice"},
+		{"endpoint list empty entry", withLine(t, "Endpoint", "Endpoint = ,"), 10, "Endpoint", "no endpoint given"},
+		{"masquerade bad", withLine(t, "KillSwitch", "Masquerade = nat"), 23, "Masquerade", "not on or off"},
 		{"bad allowed ips", withLine(t, "AllowedIPs", "AllowedIPs = 0.0.0.0/0,"), 11, "AllowedIPs", "empty element"},
 		{"bad keepalive", withLine(t, "PersistentKeepalive", "PersistentKeepalive = -1"), 12, "PersistentKeepalive", "seconds"},
 		{"lan host bits", withLine(t, "LAN", "LAN = 192.168.86.1/24"), 15, "LAN", "host bits"},

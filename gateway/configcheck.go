@@ -67,6 +67,9 @@ func (v *validator) peerKeys() {
 	if c.Endpoint.Port == 0 || c.Endpoint.Host == "" {
 		v.errorf(v.line("peer", "Endpoint"), "Endpoint", "host:port", "no endpoint")
 	}
+	if len(c.Endpoints) > 0 && c.Endpoints[0] != c.Endpoint {
+		v.errorf(v.line("peer", "Endpoint"), "Endpoint", "Endpoint equal to Endpoints[0] (a Config built by hand)", "Endpoint %v is not the list's first entry %v", c.Endpoint, c.Endpoints[0])
+	}
 	if len(c.AllowedIPs) == 0 {
 		v.errorf(v.line("peer", "AllowedIPs"), "AllowedIPs", "0.0.0.0/0 to send the LAN's traffic home", "no prefix")
 	}

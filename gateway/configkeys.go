@@ -81,11 +81,11 @@ var sections = map[string][]keyDef{
 			return "", ""
 		}},
 		{"Endpoint", func(p *parser, c *Config, v string) (string, string) {
-			e, msg := parseEndpoint(v)
+			list, msg := parseEndpointList(v)
 			if msg != "" {
-				return msg, "host:port with a DNS name or an address, e.g. home.example.net:13231 or [2001:db8::1]:13231"
+				return msg, "host:port with a DNS name or an address, e.g. home.example.net:13231 or [2001:db8::1]:13231, or a comma-separated list of them tried in order"
 			}
-			c.Endpoint = e
+			c.Endpoint, c.Endpoints = list[0], list
 			return "", ""
 		}},
 		{"AllowedIPs", func(p *parser, c *Config, v string) (string, string) {
@@ -213,6 +213,14 @@ var sections = map[string][]keyDef{
 				return fmt.Sprintf("%q is not on or off", v), "on or off"
 			}
 			c.KillSwitch = b
+			return "", ""
+		}},
+		{"Masquerade", func(p *parser, c *Config, v string) (string, string) {
+			b, ok := parseBool(v)
+			if !ok {
+				return fmt.Sprintf("%q is not on or off", v), "on (the LAN leaves the tunnel with the tunnel address) or off"
+			}
+			c.Masquerade = b
 			return "", ""
 		}},
 		{"MetricsListen", func(p *parser, c *Config, v string) (string, string) {

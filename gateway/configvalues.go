@@ -79,6 +79,28 @@ func parseAddrPort(v string, defPort uint16) (netip.AddrPort, string) {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ""
 }
 
+// parseEndpointList parses "host:port, host:port, ...": at least one
+// entry, no entry twice.
+func parseEndpointList(v string) ([]Endpoint, string) {
+	var out []Endpoint
+	for _, f := range splitList(v) {
+		e, msg := parseEndpoint(f)
+		if msg != "" {
+			return nil, msg
+		}
+		for _, x := range out {
+			if x.String() == e.String() {
+				return nil, fmt.Sprintf("%s is in the list twice", e)
+			}
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		return nil, "no endpoint given"
+	}
+	return out, ""
+}
+
 func parseEndpoint(v string) (Endpoint, string) {
 	i := strings.LastIndexByte(v, ':')
 	if i < 0 {

@@ -12,14 +12,16 @@
 // LANInterface exists and holds DNSListen's address: a *ConfigError, exit
 // 2, otherwise, from `fobgw check` too), then: the kill switch and LAN rules
 // (policyroute.ApplyKillSwitch), the TUN and the WireGuard device, its
-// address and link up, the tunnel routes (policyroute.Apply), the DNS
-// forwarder, the endpoint healer, the status socket and the metrics
-// listener; then READY=1. Every 10 s (RepairInterval) drift in the
-// routing state is repaired. On cancel it stops in reverse and removes
+// address and link up, the tunnel routes (policyroute.Apply), the
+// masquerade table (masq; with Masquerade = off a leftover one is removed),
+// the DNS forwarder, the endpoint healer (which also reads the clock) and
+// the LAN-path probe, the status socket and the metrics listener; then
+// READY=1. Every 10 s (RepairInterval) drift in the routing state and the
+// masquerade table is repaired. On cancel it stops in reverse and removes
 // fobgw's routes and rules except, with KillSwitch = on, the kill switch:
 // the LAN stays cut off from the local ISP while fobgw is down. A start that fails half
 // way undoes what it did, except the kill switch. [Down] removes
-// everything, the kill switch too.
+// everything, the kill switch and the masquerade table too.
 //
 // Sysctls: with KillSwitch = on, forwarding stays on after a stop (as
 // wg-quick leaves it): the unreachable routes keep the LAN off the local

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/fobgw/fobgw/clock"
 )
 
 // Healing parameters (the defaults of healerConfig).
@@ -32,6 +34,16 @@ const (
 	UnchangedFree = 6
 )
 
+// Endpoint list parameters (the defaults of healerConfig).
+const (
+	// FailbackInterval: while on another entry than the first, the first
+	// is tried again this often.
+	FailbackInterval = 10 * time.Minute
+	// TrialMisses: a trial of the first entry ends after this many
+	// unanswered probes, and the working entry is set again.
+	TrialMisses = 2
+)
+
 // nameResolver resolves the endpoint's host name (through Resolver only).
 type nameResolver interface {
 	Resolve(ctx context.Context, host string) ([]netip.Addr, error)
@@ -45,12 +57,15 @@ type tunnelProber interface {
 // peerControl is the part of the WireGuard device the healer drives.
 type peerControl interface {
 	SetEndpoint(netip.AddrPort) error
+	// Endpoint is the endpoint in use, which roaming may have changed
+	// since SetEndpoint.
+	Endpoint() (netip.AddrPort, error)
 	LastHandshake() (time.Time, error)
 	RxBytes() (uint64, error) // bytes received from the peer, monotonic
 }
 
 type healerConfig struct {
-	Endpoint       Endpoint
+	Endpoints      []Endpoint // the Endpoint list, tried in order; at least one
 	Interval       time.Duration
 	Timeout        time.Duration
 	MaxMisses      int
@@ -67,11 +82,15 @@ type healerConfig struct {
 	// UnchangedFree: re-resolutions with an unchanged record made at every
 	// miss before they back off (up to BackoffMax).
 	UnchangedFree int
+	// Failback: how often the first entry is tried while on another.
+	Failback time.Duration
+	// TrialMisses: unanswered probes that end a trial of the first entry.
+	TrialMisses int
 }
 
-func defaultHealerConfig(e Endpoint) healerConfig {
+func defaultHealerConfig(es ...Endpoint) healerConfig {
 	return healerConfig{
-		Endpoint:       e,
+		Endpoints:      es,
 		Interval:       ProbeInterval,
 		Timeout:        ProbeTimeout,
 		MaxMisses:      MaxMisses,
@@ -81,6 +100,8 @@ func defaultHealerConfig(e Endpoint) healerConfig {
 		BackoffMax:     ResolveBackoffMax,
 		RxAlive:        KeepaliveTimeout + ProbeInterval,
 		UnchangedFree:  UnchangedFree,
+		Failback:       FailbackInterval,
+		TrialMisses:    TrialMisses,
 	}
 }
 
@@ -97,6 +118,15 @@ type HealerStatus struct {
 	EndpointChanges  uint64       `json:"endpoint_changes"` // endpoint set to a different address
 	Reresolutions    uint64       `json:"reresolutions"`
 	ResolveFailures  uint64       `json:"resolve_failures"`
+
+	// The Endpoint list (healerlist.go).
+	EndpointEntry         string `json:"endpoint_entry"`        // the list's entry in use, as written
+	EndpointEntryReason   string `json:"endpoint_entry_reason"` // why that entry
+	EndpointEntrySwitches uint64 `json:"endpoint_entry_switches"`
+	EndpointEntryTrials   uint64 `json:"endpoint_entry_trials"` // tries of the first entry while on another
+
+	// The clock (healerclock.go); nil until the first step.
+	Clock *clock.State `json:"clock,omitempty"`
 }
 
 // healerState is the healer's state: what Status shows, the endpoint, and
@@ -130,15 +160,26 @@ type healer struct {
 	unchanged     int           // re-resolutions in a row that returned the unchanged record
 	nextUnchanged time.Time     // no resolution before this (back-off while the record stays the same)
 
+	entry        int          // index of the entry in use in cfg.Endpoints
+	tried        []netip.Addr // addresses of the entry set since the tunnel last answered
+	nextFailback time.Time    // when to try the first entry again; zero: on it
+	trial        *trial       // a try of the first entry in progress, or nil
+
+	clk         clock.Source // nil: the clock is not checked
+	build       time.Time    // the binary's build time, for clock.Check
+	clockWarned bool         // the clock warning was logged and the clock has not recovered
+
+	// onAnswer, when set, is called after each answered probe (the LAN-path
+	// probe follows it); it must not block.
+	onAnswer func()
+
 	mu sync.Mutex
 	st healerState // protected by mu
 }
 
 func newHealer(cfg healerConfig, res nameResolver, pr tunnelProber, peer peerControl, log *slog.Logger) *healer {
 	h := &healer{cfg: cfg, res: res, probe: pr, peer: peer, log: log, backoff: cfg.BackoffMin}
-	if !cfg.Endpoint.IsLiteral() {
-		h.st.EndpointName = cfg.Endpoint.Host
-	}
+	h.setEntryStatus(0, "first entry")
 	return h
 }
 
@@ -180,13 +221,27 @@ func (h *healer) run(ctx context.Context, now func() time.Time, after func(time.
 // next: at boot it resolves the name, then it probes, and decides whether
 // to re-resolve.
 func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
+	cs := h.checkClock()
 	st := h.state()
 	if !st.Endpoint.IsValid() {
 		return h.boot(ctx, now)
 	}
-	misses, ok := h.probeOnce(ctx, now, st)
+	answered, misses, ok := h.probeOnce(ctx, now, st)
 	if !ok {
 		return 0
+	}
+	if answered && h.onAnswer != nil {
+		h.onAnswer()
+	}
+	if h.trial != nil {
+		return h.trialStep(now, answered, misses)
+	}
+	if !answered && cs.BeforeBuild {
+		h.excuseMisses()
+		return h.cfg.Interval
+	}
+	if answered && h.failbackDue(now) && cs.OK() {
+		return h.startTrial(ctx, now, st)
 	}
 	reason := h.trigger(now, misses)
 	if reason == "" {
@@ -195,37 +250,45 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 	return h.reresolve(ctx, now, st, reason)
 }
 
-// boot sets the first endpoint: the literal address, or the name's first
-// record; no endpoint until the name resolves (retried with back-off).
+// boot sets the first endpoint: the first entry of the list whose literal
+// address or name gives one; no endpoint until one resolves (retried with
+// back-off).
 func (h *healer) boot(ctx context.Context, now time.Time) time.Duration {
-	if h.cfg.Endpoint.IsLiteral() {
-		h.setEndpoint(now, nil, h.cfg.Endpoint.Addr, "configured")
-		h.sampleRx(now) // the baseline for the first probe step
-		return h.cfg.Interval
+	var err error
+	for i, e := range h.cfg.Endpoints {
+		if e.IsLiteral() {
+			h.enterEntry(now, i, nil, e.Addr, "configured", "first entry")
+			h.sampleRx(now) // the baseline for the first probe step
+			return h.cfg.Interval
+		}
+		var addrs []netip.Addr
+		if addrs, err = h.resolve(ctx, e.Host); err == nil {
+			h.backoff = h.cfg.BackoffMin
+			why := "first entry"
+			if i > 0 {
+				why = "the entries before it do not resolve"
+			}
+			h.enterEntry(now, i, addrs, addrs[0], "resolved", why)
+			h.sampleRx(now)
+			return h.cfg.Interval
+		}
 	}
-	addrs, err := h.resolve(ctx, now)
-	if err != nil {
-		d := h.backoff
-		h.backoff = min(h.backoff*2, h.cfg.BackoffMax)
-		h.log.Warn("endpoint name does not resolve yet; the LAN stays behind the kill switch meanwhile",
-			"name", h.cfg.Endpoint.Host, "retry_in", d, "err", err)
-		return d
-	}
-	h.backoff = h.cfg.BackoffMin
-	h.setEndpoint(now, addrs, addrs[0], "resolved")
-	h.sampleRx(now)
-	return h.cfg.Interval
+	d := h.backoff
+	h.backoff = min(h.backoff*2, h.cfg.BackoffMax)
+	h.log.Warn("endpoint name does not resolve yet; the LAN stays behind the kill switch meanwhile",
+		"name", h.cur().Host, "retry_in", d, "err", err)
+	return d
 }
 
 // probeOnce sends one probe and counts it: answered, silent while the peer
 // sends (no miss), or missed. It returns the consecutive misses; ok is false
-// when ctx ended meanwhile.
-func (h *healer) probeOnce(ctx context.Context, now time.Time, st healerState) (misses int, ok bool) {
+// when ctx ended meanwhile. answered is true when the probe itself was.
+func (h *healer) probeOnce(ctx context.Context, now time.Time, st healerState) (answered bool, misses int, ok bool) {
 	pctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	perr := h.probe.Probe(pctx)
 	cancel()
 	if ctx.Err() != nil {
-		return 0, false
+		return false, 0, false
 	}
 	// Anything received from the peer recently proves the tunnel works
 	// even if the probe target is silent (a Pi-hole that drops queries,
@@ -238,6 +301,9 @@ func (h *healer) probeOnce(ctx context.Context, now time.Time, st healerState) (
 	moved := h.sampleRx(now)
 	silentTarget := st.LastProbeOK.IsZero() || now.Sub(st.LastProbeOK) > h.cfg.RxAlive
 	rxMoved := moved || silentTarget && !h.lastRxChange.IsZero() && now.Sub(h.lastRxChange) <= h.cfg.RxAlive
+	// During a trial of the first entry the working path may still bring
+	// bytes in: only an answer to the probe counts.
+	rxMoved = rxMoved && h.trial == nil
 	h.update(func(s *healerState) {
 		s.Probes++
 		if perr != nil && rxMoved {
@@ -256,6 +322,7 @@ func (h *healer) probeOnce(ctx context.Context, now time.Time, st healerState) (
 	})
 	if perr == nil || rxMoved {
 		h.unchanged, h.nextUnchanged = 0, time.Time{}
+		h.tried = h.tried[:0]
 		if h.warnedTrigger {
 			h.log.Info("tunnel answers again", "endpoint", st.Endpoint)
 			h.warnedTrigger = false
@@ -264,7 +331,7 @@ func (h *healer) probeOnce(ctx context.Context, now time.Time, st healerState) (
 	if perr != nil {
 		h.log.Debug("probe missed", "misses", misses, "peer_sends", rxMoved, "err", perr)
 	}
-	return misses, true
+	return perr == nil, misses, true
 }
 
 // trigger says why the endpoint should be re-resolved now, or "": too many
@@ -283,58 +350,6 @@ func (h *healer) trigger(now time.Time, misses int) string {
 	return ""
 }
 
-// reresolve resolves the name again (unless backing off) and sets the
-// endpoint to the next address; a literal endpoint is set again.
-func (h *healer) reresolve(ctx context.Context, now time.Time, st healerState, reason string) time.Duration {
-	if !h.warnedTrigger {
-		h.log.Warn("tunnel does not answer; re-resolving the endpoint", "reason", reason, "endpoint", st.Endpoint, "name", h.cfg.Endpoint.Host)
-		h.warnedTrigger = true
-	}
-	if h.cfg.Endpoint.IsLiteral() {
-		// Nothing to resolve; set it again in case roaming moved it.
-		h.setEndpoint(now, nil, h.cfg.Endpoint.Addr, "reset")
-		return h.cfg.Interval
-	}
-	if now.Before(h.nextResolve) || now.Before(h.nextUnchanged) {
-		return h.cfg.Interval
-	}
-	addrs, err := h.resolve(ctx, now)
-	if err != nil {
-		h.nextResolve = now.Add(h.backoff)
-		h.backoff = min(h.backoff*2, h.cfg.BackoffMax)
-		h.log.Warn("re-resolving the endpoint failed; keeping the current address", "name", h.cfg.Endpoint.Host, "err", err)
-		return h.cfg.Interval
-	}
-	h.backoff = h.cfg.BackoffMin
-	h.nextResolve = time.Time{}
-	next := pickNext(st.EndpointRecords, addrs, st.Endpoint.Addr())
-	if next == st.Endpoint.Addr() && len(addrs) == 1 {
-		h.unchangedRecord(now, next, addrs)
-		return h.cfg.Interval
-	}
-	h.unchanged, h.nextUnchanged = 0, time.Time{}
-	h.setEndpoint(now, addrs, next, "re-resolved")
-	return h.cfg.Interval
-}
-
-// unchangedRecord notes a resolution that gave the current address only:
-// the record has not followed yet. Nothing is set and the misses stay, so
-// that the next miss asks again; after UnchangedFree such answers in a row,
-// it asks less often (2, 4, 8 ... intervals, at most BackoffMax) while home
-// stays down.
-func (h *healer) unchangedRecord(now time.Time, addr netip.Addr, addrs []netip.Addr) {
-	h.unchanged++
-	if n := h.unchanged - h.cfg.UnchangedFree + 1; n > 0 {
-		d := h.cfg.BackoffMax
-		if n < 16 {
-			d = min(h.cfg.Interval<<n, h.cfg.BackoffMax)
-		}
-		h.nextUnchanged = now.Add(d)
-	}
-	h.log.Debug("endpoint name still resolves to the same address", "addr", addr, "unchanged", h.unchanged)
-	h.update(func(s *healerState) { s.EndpointRecords = addrs })
-}
-
 // sampleRx reads the bytes received from the peer, notes when they moved,
 // and reports whether they did since the previous sample.
 func (h *healer) sampleRx(now time.Time) bool {
@@ -350,33 +365,19 @@ func (h *healer) sampleRx(now time.Time) bool {
 	return moved
 }
 
-func (h *healer) resolve(ctx context.Context, now time.Time) ([]netip.Addr, error) {
-	rctx, cancel := context.WithTimeout(ctx, ResolveTimeout)
-	defer cancel()
-	addrs, err := h.res.Resolve(rctx, h.cfg.Endpoint.Host)
-	if err == nil && len(addrs) == 0 {
-		err = fmt.Errorf("no A or AAAA record for %s", h.cfg.Endpoint.Host)
-	}
-	h.update(func(s *healerState) {
-		if s.Endpoint.IsValid() {
-			s.Reresolutions++
-		}
-		if err != nil {
-			s.ResolveFailures++
-			s.LastError = "resolve: " + err.Error()
-		}
-	})
-	return addrs, err
-}
-
+// setEndpoint points the peer at addr on the entry's port; records are the
+// resolution it came from (nil for a literal address).
 func (h *healer) setEndpoint(now time.Time, records []netip.Addr, addr netip.Addr, why string) {
-	ap := netip.AddrPortFrom(addr, h.cfg.Endpoint.Port)
+	ap := netip.AddrPortFrom(addr, h.cur().Port)
 	if err := h.peer.SetEndpoint(ap); err != nil {
 		h.log.Error("setting the peer endpoint failed", "endpoint", ap, "err", err)
 		h.update(func(s *healerState) { s.LastError = "set endpoint: " + err.Error() })
 		return
 	}
 	h.lastSwitch = now
+	if !slices.Contains(h.tried, addr) {
+		h.tried = append(h.tried, addr)
+	}
 	prev := h.state().Endpoint
 	h.update(func(s *healerState) {
 		if s.Endpoint.IsValid() && s.Endpoint != ap {
@@ -384,24 +385,9 @@ func (h *healer) setEndpoint(now time.Time, records []netip.Addr, addr netip.Add
 		}
 		s.Endpoint = ap
 		s.ProbeMisses = 0
-		if records != nil {
-			s.EndpointRecords = records
-		}
+		s.EndpointRecords = records // nil for a literal address
 	})
 	if prev != ap {
-		h.log.Info("peer endpoint set", "endpoint", ap, "name", h.st.EndpointName, "how", why, "records", len(records))
+		h.log.Info("peer endpoint set", "endpoint", ap, "name", h.state().EndpointName, "how", why, "records", len(records))
 	}
-}
-
-// pickNext chooses the next endpoint address from a fresh resolution: an
-// address the previous resolution did not have, if any (the record
-// followed a move); otherwise the one after cur, rotating through all.
-func pickNext(prev, fresh []netip.Addr, cur netip.Addr) netip.Addr {
-	for _, a := range fresh {
-		if !slices.Contains(prev, a) {
-			return a
-		}
-	}
-	i := slices.Index(fresh, cur)
-	return fresh[(i+1)%len(fresh)] // i == -1 gives fresh[0]
 }

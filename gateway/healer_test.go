@@ -15,13 +15,21 @@ import (
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 type fakeResolver struct {
-	addrs []netip.Addr
-	err   error
-	calls int
+	addrs  []netip.Addr
+	err    error
+	calls  int
+	byHost map[string][]netip.Addr // when set, the answers by name (none: NXDOMAIN)
 }
 
 func (r *fakeResolver) Resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 	r.calls++
+	if r.byHost != nil && r.err == nil {
+		a, ok := r.byHost[host]
+		if !ok {
+			return nil, errors.New("NXDOMAIN " + host)
+		}
+		return slices.Clone(a), nil
+	}
 	return slices.Clone(r.addrs), r.err
 }
 
@@ -42,12 +50,23 @@ type fakePeer struct {
 	set       []netip.AddrPort
 	handshake time.Time
 	rx        uint64
+	roamed    netip.AddrPort // when valid, where roaming took the endpoint since the last set
+}
+
+func (p *fakePeer) Endpoint() (netip.AddrPort, error) {
+	if p.roamed.IsValid() {
+		return p.roamed, nil
+	}
+	return p.last(), nil
 }
 
 func (p *fakePeer) RxBytes() (uint64, error) { return p.rx, nil }
 
-func (p *fakePeer) SetEndpoint(ap netip.AddrPort) error { p.set = append(p.set, ap); return nil }
-func (p *fakePeer) LastHandshake() (time.Time, error)   { return p.handshake, nil }
+func (p *fakePeer) SetEndpoint(ap netip.AddrPort) error {
+	p.set, p.roamed = append(p.set, ap), netip.AddrPort{}
+	return nil
+}
+func (p *fakePeer) LastHandshake() (time.Time, error) { return p.handshake, nil }
 
 func (p *fakePeer) last() netip.AddrPort {
 	if len(p.set) == 0 {

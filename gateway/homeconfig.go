@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -36,11 +38,13 @@ func HomeConfig(cfg *Config, format string, w io.Writer) error {
 	for _, l := range cfg.LAN {
 		allowed = append(allowed, l.String())
 	}
-	port := cfg.Endpoint.Port
+	ports := endpointPorts(cfg)
+	port := ports[0]
 	var b strings.Builder
 	switch format {
 	case FormatRouterOS:
 		fmt.Fprintf(&b, "# Home (BEG) side for the fobgw FOB %q: paste into the home MikroTik's terminal.\n", cfg.Name)
+		writePorts(&b, ports)
 		fmt.Fprintf(&b, "# If the WireGuard interface does not exist yet (a fresh setup):\n")
 		fmt.Fprintf(&b, "#   /interface wireguard add listen-port=%d mtu=%d name=wireguard1\n", port, cfg.MTU)
 		fmt.Fprintf(&b, "#   /ip address add address=%s interface=wireguard1\n", homeAddrHint(cfg))
@@ -61,8 +65,17 @@ func HomeConfig(cfg *Config, format string, w io.Writer) error {
 			}
 			fmt.Fprintf(&b, "%s add dst-address=%s gateway=wireguard1 comment=\"FOB %s LAN via fobgw\"\n", cmd, l, cfg.Name)
 		}
+		for _, p := range ports[1:] {
+			fmt.Fprintf(&b, "# UDP %d, another entry of the FOB's Endpoint list, to the WireGuard port:\n", p)
+			fmt.Fprintf(&b, "/ip firewall filter add action=accept chain=input comment=\"Wireguard for FOB %s\" dst-port=%d protocol=udp\n", cfg.Name, p)
+			fmt.Fprintf(&b, "/ip firewall nat add action=redirect chain=dstnat comment=\"Wireguard for FOB %s\" dst-port=%d protocol=udp to-ports=%d\n", cfg.Name, p, port)
+		}
 	case FormatWGQuick:
 		fmt.Fprintf(&b, "# Home (BEG) side for the fobgw FOB %q, wg-quick format (e.g. /etc/wireguard/wg0.conf).\n", cfg.Name)
+		writePorts(&b, ports)
+		for _, p := range ports[1:] {
+			fmt.Fprintf(&b, "# UDP %d to the ListenPort, e.g. PostUp = iptables -t nat -A PREROUTING -i eth0 -p udp --dport %d -j REDIRECT --to-ports %d\n", p, p, port)
+		}
 		fmt.Fprintf(&b, "[Interface]\n")
 		fmt.Fprintf(&b, "# PrivateKey = <the home router's private key; its public key goes into PublicKey of [Peer] in the FOB's config>\n")
 		fmt.Fprintf(&b, "# Address = <the home router's tunnel address, e.g. %s>\n", homeAddrHint(cfg))
@@ -83,6 +96,31 @@ func HomeConfig(cfg *Config, format string, w io.Writer) error {
 	fmt.Fprintf(&b, "# and a Pi-hole at %v must answer queries from other subnets: Settings > DNS > \"Permit all origins\".\n", cfg.DNSUpstream.Addr())
 	_, err = io.WriteString(w, b.String())
 	return err
+}
+
+// endpointPorts are the distinct ports of the Endpoint list, in its order.
+func endpointPorts(cfg *Config) []uint16 {
+	var ports []uint16
+	for _, e := range cfg.endpoints() {
+		if !slices.Contains(ports, e.Port) {
+			ports = append(ports, e.Port)
+		}
+	}
+	return ports
+}
+
+// writePorts says which UDP ports the home side must open.
+func writePorts(b *strings.Builder, ports []uint16) {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(int(p))
+	}
+	if len(ports) == 1 {
+		fmt.Fprintf(b, "# The home side must answer WireGuard on UDP port %s (the FOB's Endpoint).\n", s[0])
+		return
+	}
+	fmt.Fprintf(b, "# The home side must answer WireGuard on UDP ports %s (the FOB's Endpoint list):\n", strings.Join(s, ", "))
+	fmt.Fprintf(b, "# it listens on %s and redirects the others to it (below).\n", s[0])
 }
 
 // homeAddrHint guesses the home router's tunnel address for the comment:

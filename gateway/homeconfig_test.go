@@ -77,6 +77,66 @@ func TestHomeConfig(t *testing.T) {
 	}
 }
 
+// TestHomeConfigPorts: with an Endpoint list the home side is told every
+// port to open, and how to bring the others to its one listen port.
+func TestHomeConfigPorts(t *testing.T) {
+	c, _ := storyConfig(t)
+	list, msg := parseEndpointList("home.example.net:13231, home.example.net:443, backup.example.org:51820, 198.51.100.2:443")
+	if msg != "" {
+		t.Fatal(msg)
+	}
+	c.Endpoint, c.Endpoints = list[0], list
+	for format, want := range map[string][]string{
+		FormatRouterOS: {"UDP ports 13231, 443, 51820 (the FOB's Endpoint list)", "listen-port=13231",
+			"dst-port=443 protocol=udp to-ports=13231", "dst-port=51820 protocol=udp to-ports=13231",
+			"action=accept chain=input comment=\"Wireguard for FOB fobgw0\" dst-port=443"},
+		FormatWGQuick: {"UDP ports 13231, 443, 51820 (the FOB's Endpoint list)", "ListenPort = 13231\n", "--dport 443 -j REDIRECT --to-ports 13231"},
+	} {
+		var b bytes.Buffer
+		if err := HomeConfig(c, format, &b); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("%s output lacks %q:\n%s", format, w, b.String())
+			}
+		}
+		if strings.Count(b.String(), "dst-port=443 protocol=udp to-ports") > 1 {
+			t.Errorf("%s: port 443 redirected twice:\n%s", format, b.String())
+		}
+	}
+}
+
+// TestCheckEndpointListAndMasquerade: check prints the Endpoint list and
+// the masquerade table it would install.
+func TestCheckEndpointListAndMasquerade(t *testing.T) {
+	c, _ := storyConfig(t)
+	list, _ := parseEndpointList("home.example.net:13231, home.example.net:443")
+	c.Endpoint, c.Endpoints, c.Masquerade = list[0], list, true
+	var b bytes.Buffer
+	err := Check(c, Options{RunDir: t.TempDir()}, &b)
+	var ce *ConfigError
+	if err != nil && (!errors.As(err, &ce) || ce.Key != "LANInterface") {
+		t.Fatalf("Check: %v", err)
+	}
+	for _, w := range []string{
+		"endpoint list home.example.net:13231, home.example.net:443 (tried in order",
+		"# masquerade (nftables)\ntable inet fobgw {",
+		`oifname "fobgw0" ip saddr 192.168.86.0/24 masquerade`,
+		"lan path probe 192.168.88.1:53 from 192.168.86.1 through fobgw0",
+	} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("check output lacks %q:\n%s", w, b.String())
+		}
+	}
+	c.Masquerade = false
+	b.Reset()
+	Check(c, Options{RunDir: t.TempDir()}, &b)
+	if !strings.Contains(b.String(), "masquerade off: no table inet fobgw") {
+		t.Errorf("check output with Masquerade off:\n%s", b.String())
+	}
+}
+
 func TestHomeConfigErrors(t *testing.T) {
 	c, _ := storyConfig(t)
 	if err := HomeConfig(c, "mikrotik", &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "routeros") {

@@ -54,6 +54,18 @@ var metricDefs = []metricDef{
 	{"fobgw_probes_total", "Health probes sent through the tunnel.", true, func(s *Status) float64 { return float64(s.Probes) }},
 	{"fobgw_endpoint_changes_total", "Times the peer endpoint was set to another address.", true, func(s *Status) float64 { return float64(s.EndpointChanges) }},
 	{"fobgw_endpoint_resolve_failures_total", "Failed resolutions of the endpoint name.", true, func(s *Status) float64 { return float64(s.ResolveFailures) }},
+
+	// Health beyond the tunnel probe: the LAN path, the endpoint list, the clock.
+	{"fobgw_lan_path_up", "1 when the last probe from the LAN address through the tunnel was answered (0 also before the first).", false, func(s *Status) float64 { return b2f(s.LANPath != nil && s.LANPath.OK) }},
+	{"fobgw_lan_path_probes_total", "Probes from the LAN address through the tunnel.", true, func(s *Status) float64 {
+		if s.LANPath == nil {
+			return 0
+		}
+		return float64(s.LANPath.Probes)
+	}},
+	{"fobgw_endpoint_entry_switches_total", "Times the gateway went to another entry of the Endpoint list.", true, func(s *Status) float64 { return float64(s.EndpointEntrySwitches) }},
+	{"fobgw_endpoint_entry_trials_total", "Tries of the Endpoint list's first entry while on another.", true, func(s *Status) float64 { return float64(s.EndpointEntryTrials) }},
+	{"fobgw_clock_ok", "1 when the clock is synchronised and not before the build time.", false, func(s *Status) float64 { return b2f(s.Clock == nil || s.Clock.OK()) }},
 }
 
 func newStatusCollector(status func() *Status) *statusCollector {

@@ -12,7 +12,8 @@ import (
 func TestStatusMetrics(t *testing.T) {
 	st := &Status{TunnelUp: true, HandshakeAgeSeconds: 12, RxBytes: 100, TxBytes: 200,
 		Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4}, RouteRepairs: 5,
-		HealerStatus: HealerStatus{ProbeMisses: 1, ProbeMissesTotal: 6, EndpointChanges: 2}}
+		HealerStatus: HealerStatus{ProbeMisses: 1, ProbeMissesTotal: 6, EndpointChanges: 2, EndpointEntrySwitches: 7},
+		LANPath:      &LANPathStatus{OK: false, Probes: 8}}
 	c := newStatusCollector(func() *Status { return st })
 	want := `
 # HELP fobgw_tunnel_up 1 when the last handshake is less than 180 s old.
@@ -30,9 +31,16 @@ fobgw_route_repairs_total 5
 # HELP fobgw_endpoint_changes_total Times the peer endpoint was set to another address.
 # TYPE fobgw_endpoint_changes_total counter
 fobgw_endpoint_changes_total 2
+# HELP fobgw_lan_path_up 1 when the last probe from the LAN address through the tunnel was answered (0 also before the first).
+# TYPE fobgw_lan_path_up gauge
+fobgw_lan_path_up 0
+# HELP fobgw_endpoint_entry_switches_total Times the gateway went to another entry of the Endpoint list.
+# TYPE fobgw_endpoint_entry_switches_total counter
+fobgw_endpoint_entry_switches_total 7
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "fobgw_tunnel_up", "fobgw_receive_bytes_total",
-		"fobgw_mss_clamped_out_total", "fobgw_route_repairs_total", "fobgw_endpoint_changes_total"); err != nil {
+		"fobgw_mss_clamped_out_total", "fobgw_route_repairs_total", "fobgw_endpoint_changes_total",
+		"fobgw_lan_path_up", "fobgw_endpoint_entry_switches_total"); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.CollectAndCount(c); n != len(metricDefs) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"syscall"
@@ -18,13 +19,23 @@ import (
 // both prove that packets crossed the tunnel and back. A Probe address that
 // runs no DNS server (the home router's tunnel address, say) therefore
 // works too, without a raw socket or CAP_NET_RAW.
+//
+// With src set, the socket is also bound to that address: the LAN-path
+// probe is sent from the gateway's LAN address, as the LAN's packets are,
+// so it is answered only when the home peer allows the LAN (or Masquerade
+// translates it).
 type dnsProber struct {
 	iface string
 	addr  netip.AddrPort
+	src   netip.Addr // the source address; invalid: the kernel's choice (the tunnel address)
 }
 
 func (p *dnsProber) Probe(ctx context.Context) error {
-	conn, err := tunsock.Dialer(p.iface, 0, nil)(ctx, "udp", p.addr.String())
+	d := &net.Dialer{Control: tunsock.Control(p.iface, nil)}
+	if p.src.IsValid() {
+		d.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.src, 0))
+	}
+	conn, err := d.DialContext(ctx, "udp", p.addr.String())
 	if err != nil {
 		return fmt.Errorf("probe socket on %s: %w", p.iface, err)
 	}
@@ -34,6 +45,9 @@ func (p *dnsProber) Probe(ctx context.Context) error {
 	case err == nil, errors.Is(err, syscall.ECONNREFUSED):
 		return nil
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		if p.src.IsValid() {
+			return fmt.Errorf("probe %v from %v through %s: no answer", p.addr, p.src, p.iface)
+		}
 		return fmt.Errorf("probe %v through %s: no answer", p.addr, p.iface)
 	}
 	return fmt.Errorf("probe %v: %w", p.addr, err)

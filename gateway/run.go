@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/fobgw/fobgw/clock"
 	"github.com/fobgw/fobgw/dnsfwd"
+	"github.com/fobgw/fobgw/masq"
 	"github.com/fobgw/fobgw/policyroute"
 	"github.com/vishvananda/netlink"
 )
@@ -65,6 +68,8 @@ type gateway struct {
 	tun    *tunnel
 	fwd    *dnsfwd.Forwarder
 	heal   *healer
+	nat    *masq.NAT // Masquerade; Apply with it off removes a leftover table
+	lan    *lanPath  // the LAN-path probe; nil when it cannot be compared
 
 	repairs   atomic.Uint64
 	mu        sync.Mutex
@@ -122,6 +127,9 @@ func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (
 	g.router, err = policyroute.New(h, routeConfig(cfg))
 	if err != nil {
 		return Key{}, routeErr(cfg, err)
+	}
+	if g.nat, err = newNAT(cfg); err != nil {
+		return Key{}, err
 	}
 	g.fwd, err = dnsfwd.New(dnsfwd.Config{
 		Listen:    cfg.DNSListen,
@@ -207,6 +215,16 @@ func (g *gateway) startRouting(h *netlink.Handle, priv Key, undo *undoStack) err
 	if err := g.router.Apply(); err != nil {
 		return fmt.Errorf("install the tunnel routes: %w", err)
 	}
+	// After the routes, as the LAN's packets start to flow; Masquerade off
+	// removes a table a killed run left.
+	undo.push(func() {
+		if err := g.nat.Remove(); err != nil {
+			log.Error("undo masquerade", "err", err)
+		}
+	})
+	if err := g.nat.Apply(); err != nil {
+		return fmt.Errorf("Masquerade = %s: %w", onOff(cfg.Masquerade), err)
+	}
 	return nil
 }
 
@@ -221,8 +239,8 @@ func (g *gateway) restoreSysctls(saved policyroute.SavedSysctls) {
 	}
 }
 
-// startWatchers starts the check of the DNS upstream and the endpoint
-// healer in the background.
+// startWatchers starts the check of the DNS upstream, the endpoint healer
+// and the LAN-path probe in the background.
 func (g *gateway) startWatchers(undo *undoStack) {
 	cfg := g.cfg
 	ctx, cancel := context.WithCancel(context.Background())
@@ -233,9 +251,18 @@ func (g *gateway) startWatchers(undo *undoStack) {
 		defer wg.Done()
 		g.checkUpstream(ctx)
 	}()
-	g.heal = newHealer(defaultHealerConfig(cfg.Endpoint),
+	g.heal = newHealer(defaultHealerConfig(cfg.endpoints()...),
 		&dnsResolver{servers: cfg.Resolver, lookup: cfg.resolvConfServers, timeout: ProbeTimeout},
 		&dnsProber{iface: cfg.Name, addr: cfg.Probe}, g.tun, g.log.With("part", "endpoint"))
+	g.heal.clk, g.heal.build = clock.System(), clock.BuildTime()
+	if g.lan = newLANPath(cfg, g.heal, g.log.With("part", "lan-path")); g.lan != nil {
+		g.heal.onAnswer = g.lan.poke
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.lan.run(ctx, time.Now)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		g.heal.run(ctx, time.Now, time.After)
@@ -270,7 +297,7 @@ func (g *gateway) serve(ctx context.Context, opt Options) error {
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		g.log.Warn("sd_notify READY failed", "err", err)
 	}
-	g.log.Info("gateway up", "name", cfg.Name, "lan", cfg.LAN, "endpoint", cfg.Endpoint.String(), "dns", cfg.DNSListen)
+	g.log.Info("gateway up", "name", cfg.Name, "lan", cfg.LAN, "endpoint", join(cfg.endpoints(), ", "), "masquerade", cfg.Masquerade, "dns", cfg.DNSListen)
 	if opt.OnReady != nil {
 		opt.OnReady()
 	}
@@ -306,13 +333,23 @@ func (g *gateway) stop(undo *undoStack) {
 	undo.unwind()
 }
 
-// repairRoutes repairs drift in the routing state, counts the repairs and
-// logs a changed error once.
+// repairRoutes repairs drift in the routing state and the masquerade
+// table, counts the repairs and logs a changed error once.
 func (g *gateway) repairRoutes() {
 	n, err := g.router.Repair()
 	if n > 0 {
 		g.repairs.Add(uint64(n))
 		g.log.Warn("routing drift repaired", "items", n)
+	}
+	if g.cfg.Masquerade {
+		// Off, start removed any leftover table; a kernel without nf_tables
+		// must then not make every round an error.
+		drift, nerr := g.nat.Repair()
+		if len(drift) > 0 {
+			g.repairs.Add(uint64(len(drift)))
+			g.log.Warn("masquerade drift repaired", "items", len(drift), "drift", strings.Join(drift, "; "))
+		}
+		err = errors.Join(err, nerr)
 	}
 	msg := ""
 	if err != nil {
@@ -350,6 +387,9 @@ func Down(cfg *Config, opt Options) error {
 		errs = append(errs, fmt.Errorf("remove routes and rules: %w", err))
 	}
 	if err := removeStaleLink(h, cfg.Name, log); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeNAT(); err != nil {
 		errs = append(errs, err)
 	}
 	for _, p := range []string{ctlPath, UAPIDir + "/" + cfg.Name + ".sock"} {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/fobgw/fobgw/dnsfwd"
@@ -30,7 +31,11 @@ type Status struct {
 	RouteRepairs    uint64 `json:"route_repairs"`
 	RouteCheckError string `json:"route_check_error,omitempty"`
 
-	HealerStatus // the endpoint healer's figures, as it keeps them
+	HealerStatus // the endpoint healer's figures, as it keeps them (the endpoint list and the clock too)
+
+	// Health beyond the tunnel probe.
+	LANPath    *LANPathStatus `json:"lan_path,omitempty"` // the probe from the LAN address; nil when not run
+	Masquerade bool           `json:"masquerade"`
 
 	LastError string `json:"last_error,omitempty"`
 }
@@ -80,12 +85,44 @@ probes:           %d sent, %d missed now, %d missed in all; endpoint changed %d 
 		s.DNS.Queries, s.DNS.OK, s.DNS.NXDomain, s.DNS.ServFail, s.DNS.Dropped, s.DNS.CacheHits, s.DNS.CacheMisses,
 		s.DNS.UpstreamTimeouts, s.DNS.UpstreamErrors,
 		s.RouteRepairs, s.Probes, s.ProbeMisses, s.ProbeMissesTotal, s.EndpointChanges, s.Reresolutions, s.ResolveFailures)
+	if err == nil {
+		err = s.writeHealth(w)
+	}
 	if err == nil && s.RouteCheckError != "" {
 		_, err = fmt.Fprintf(w, "route check:      %s\n", s.RouteCheckError)
 	}
 	if err == nil && s.LastError != "" {
 		_, err = fmt.Fprintf(w, "last error:       %s\n", s.LastError)
 	}
+	return err
+}
+
+// writeHealth prints the endpoint list's entry, the LAN path, masquerade
+// and the clock.
+func (s *Status) writeHealth(w io.Writer) error {
+	var b strings.Builder
+	if s.EndpointEntry != "" {
+		fmt.Fprintf(&b, "endpoint entry:   %s (%s); %d switches, %d tries of the first\n", s.EndpointEntry, s.EndpointEntryReason, s.EndpointEntrySwitches, s.EndpointEntryTrials)
+	}
+	if l := s.LANPath; l != nil {
+		state := "ok"
+		switch {
+		case l.Probes == 0:
+			state = "not probed yet"
+		case !l.OK:
+			state = "BROKEN: " + l.Reason
+		}
+		fmt.Fprintf(&b, "lan path:         %s (from %s; %d probes, %d missed)\n", state, l.Source, l.Probes, l.Misses)
+	}
+	fmt.Fprintf(&b, "masquerade:       %s\n", onOff(s.Masquerade))
+	if c := s.Clock; c != nil {
+		state := "ok"
+		if !c.OK() {
+			state = c.Reason
+		}
+		fmt.Fprintf(&b, "clock:            %s (max error %.1f s)\n", state, c.MaxError)
+	}
+	_, err := io.WriteString(w, b.String())
 	return err
 }
 
@@ -122,6 +159,11 @@ func (g *gateway) status() *Status {
 			s.LastError = h.LastError
 		}
 	}
+	if g.lan != nil {
+		l := g.lan.state()
+		s.LANPath = &l
+	}
+	s.Masquerade = g.cfg.Masquerade
 	s.RouteRepairs = g.repairs.Load()
 	g.mu.Lock()
 	s.RouteCheckError = g.repairErr

@@ -32,7 +32,7 @@ Usage:
   fobgw check -config FILE       validate; print the routes, rules, sysctls and listeners run would set
   fobgw status [-json] [-name NAME | -config FILE]
                                  tunnel, handshake age, endpoint, bytes, clamp and DNS counters
-  fobgw down -config FILE        remove every rule and route fobgw installed (the kill switch too)
+  fobgw down -config FILE        remove every rule, route and NAT table fobgw installed (the kill switch too)
   fobgw genkey                   print a new private key (as wg genkey)
   fobgw pubkey                   read a private key on stdin, print its public key (as wg pubkey)
   fobgw home-config -config FILE -format routeros|wg-quick
