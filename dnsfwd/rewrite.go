@@ -1,0 +1,54 @@
+package dnsfwd
+
+import "encoding/binary"
+
+// stripOptions removes the COOKIE (RFC 7873) and client subnet (RFC 7871) options from the OPT record
+// of msg, whose TYPE field is at opt, and returns msg shortened by their bytes; nothing is allocated.
+// Both would otherwise travel with a shared answer: a client's cookie or subnet in a cached or
+// coalesced answer to another, and the LAN's subnets to the home resolver. Options are walked by their
+// lengths; a malformed one stops the walk and it and the rest are kept as they are.
+func stripOptions(msg []byte, opt int) []byte {
+	if opt+10 > len(msg) {
+		return msg
+	}
+	start := opt + 10
+	end := start + int(binary.BigEndian.Uint16(msg[opt+8:]))
+	if end > len(msg) {
+		return msg
+	}
+	r, w := start, start
+	for r+4 <= end {
+		code := binary.BigEndian.Uint16(msg[r:])
+		n := 4 + int(binary.BigEndian.Uint16(msg[r+2:]))
+		if r+n > end {
+			break
+		}
+		if code != optionCookie && code != optionECS {
+			w += copy(msg[w:], msg[r:r+n])
+		}
+		r += n
+	}
+	if r == w {
+		return msg
+	}
+	w += copy(msg[w:], msg[r:end])
+	cut := end - w
+	binary.BigEndian.PutUint16(msg[opt+8:], uint16(w-start))
+	copy(msg[w:], msg[end:])
+	return msg[:len(msg)-cut]
+}
+
+// appendOPT appends a minimal OPT record (RFC 6891 section 6.1.2: no options, version 0, the DO bit
+// of the query, RFC 3225) to msg if q, the query, had one, and counts it in ARCOUNT.
+func appendOPT(msg []byte, q question) []byte {
+	if !q.edns {
+		return msg
+	}
+	var do byte
+	if q.do {
+		do = ednsDOFlag
+	}
+	msg = append(msg, 0, 0, typeOPT, ednsUDPSize>>8, ednsUDPSize&0xff, 0, 0, do, 0, 0, 0)
+	binary.BigEndian.PutUint16(msg[offARCount:], binary.BigEndian.Uint16(msg[offARCount:])+1)
+	return msg
+}
