@@ -52,3 +52,23 @@ func appendOPT(msg []byte, q question) []byte {
 	binary.BigEndian.PutUint16(msg[offARCount:], binary.BigEndian.Uint16(msg[offARCount:])+1)
 	return msg
 }
+
+// noEDNS is the question of a query not parsed: 512-byte UDP answers, no OPT.
+var noEDNS = question{end: headerLen, udpMax: minUDPSize}
+
+// shortReply turns the query msg in place into an answer with rcode, no records but a minimal OPT if
+// the query had one (RFC 6891 section 6.1.1), and the question msg[headerLen:q.end] (none if q.end
+// is headerLen). The OPT overwrites msg after q.end, where the query's own OPT was, so in place it
+// never outgrows msg.
+func shortReply(msg []byte, q question, rcode byte) []byte {
+	msg = msg[:q.end]
+	msg[offFlags1] = (msg[offFlags1] | flagQR) &^ (flagTC | 0x04) // QR, opcode and RD kept, AA and TC cleared
+	msg[offFlags2] = 0x80 | msg[offFlags2]&flagCD | rcode         // RA
+	qd := uint16(0)
+	if q.end > headerLen {
+		qd = 1
+	}
+	binary.BigEndian.PutUint16(msg[offQDCount:], qd)
+	clear(msg[offANCount : offARCount+2])
+	return appendOPT(msg, q)
+}
