@@ -24,16 +24,10 @@ const (
 // query (RFC 1995), whose SOA sits in the authority section: zone transfers are no LAN client's
 // business through a caching forwarder.
 func parseQuery(msg []byte) (q question, shape queryShape) {
-	if len(msg) < headerLen || binary.BigEndian.Uint16(msg[offQDCount:]) != 1 {
+	q, ok := parseQuestion(msg)
+	if !ok {
 		return q, malformed
 	}
-	end := nameEnd(msg, headerLen)
-	if end < 0 || end+4 > len(msg) {
-		return q, malformed
-	}
-	q.qtype = binary.BigEndian.Uint16(msg[end:])
-	q.end = end + 4
-	q.udpMax = minUDPSize
 	if binary.BigEndian.Uint16(msg[offANCount:]) != 0 || binary.BigEndian.Uint16(msg[offNSCount:]) != 0 {
 		return q, malformedEchoing
 	}
@@ -58,10 +52,7 @@ func parseQuery(msg []byte) (q question, shape queryShape) {
 	if rdata+int(binary.BigEndian.Uint16(msg[opt+8:])) != len(msg) || !validOptions(msg[rdata:]) {
 		return q, malformedEchoing
 	}
-	q.edns = true
-	q.opt = opt
-	q.udpMax = max(int(binary.BigEndian.Uint16(msg[opt+2:])), minUDPSize)
-	q.do = msg[opt+4+ednsFlagOff]&ednsDOFlag != 0
+	q.setOPT(msg, opt)
 	return q, queryOK
 }
 

@@ -104,10 +104,9 @@ func skipName(msg []byte, off int) int {
 	return -1
 }
 
-// parseMessage validates the header and the single question of msg and walks the remaining records
-// far enough to find an OPT record. It reports false for anything but one question with an
-// uncompressed name; records after the question that do not parse are ignored (EDNS is then absent).
-func parseMessage(msg []byte) (q question, ok bool) {
+// parseQuestion validates the header's QDCOUNT of 1 and the question of msg, an uncompressed name then
+// QTYPE and QCLASS, and returns it with udpMax 512 and no EDNS. It reports false for anything else.
+func parseQuestion(msg []byte) (q question, ok bool) {
 	if len(msg) < headerLen || binary.BigEndian.Uint16(msg[offQDCount:]) != 1 {
 		return q, false
 	}
@@ -118,6 +117,26 @@ func parseMessage(msg []byte) (q question, ok bool) {
 	q.qtype = binary.BigEndian.Uint16(msg[end:])
 	q.end = end + 4
 	q.udpMax = minUDPSize
+	return q, true
+}
+
+// setOPT records in q the OPT record whose TYPE field is at opt, which msg holds up to its RDLENGTH:
+// the sender's UDP payload size, at least 512 (RFC 6891 6.2.5), and the DO bit (RFC 3225).
+func (q *question) setOPT(msg []byte, opt int) {
+	q.edns = true
+	q.opt = opt
+	q.udpMax = max(int(binary.BigEndian.Uint16(msg[opt+2:])), minUDPSize)
+	q.do = msg[opt+4+ednsFlagOff]&ednsDOFlag != 0
+}
+
+// parseMessage validates the header and the single question of msg and walks the remaining records
+// far enough to find an OPT record. It reports false for anything but one question with an
+// uncompressed name; records after the question that do not parse are ignored (EDNS is then absent).
+func parseMessage(msg []byte) (q question, ok bool) {
+	q, ok = parseQuestion(msg)
+	if !ok {
+		return q, false
+	}
 	nrr := int(binary.BigEndian.Uint16(msg[offANCount:])) + int(binary.BigEndian.Uint16(msg[offNSCount:]))
 	nar := int(binary.BigEndian.Uint16(msg[offARCount:]))
 	off := q.end
@@ -128,10 +147,7 @@ func parseMessage(msg []byte) (q question, ok bool) {
 		}
 		rtype := binary.BigEndian.Uint16(msg[off:])
 		if i >= nrr && rtype == typeOPT {
-			q.edns = true
-			q.opt = off
-			q.udpMax = max(int(binary.BigEndian.Uint16(msg[off+2:])), minUDPSize)
-			q.do = msg[off+4+ednsFlagOff]&ednsDOFlag != 0
+			q.setOPT(msg, off)
 			return q, true
 		}
 		off += 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
