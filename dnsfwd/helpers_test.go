@@ -44,15 +44,24 @@ func startUpstream(tb testing.TB, h func(network string, r *dns.Msg) *dns.Msg) *
 			w.WriteMsg(m)
 		}
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("upstream: listen UDP: %v", err)
-	}
-	u.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	l, err := net.Listen("tcp", u.addr.String())
-	if err != nil {
+	// One port for UDP and TCP: the UDP port the kernel picks may be held by a TCP socket of an
+	// earlier test's client, so a few are tried.
+	var pc net.PacketConn
+	var l net.Listener
+	for try := 0; ; try++ {
+		var err error
+		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("upstream: listen UDP: %v", err)
+		}
+		u.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+		if l, err = net.Listen("tcp", u.addr.String()); err == nil {
+			break
+		}
 		pc.Close()
-		tb.Fatalf("upstream: listen TCP on %s: %v", u.addr, err)
+		if try == 8 {
+			tb.Fatalf("upstream: listen TCP on %s: %v", u.addr, err)
+		}
 	}
 	for _, s := range []*dns.Server{{PacketConn: pc, Handler: handler}, {Listener: l, Handler: handler}} {
 		started := make(chan struct{})

@@ -118,14 +118,25 @@ func TestBurstBuffers(t *testing.T) {
 
 // TestBurstWithLossNoFailure: a burst of unique names to an upstream that loses every tenth
 // datagram (as the home resolver's full receive buffer does under a burst) is answered NOERROR
-// throughout, each loss recovered by a retransmission.
+// throughout, each loss recovered by a retransmission. A question is lost once at most: a
+// retransmission lost as well, thrice in a row, would be the 2 s timeout's SERVFAIL, which is
+// right for a resolver that drops a tenth of everything, and no test of recovery.
 func TestBurstWithLossNoFailure(t *testing.T) {
 	var mu sync.Mutex
 	n := 0
+	lost := map[string]bool{}
 	up := rawUpstream(t, func(c *net.UDPConn, from netip.AddrPort, q []byte) {
+		var m dns.Msg
+		if m.Unpack(q) != nil || len(m.Question) != 1 {
+			return
+		}
+		name := m.Question[0].Name
 		mu.Lock()
 		n++
-		lose := n%10 == 0
+		lose := n%10 == 0 && !lost[name]
+		if lose {
+			lost[name] = true
+		}
 		mu.Unlock()
 		if !lose {
 			c.WriteToUDPAddrPort(fastAnswer(q, 60), from)
@@ -153,7 +164,10 @@ func TestBurstWithLossNoFailure(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if s := f.Stats(); s.OK != clients*each || s.ServFail != 0 || s.Retransmits < clients*each/10 {
-		t.Errorf("stats %+v: want %d NOERROR, no SERVFAIL, a retransmission per loss", s, clients*each)
+	mu.Lock()
+	losses := uint64(len(lost))
+	mu.Unlock()
+	if s := f.Stats(); s.OK != clients*each || s.ServFail != 0 || losses < clients*each/20 || s.Retransmits < losses {
+		t.Errorf("stats %+v: want %d NOERROR, no SERVFAIL, a retransmission per loss (%d lost)", s, clients*each, losses)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"syscall"
 )
 
 const maxUDPQuery = 4096 // larger UDP queries are dropped (read into one byte more to see them)
@@ -26,32 +27,19 @@ func (f *Forwarder) Start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Timeout)
 	defer cancel()
 
-	lc := net.ListenConfig{Control: listenControl}
-	addr := f.cfg.Listen
-	// Several sockets on one address (SO_REUSEPORT), each with its reader: the kernel spreads clients
-	// over them by their addresses, so a few busy clients still keep every core serving.
-	n := max(4, 2*runtime.GOMAXPROCS(0))
-	var udp []*net.UDPConn
+	udp, tl, addr, err := listen(ctx, f.cfg.Listen)
+	// Port 0 asks for any port free for UDP and TCP alike: the port the kernel gave the UDP
+	// sockets may be held by a TCP socket (a client's), so another is tried.
+	for try := 0; err != nil && errors.Is(err, syscall.EADDRINUSE) && f.cfg.Listen.Port() == 0 && try < 8; try++ {
+		udp, tl, addr, err = listen(ctx, f.cfg.Listen)
+	}
+	if err != nil {
+		return err
+	}
 	closeAll := func() {
 		for _, c := range udp {
 			c.Close()
 		}
-	}
-	for range n {
-		pc, err := lc.ListenPacket(ctx, "udp", addr.String())
-		if err != nil {
-			closeAll()
-			return listenError("UDP", addr, err)
-		}
-		c := pc.(*net.UDPConn)
-		sizeBuffers(c)
-		udp = append(udp, c)
-		addr = netip.AddrPortFrom(addr.Addr(), c.LocalAddr().(*net.UDPAddr).AddrPort().Port())
-	}
-	tl, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr.String())
-	if err != nil {
-		closeAll()
-		return listenError("TCP", addr, err)
 	}
 	ups, err := f.openUpstreams(ctx)
 	if err != nil {
@@ -70,6 +58,37 @@ func (f *Forwarder) Start() error {
 	go f.serveTCP(tl)
 	f.log.Info("dnsfwd: serving", "listen", addr, "upstream", f.cfg.Upstream, "interface", f.cfg.Interface)
 	return nil
+}
+
+// listen opens the UDP sockets and the TCP listener on addr, all on one port.
+func listen(ctx context.Context, addr netip.AddrPort) ([]*net.UDPConn, net.Listener, netip.AddrPort, error) {
+	lc := net.ListenConfig{Control: listenControl}
+	// Several sockets on one address (SO_REUSEPORT), each with its reader: the kernel spreads clients
+	// over them by their addresses, so a few busy clients still keep every core serving.
+	n := max(4, 2*runtime.GOMAXPROCS(0))
+	var udp []*net.UDPConn
+	closeAll := func() {
+		for _, c := range udp {
+			c.Close()
+		}
+	}
+	for range n {
+		pc, err := lc.ListenPacket(ctx, "udp", addr.String())
+		if err != nil {
+			closeAll()
+			return nil, nil, addr, listenError("UDP", addr, err)
+		}
+		c := pc.(*net.UDPConn)
+		sizeBuffers(c)
+		udp = append(udp, c)
+		addr = netip.AddrPortFrom(addr.Addr(), c.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+	}
+	tl, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr.String())
+	if err != nil {
+		closeAll()
+		return nil, nil, addr, listenError("TCP", addr, err)
+	}
+	return udp, tl, addr, nil
 }
 
 // Close stops serving, closes every socket and waits for the forwarder's goroutines. Pending queries
