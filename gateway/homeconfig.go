@@ -42,7 +42,7 @@ func HomeConfig(cfg *Config, format string, w io.Writer) error {
 	case FormatRouterOS:
 		fmt.Fprintf(&b, "# Home (BEG) side for the fobgw FOB %q: paste into the home MikroTik's terminal.\n", cfg.Name)
 		fmt.Fprintf(&b, "# If the WireGuard interface does not exist yet (a fresh setup):\n")
-		fmt.Fprintf(&b, "#   /interface wireguard add listen-port=%d mtu=%d name=wireguard1\n", port, cfg.MTU)
+		fmt.Fprintf(&b, "#   /interface wireguard add listen-port=%d mtu=%d name=wireguard1\n", port, cfg.MTUCeiling())
 		fmt.Fprintf(&b, "#   /ip address add address=%s interface=wireguard1\n", homeAddrHint(cfg))
 		fmt.Fprintf(&b, "#   /ip firewall filter add action=accept chain=input comment=\"Wireguard\" dst-port=%d protocol=udp\n", port)
 		fmt.Fprintf(&b, "#   then put its public key (/interface wireguard print) into PublicKey of [Peer] in the FOB's config.\n")
@@ -69,7 +69,7 @@ func HomeConfig(cfg *Config, format string, w io.Writer) error {
 		fmt.Fprintf(&b, "# The home router forwards the FOB LAN's packets: it needs net.ipv4.ip_forward=1\n")
 		fmt.Fprintf(&b, "# (e.g. PostUp = sysctl -w net.ipv4.ip_forward=1, or in /etc/sysctl.d/) and the masquerade below.\n")
 		fmt.Fprintf(&b, "ListenPort = %d\n", port)
-		fmt.Fprintf(&b, "MTU = %d\n", cfg.MTU)
+		fmt.Fprintf(&b, "MTU = %d\n", cfg.MTUCeiling())
 		fmt.Fprintf(&b, "\n[Peer]\n")
 		fmt.Fprintf(&b, "# FOB %s; wg-quick adds the route back to the LAN from AllowedIPs\n", cfg.Name)
 		fmt.Fprintf(&b, "PublicKey = %s\n", pub)
