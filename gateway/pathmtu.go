@@ -147,7 +147,7 @@ func (p *pathMTU) run(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		p.watchUnderlay(ctx)
+		watchUnderlay(ctx, p.name, p.trigger, p.log)
 	}()
 	p.search.Run(ctx)
 	wg.Wait()
@@ -179,21 +179,23 @@ func (p *pathMTU) status() *MTUStatus {
 	return &MTUStatus{Status: p.search.Status()}
 }
 
-// watchUnderlay triggers a search round when the underlay may have
-// changed: a link other than the tunnel changes its MTU or comes up, or the
-// main table's default route changes. A failed subscription is logged and
+// watchUnderlay calls trigger when the underlay may have changed: a link
+// other than the tunnel (tunName) changes its MTU or comes up, or a default
+// route of the main table comes or goes. A failed subscription is logged and
 // leaves the periodic rounds.
-func (p *pathMTU) watchUnderlay(ctx context.Context) {
+func watchUnderlay(ctx context.Context, tunName string, trigger func(), log *slog.Logger) {
 	done := make(chan struct{})
 	defer close(done)
 	links := make(chan netlink.LinkUpdate, 16)
 	routes := make(chan netlink.RouteUpdate, 16)
-	if err := netlink.LinkSubscribe(links, done); err != nil {
-		p.log.Warn("cannot watch the links; the path MTU is re-measured periodically only", "err", err)
+	// The links there are now come first, so that a link's first change
+	// is known as one.
+	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ListExisting: true}); err != nil {
+		log.Warn("cannot watch the links; the path MTU is re-measured periodically only", "err", err)
 		links = nil
 	}
 	if err := netlink.RouteSubscribe(routes, done); err != nil {
-		p.log.Warn("cannot watch the routes; the path MTU is re-measured periodically only", "err", err)
+		log.Warn("cannot watch the routes; the path MTU is re-measured periodically only", "err", err)
 		routes = nil
 	}
 	mtus := map[int]int{} // link index -> last MTU seen
@@ -206,9 +208,9 @@ func (p *pathMTU) watchUnderlay(ctx context.Context) {
 				links = nil
 				continue
 			}
-			if underlayLinkChanged(mtus, p.name, u) {
-				p.log.Debug("underlay link changed; measuring the path again", "link", u.Attrs().Name, "mtu", u.Attrs().MTU)
-				p.trigger()
+			if underlayLinkChanged(mtus, tunName, u) {
+				log.Debug("underlay link changed; measuring the path again", "link", u.Attrs().Name, "mtu", u.Attrs().MTU)
+				trigger()
 			}
 		case u, ok := <-routes:
 			if !ok {
@@ -216,8 +218,8 @@ func (p *pathMTU) watchUnderlay(ctx context.Context) {
 				continue
 			}
 			if underlayRouteChanged(u) {
-				p.log.Debug("default route changed; measuring the path again", "route", u.Route.String())
-				p.trigger()
+				log.Debug("default route changed; measuring the path again", "route", u.Route.String())
+				trigger()
 			}
 		}
 	}
