@@ -12,18 +12,6 @@ import (
 
 // The test of issue 15: the path under the tunnel narrower than the tunnel, ICMP "fragmentation
 // needed" dropped on it (bash lab.sh path-mtu N).
-//
-// TEMPORARY: it runs only with FOBGW_PMTU_E2E=1 until the gateway wires package pmtud in (status
-// field "mtu", metric fobgw_mtu_effective_bytes); whoever wires it removes pmtuE2E and its call.
-func pmtuE2E(t *testing.T) {
-	t.Helper()
-	if os.Getenv("FOBGW_PMTU_E2E") != "1" {
-		t.Skip("FOBGW_PMTU_E2E=1 runs this test (temporary guard until the gateway implements issue 15)")
-	}
-	if lab.gateway != "fobgw" {
-		t.Skipf("the %s gateway does not discover the path MTU", lab.gateway)
-	}
-}
 
 // mtuStatus is the "mtu" object of `fobgw status -json` (pmtud.Status).
 type mtuStatus struct {
@@ -31,6 +19,7 @@ type mtuStatus struct {
 	Path      int    `json:"path"`
 	Effective int    `json:"effective"`
 	State     string `json:"state"`
+	Changes   int    `json:"changes"`
 }
 
 func gatewayMTU(tb testing.TB) (mtuStatus, error) {
@@ -66,7 +55,9 @@ func fits(effective, link int) error {
 // the gateway's start; the link shrinks to 1360 while it runs: downloads complete again within
 // 120 s; the link back at 1500: the effective MTU returns to 1420.
 func TestPathMTU(t *testing.T) {
-	pmtuE2E(t)
+	if lab.gateway != "fobgw" {
+		t.Skipf("the %s gateway does not discover the path MTU", lab.gateway)
+	}
 	download := func() error {
 		out, err := ns("client", "curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{size_download}",
 			fmt.Sprintf("%s/big?size=%d", webURL, bigSize))
@@ -88,6 +79,11 @@ func TestPathMTU(t *testing.T) {
 	}
 
 	lab.lab(t, "path-mtu", "1400")
+	logFile := filepath.Join(lab.dir, "gw.log")
+	var logStart int64 // the gateway's log before this test's start
+	if fi, err := os.Stat(logFile); err == nil {
+		logStart = fi.Size()
+	}
 	t.Run("link at 1400: a download completes within 30 s of start", func(t *testing.T) {
 		start := time.Now()
 		lab.lab(t, "gw", lab.gateway, "auto")
@@ -139,9 +135,29 @@ func TestPathMTU(t *testing.T) {
 		if err := download(); err != nil {
 			t.Errorf("download at 1420 over the 1500 link: %v", err)
 		}
-		out := mustNS(t, "muc", "curl", "-fsS", "--max-time", "3", "http://127.0.0.1:9586/metrics")
+		out := mustNS(t, "muc", "curl", "-fsS", "--max-time", "3", "http://127.0.0.1:9636/metrics")
 		if !strings.Contains(out, "\nfobgw_mtu_effective_bytes 1420\n") {
 			t.Errorf("metrics lack fobgw_mtu_effective_bytes 1420")
+		}
+		// Each change is logged once, with both values.
+		b, err := os.ReadFile(logFile)
+		if err != nil || int64(len(b)) < logStart {
+			t.Fatalf("the gateway's log: %v", err)
+		}
+		var changes []string
+		for _, l := range strings.Split(string(b[logStart:]), "\n") {
+			if strings.Contains(l, "tunnel MTU changed") {
+				changes = append(changes, l)
+			}
+		}
+		if len(changes) != st.Changes || st.Changes < 3 {
+			t.Errorf("%d changes logged, status counts %d (want at least 3: down to the 1400 link, to 1360, back to 1420):\n%s",
+				len(changes), st.Changes, strings.Join(changes, "\n"))
+		}
+		for _, l := range changes {
+			if !strings.Contains(l, "old=") || !strings.Contains(l, "new=") {
+				t.Errorf("a change logged without both values: %s", l)
+			}
 		}
 	})
 }

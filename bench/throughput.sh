@@ -15,7 +15,8 @@
 # Prints a Markdown report (also kept in $OUT/report.md; raw figures in $OUT).
 # Environment: ROUNDS (3), SECS (10), DNS_SECS (6), PATHS (the four above, names:
 # fobgw-auto fobgw-off stock plain; without a fobgw binary only stock and plain run; also
-# fobgw-nolimit: fobgw-auto with GOMEMLIMIT=off),
+# fobgw-nolimit: fobgw-auto with GOMEMLIMIT=off; fobgw-base: fobgw-auto run from the binary BASE_BIN,
+# a build of another commit, for an alternated A/B of two builds),
 # IPERF_ARGS (extra iperf3 arguments for every path, e.g. "-M 1380" or "-P 2"), NO_DNS=1 (skip 2.),
 # DNS_ROUNDS (ROUNDS), DNSMASQ_FWDMAX ("150 1000 4000": dnsmasq's --dns-forward-max values tried),
 # NO_BUILD=1 (use the binaries already in $FOBL_BIN).
@@ -58,6 +59,16 @@ if [[ -z ${PATHS:-} ]]; then
 		say "no fobgw binary: measuring only the stock recipe and plain routing"
 	fi
 fi
+if [[ " $PATHS " == *" fobgw-base "* ]]; then
+	[[ -x ${BASE_BIN:-} ]] || {
+		say "the path fobgw-base needs BASE_BIN, a fobgw binary built from another commit"
+		exit 1
+	}
+	# The lab's binaries, but fobgw from BASE_BIN.
+	mkdir -p "$OUT/basebin"
+	for f in "$FOBL_BIN"/*; do ln -sf "$f" "$OUT/basebin/"; done
+	ln -sf "$(realpath "$BASE_BIN")" "$OUT/basebin/fobgw"
+fi
 read -r load_before _ </proc/loadavg
 lab up
 
@@ -68,6 +79,7 @@ gw_start() {
 	fobgw-off) lab gw fobgw off ;;
 	fobgw-nolimit) GOMEMLIMIT=off lab gw fobgw auto ;; # without fobgw's default soft memory limit
 	fobgw-mem*) GOMEMLIMIT=${1#fobgw-mem}MiB lab gw fobgw auto ;; # fobgw-mem128: a 128 MiB soft limit
+	fobgw-base) FOBL_BIN=$OUT/basebin lab gw fobgw auto ;;           # the build in BASE_BIN
 	stock | plain) lab gw "$1" ;;
 	*)
 		say "unknown path $1"
@@ -306,6 +318,9 @@ read -r load_after _ </proc/loadavg
 	ratio_row "fobgw (auto) / stock recipe" fobgw-auto stock 3 4
 	ratio_row "8 streams: fobgw (auto) / stock recipe" fobgw-auto stock 8 9
 	ratio_row "CPU per Gbit, fobgw (auto) / stock recipe" fobgw-auto stock 6 7
+	ratio_row "fobgw (this build) / fobgw (BASE_BIN)" fobgw-auto fobgw-base 3 4
+	ratio_row "8 streams: fobgw (this build) / fobgw (BASE_BIN)" fobgw-auto fobgw-base 8 9
+	ratio_row "CPU per Gbit, fobgw (this build) / fobgw (BASE_BIN)" fobgw-auto fobgw-base 6 7
 	ratio_row "fobgw clamp on / off" fobgw-auto fobgw-off 3 4
 	ratio_row "fobgw CPU per Gbit, clamp on / off" fobgw-auto fobgw-off 6 7
 	ratio_row "fobgw (GOMEMLIMIT=off) / stock recipe" fobgw-nolimit stock 3 4

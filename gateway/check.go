@@ -45,10 +45,10 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 		fmt.Fprintf(&b, "# %s is valid, but this system is not ready for it: %v\n", cfg.File, lanErr)
 	}
 	fmt.Fprintf(&b, "# tunnel\n")
-	fmt.Fprintf(&b, "tun %s mtu %d address %s (%s)\n", cfg.Name, cfg.MTU, join(cfg.Address, ","), keyNote)
+	fmt.Fprintf(&b, "tun %s mtu %s address %s (%s)\n", cfg.Name, cfg.mtuText(), join(cfg.Address, ","), keyNote)
 	switch cfg.ClampMode {
 	case ClampAuto:
-		fmt.Fprintf(&b, "mss clamp to %d (IPv4) / %d (IPv6), both directions\n", cfg.MTU-40, cfg.MTU-60)
+		fmt.Fprintf(&b, "mss clamp to %d (IPv4) / %d (IPv6), both directions, following the tunnel MTU\n", cfg.MTUCeiling()-40, cfg.MTUCeiling()-60)
 	case ClampFixed:
 		fmt.Fprintf(&b, "mss clamp to %d (IPv4) / %d (IPv6), both directions\n", cfg.ClampMSS, cfg.ClampMSS-20)
 	case ClampOff:

@@ -11,7 +11,6 @@ import (
 // Defaults of the configuration file (README.md is the reference).
 const (
 	DefaultName          = "fobgw0"
-	DefaultMTU           = 1420
 	DefaultMetricsListen = "127.0.0.1:9636"
 	DefaultResolvConf    = "/etc/resolv.conf"
 	dnsPort              = 53
@@ -66,7 +65,7 @@ type Config struct {
 	PrivateKeyFile string // "" when PrivateKey is used
 	ListenPort     uint16 // 0: a random port
 	Address        []netip.Prefix
-	MTU            int
+	MTU            int // 0: auto (see MTUCeiling); a number is the ceiling of path MTU discovery
 
 	// [Peer]
 	PublicKey           Key

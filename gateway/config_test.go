@@ -125,7 +125,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		text = strings.Replace(text, "\n"+k+" =", "\n# "+k+" =", 1)
 	}
 	c := mustParse(t, text)
-	if c.Name != "fobgw0" || c.MTU != 1420 || c.ClampMode != ClampAuto || !c.KillSwitch || c.MetricsListen != "127.0.0.1:9636" ||
+	if c.Name != "fobgw0" || c.MTU != 0 || c.MTUCeiling() != 1420 || c.ClampMode != ClampAuto || !c.KillSwitch || c.MetricsListen != "127.0.0.1:9636" ||
 		c.ListenPort != 0 || c.HomeNetworks != nil || c.PersistentKeepalive != 0 || c.Resolver != nil {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -146,6 +146,9 @@ func TestParseConfigValues(t *testing.T) {
 		{"two addresses", "Address", "Address = 10.1.200.2/24, fd00:1::2/64", func(c *Config) bool { return len(c.Address) == 2 }},
 		{"bare address", "Address", "Address = 10.1.200.2", func(c *Config) bool { return c.Address[0].Bits() == 32 }},
 		{"mtu", "MTU", "MTU = 1280", func(c *Config) bool { return c.MTU == 1280 }},
+		{"mtu auto", "MTU", "MTU = Auto", func(c *Config) bool { return c.MTU == 0 && c.MTUCeiling() == 1420 }},
+		{"mtu ceiling", "MTU", "MTU = 1500", func(c *Config) bool { return c.MTU == 1500 && c.MTUCeiling() == 1500 }},
+		{"mtu at the packet buffers' limit", "MTU", "MTU = 2016", func(c *Config) bool { return c.MTUCeiling() == 2016 }},
 		{"psk", "PersistentKeepalive", "PresharedKey = oK56DE9Ue9zK76rAc8pBl6opph+1v36lm7cXXsQKrQM=", func(c *Config) bool { return c.PresharedKey != nil }},
 		{"literal endpoint", "Endpoint", "Endpoint = 198.51.100.2:13231", func(c *Config) bool {
 			return c.Endpoint.IsLiteral() && c.Endpoint.Addr == netip.MustParseAddr("198.51.100.2")
@@ -233,6 +236,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad address", withLine(t, "Address", "Address = 10.1.200/24"), 5, "Address", "not a prefix"},
 		{"small mtu", withLine(t, "MTU", "MTU = 500"), 6, "MTU", "576 to 2016"},
 		{"mtu beyond the packet buffers", withLine(t, "MTU", "MTU = 2017"), 6, "MTU", "576 to 2016, the most fobgw's packet buffers hold"},
+		{"mtu neither auto nor a number", withLine(t, "MTU", "MTU = automatic"), 6, "MTU", "auto (discover the path MTU, at most 1420)"},
+		{"mtu zero", withLine(t, "MTU", "MTU = 0"), 6, "MTU", "not a usable MTU"},
 		{"bad public key", withLine(t, "PublicKey", "PublicKey = If7ysNHrNZ2PmoVW1ckVL1FQApOBPORTAWgAq82zXS="), 9, "PublicKey", "base64"},
 		{"endpoint without port", withLine(t, "Endpoint", "Endpoint = home.example.net"), 10, "Endpoint", "no port"},
 		{"endpoint bad port", withLine(t, "Endpoint", "Endpoint = home.example.net:x"), 10, "Endpoint", "not a port"},

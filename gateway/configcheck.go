@@ -56,8 +56,8 @@ func (v *validator) interfaceKeys() {
 			v.errorf(v.line("interface", "Address"), "Address", "a unicast tunnel address, e.g. 10.1.200.2/24", "%v is not a usable address", a)
 		}
 	}
-	if c.MTU < 576 || c.MTU > MaxMTU {
-		v.errorf(v.line("interface", "MTU"), "MTU", fmt.Sprintf("576 to %d (fobgw's packet buffers hold no more)", MaxMTU), "MTU %d out of range", c.MTU)
+	if c.MTU != 0 && (c.MTU < 576 || c.MTU > MaxMTU) {
+		v.errorf(v.line("interface", "MTU"), "MTU", fmt.Sprintf("auto (0), or 576 to %d (fobgw's packet buffers hold no more)", MaxMTU), "MTU %d out of range", c.MTU)
 	}
 }
 
@@ -145,9 +145,9 @@ func (v *validator) clamp() {
 	switch c.ClampMode {
 	case ClampAuto, ClampOff:
 	case ClampFixed:
-		if c.ClampMSS < 536 || c.ClampMSS > c.MTU-40 {
-			v.errorf(v.line("gateway", "ClampMSS"), "ClampMSS", fmt.Sprintf("auto, off, or an MSS from 536 to %d (MTU-40)", c.MTU-40),
-				"MSS %d does not fit the tunnel MTU %d", c.ClampMSS, c.MTU)
+		if ceiling := c.MTUCeiling(); c.ClampMSS < 536 || c.ClampMSS > ceiling-40 {
+			v.errorf(v.line("gateway", "ClampMSS"), "ClampMSS", fmt.Sprintf("auto, off, or an MSS from 536 to %d (MTU-40)", ceiling-40),
+				"MSS %d does not fit the tunnel MTU %d", c.ClampMSS, ceiling)
 		}
 	default:
 		v.errorf(v.line("gateway", "ClampMSS"), "ClampMSS", "auto, off or a number", "invalid mode %d", c.ClampMode)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fobgw/fobgw/pmtud"
 	"github.com/fobgw/fobgw/policyroute"
 )
 
@@ -55,9 +56,9 @@ var sections = map[string][]keyDef{
 			return "", ""
 		}},
 		{"MTU", func(p *parser, c *Config, v string) (string, string) {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 576 || n > MaxMTU {
-				return fmt.Sprintf("%q is not a usable MTU", v), fmt.Sprintf("a number from 576 to %d, the most fobgw's packet buffers hold (1420 for WireGuard over a 1500-byte link)", MaxMTU)
+			n, msg := parseMTU(v)
+			if msg != "" {
+				return msg, fmt.Sprintf("auto (discover the path MTU, at most %d), or a ceiling from 576 to %d, the most fobgw's packet buffers hold", pmtud.DefaultCeiling, MaxMTU)
 			}
 			c.MTU = n
 			return "", ""

@@ -35,7 +35,6 @@ func parseConfig(name string, data []byte) (*Config, error) {
 		c: &Config{
 			File:          name,
 			Name:          DefaultName,
-			MTU:           DefaultMTU,
 			ClampMode:     ClampAuto,
 			KillSwitch:    true,
 			MetricsListen: DefaultMetricsListen,

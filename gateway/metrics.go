@@ -48,6 +48,9 @@ var metricDefs = []metricDef{
 	{"fobgw_mss_clamped_out_total", "SYNs from the LAN whose MSS was lowered.", true, func(s *Status) float64 { return float64(s.Clamp.ClampedOut) }},
 	{"fobgw_mss_clamped_in_total", "SYN-ACKs from the tunnel whose MSS was lowered.", true, func(s *Status) float64 { return float64(s.Clamp.ClampedIn) }},
 	{"fobgw_mss_malformed_total", "Malformed TCP SYNs passed through unchanged.", true, func(s *Status) float64 { return float64(s.Clamp.Malformed) }},
+	{"fobgw_mtu_ceiling_bytes", "The configured MTU, the ceiling of path MTU discovery.", false, func(s *Status) float64 { return mtuField(s, func(m *MTUStatus) int { return m.Ceiling }) }},
+	{"fobgw_mtu_path_bytes", "The largest inner packet seen to cross the tunnel both ways, up to the ceiling (0: not measured).", false, func(s *Status) float64 { return mtuField(s, func(m *MTUStatus) int { return m.Path }) }},
+	{"fobgw_mtu_effective_bytes", "The tunnel's MTU: min(ceiling, path).", false, func(s *Status) float64 { return mtuField(s, func(m *MTUStatus) int { return m.Effective }) }},
 	{"fobgw_route_repairs_total", "Routes, rules and sysctls repaired after drift.", true, func(s *Status) float64 { return float64(s.RouteRepairs) }},
 	{"fobgw_probe_misses", "Consecutive health probes without an answer.", false, func(s *Status) float64 { return float64(s.ProbeMisses) }},
 	{"fobgw_probe_misses_total", "Health probes without an answer.", true, func(s *Status) float64 { return float64(s.ProbeMissesTotal) }},
@@ -66,6 +69,13 @@ var metricDefs = []metricDef{
 	{"fobgw_endpoint_entry_switches_total", "Times the gateway went to another entry of the Endpoint list.", true, func(s *Status) float64 { return float64(s.EndpointEntrySwitches) }},
 	{"fobgw_endpoint_entry_trials_total", "Tries of the Endpoint list's first entry while on another.", true, func(s *Status) float64 { return float64(s.EndpointEntryTrials) }},
 	{"fobgw_clock_ok", "1 when the clock is synchronised and not before the build time.", false, func(s *Status) float64 { return b2f(s.Clock == nil || s.Clock.OK()) }},
+}
+
+func mtuField(s *Status, f func(*MTUStatus) int) float64 {
+	if s.MTU == nil {
+		return 0
+	}
+	return float64(f(s.MTU))
 }
 
 func newStatusCollector(status func() *Status) *statusCollector {

@@ -239,21 +239,25 @@ func (g *gateway) restoreSysctls(saved policyroute.SavedSysctls) {
 	}
 }
 
-// startWatchers starts the check of the DNS upstream, the endpoint healer
-// and the LAN-path probe in the background.
+// startWatchers starts the check of the DNS upstream, path MTU discovery,
+// the endpoint healer and the LAN-path probe in the background.
 func (g *gateway) startWatchers(undo *undoStack) {
 	cfg := g.cfg
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	undo.push(func() { cancel(); wg.Wait() })
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		g.checkUpstream(ctx)
 	}()
+	go func() {
+		defer wg.Done()
+		g.tun.pmtu.run(ctx) // path MTU discovery
+	}()
 	g.heal = newHealer(defaultHealerConfig(cfg.endpoints()...),
 		&dnsResolver{servers: cfg.Resolver, lookup: cfg.resolvConfServers, timeout: ProbeTimeout},
-		&dnsProber{iface: cfg.Name, addr: cfg.Probe}, g.tun, g.log.With("part", "endpoint"))
+		&pmtuProbeHook{tunnelProber: &dnsProber{iface: cfg.Name, addr: cfg.Probe}, trigger: g.tun.pmtu.trigger}, g.tun, g.log.With("part", "endpoint"))
 	g.heal.clk, g.heal.build = clock.System(), clock.BuildTime()
 	if g.lan = newLANPath(cfg, g.heal, g.log.With("part", "lan-path")); g.lan != nil {
 		g.heal.onAnswer = g.lan.poke

@@ -26,7 +26,8 @@ type Status struct {
 	TxBytes             uint64    `json:"tx_bytes"`
 
 	Clamp ClampStatus  `json:"clamp"`
-	DNS   dnsfwd.Stats `json:"dns"` // the forwarder's counters, as dnsfwd keeps them
+	MTU   *MTUStatus   `json:"mtu,omitempty"` // the tunnel MTU: ceiling, measured path, effective
+	DNS   dnsfwd.Stats `json:"dns"`           // the forwarder's counters, as dnsfwd keeps them
 
 	RouteRepairs    uint64 `json:"route_repairs"`
 	RouteCheckError string `json:"route_check_error,omitempty"`
@@ -85,6 +86,9 @@ probes:           %d sent, %d missed now, %d missed in all; endpoint changed %d 
 		s.DNS.Queries, s.DNS.OK, s.DNS.NXDomain, s.DNS.ServFail, s.DNS.Dropped, s.DNS.CacheHits, s.DNS.CacheMisses,
 		s.DNS.UpstreamTimeouts, s.DNS.UpstreamErrors,
 		s.RouteRepairs, s.Probes, s.ProbeMisses, s.ProbeMissesTotal, s.EndpointChanges, s.Reresolutions, s.ResolveFailures)
+	if err == nil && s.MTU != nil {
+		_, err = fmt.Fprintf(w, "mtu:              %s\n", s.MTU.text())
+	}
 	if err == nil {
 		err = s.writeHealth(w)
 	}
@@ -144,6 +148,7 @@ func (g *gateway) status() *Status {
 		}
 		s.Endpoint = ps.Endpoint
 		s.RxBytes, s.TxBytes = ps.RxBytes, ps.TxBytes
+		s.MTU = g.tun.pmtu.status()
 		if g.tun.clamp != nil {
 			cs := g.tun.clamp.Stats()
 			s.Clamp = ClampStatus{Enabled: true, ClampedOut: cs.ClampedOut, ClampedIn: cs.ClampedIn, Malformed: cs.Malformed}

@@ -27,13 +27,15 @@ import (
 // UAPIDir is where wireguard-go's UAPI sockets live (`wg show` looks there).
 const UAPIDir = "/var/run/wireguard"
 
-// tunnel is the WireGuard device on a kernel TUN: TUN -> mssclamp -> wireguard-go.
+// tunnel is the WireGuard device on a kernel TUN: TUN -> mssclamp -> pmtud
+// -> wireguard-go.
 type tunnel struct {
 	name      string
 	peer      Key
 	keepalive int
 	tun       tun.Device
 	clamp     *mssclamp.Device // nil with ClampMSS = off
+	pmtu      *pathMTU         // outermost: wireguard-go's tun.Device
 	dev       *device.Device
 	uapi      net.Listener
 	uerr      chan error // the UAPI listener failed (its socket was deleted, say)
@@ -112,7 +114,7 @@ func openTunnel(h *netlink.Handle, cfg *Config, priv Key, log *slog.Logger) (t *
 			t = nil
 		}
 	}()
-	t.tun, err = tun.CreateTUN(cfg.Name, cfg.MTU)
+	t.tun, err = tun.CreateTUN(cfg.Name, cfg.MTUCeiling())
 	if err != nil {
 		return t, fmt.Errorf("create TUN %s (needs CAP_NET_ADMIN and /dev/net/tun): %w", cfg.Name, err)
 	}
@@ -121,6 +123,8 @@ func openTunnel(h *netlink.Handle, cfg *Config, priv Key, log *slog.Logger) (t *
 		t.clamp = mssclamp.Wrap(t.tun, mtu)
 		td = t.clamp
 	}
+	t.pmtu = wrapPathMTU(td, cfg, log)
+	td = t.pmtu.dev
 	t.dev = device.NewDevice(td, conn.NewStdNetBind(), wgLogger(log.With("part", "wireguard")))
 	var ep netip.AddrPort
 	if cfg.Endpoint.IsLiteral() {
@@ -164,16 +168,22 @@ func openTunnel(h *netlink.Handle, cfg *Config, priv Key, log *slog.Logger) (t *
 	if err = t.dev.Up(); err != nil {
 		return t, fmt.Errorf("start WireGuard on UDP port %d (in use by another program?): %w", cfg.ListenPort, err)
 	}
+	if err = t.pmtu.start(cfg, link.Attrs().Index); err != nil {
+		return t, err
+	}
 	return t, nil
 }
 
 // close stops the device; the TUN (and its routes) go with it.
 func (t *tunnel) close() {
+	t.pmtu.close()
 	if t.uapi != nil {
 		t.uapi.Close() // unlinks the socket
 	}
 	if t.dev != nil {
-		t.dev.Close() // closes the TUN through the wrapper
+		t.dev.Close() // closes the TUN through the wrappers
+	} else if t.pmtu != nil {
+		t.pmtu.dev.Close()
 	} else if t.clamp != nil {
 		t.clamp.Close()
 	} else if t.tun != nil {
@@ -181,8 +191,10 @@ func (t *tunnel) close() {
 	}
 }
 
-// SetEndpoint points the peer at ap.
+// SetEndpoint points the peer at ap, and asks for a path MTU search: a new
+// endpoint may be a new path.
 func (t *tunnel) SetEndpoint(ap netip.AddrPort) error {
+	defer t.pmtu.trigger()
 	return t.dev.IpcSet(fmt.Sprintf("public_key=%s\nupdate_only=true\nendpoint=%s\npersistent_keepalive_interval=%d\n", t.peer.Hex(), ap, t.keepalive))
 }
 

@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/fobgw/fobgw/internal/tunsock"
 )
 
 // triggerPort is the UDP port triggers are addressed to (discard, RFC 863):
@@ -22,16 +21,10 @@ func DialTrigger(iface string, target netip.Addr) (net.Conn, error) {
 	if !target.Is4() {
 		return nil, fmt.Errorf("pmtud: probe target %v: want the home router's IPv4 tunnel address", target)
 	}
-	d := net.Dialer{Control: func(network, address string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), iface) }); err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := net.Dialer{Control: tunsock.Control(iface, nil)}
 	c, err := d.Dial("udp4", netip.AddrPortFrom(target, triggerPort).String())
 	if err != nil {
-		return nil, fmt.Errorf("pmtud: open the probe socket on %s to %v (needs the tunnel interface up; SO_BINDTODEVICE may need CAP_NET_RAW on kernels before 5.7): %w", iface, target, err)
+		return nil, fmt.Errorf("pmtud: open the probe socket on %s to %v (needs the tunnel interface up): %w", iface, target, err)
 	}
 	return c, nil
 }

@@ -1,0 +1,284 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/fobgw/fobgw/pmtud"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// TestMTUCeilingRule: MTU = auto is a ceiling of 1420, a number its own
+// ceiling, and the ceiling bounds ClampMSS.
+func TestMTUCeilingRule(t *testing.T) {
+	tests := []struct {
+		name    string
+		lines   []string // replacing the MTU and ClampMSS lines
+		ceiling int
+		errKey  string // "" when valid
+		errText string
+	}{
+		{"auto fits auto clamp", []string{"MTU = auto", "ClampMSS = auto"}, 1420, "", ""},
+		{"absent is auto", []string{"# MTU = 1420", "ClampMSS = auto"}, 1420, "", ""},
+		{"auto holds MSS 1380", []string{"MTU = auto", "ClampMSS = 1380"}, 1420, "", ""},
+		{"auto refuses MSS 1381", []string{"MTU = auto", "ClampMSS = 1381"}, 0, "ClampMSS", "536 to 1380 (MTU-40)"},
+		{"a larger ceiling holds MSS 1460", []string{"MTU = 1500", "ClampMSS = 1460"}, 1500, "", ""},
+		{"a smaller ceiling refuses MSS 1400", []string{"MTU = 1400", "ClampMSS = 1400"}, 0, "ClampMSS", "does not fit the tunnel MTU 1400"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := replaceLine(t, withLine(t, "MTU", tt.lines[0]), "ClampMSS", tt.lines[1])
+			c, err := ParseConfig("test.conf", []byte(text))
+			if tt.errKey != "" {
+				var ce *ConfigError
+				if !errors.As(err, &ce) || ce.Key != tt.errKey || !strings.Contains(err.Error(), tt.errText) {
+					t.Fatalf("err %v; want a *ConfigError for %s saying %q", err, tt.errKey, tt.errText)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.MTUCeiling(); got != tt.ceiling {
+				t.Errorf("ceiling %d, want %d", got, tt.ceiling)
+			}
+		})
+	}
+}
+
+// TestMTUValidate: a Config built by hand holds 0 (auto) or a number from
+// 576 to MaxMTU.
+func TestMTUValidate(t *testing.T) {
+	for _, tt := range []struct {
+		mtu int
+		ok  bool
+	}{{0, true}, {576, true}, {MaxMTU, true}, {575, false}, {MaxMTU + 1, false}, {-1, false}} {
+		c := mustParse(t, baseConfig)
+		c.MTU = tt.mtu
+		if err := c.Validate(); (err == nil) != tt.ok {
+			t.Errorf("MTU %d: Validate %v, want ok %v", tt.mtu, err, tt.ok)
+		}
+	}
+}
+
+// TestPathMTUOff: discovery runs only with an IPv4 tunnel address, an
+// IPv4 probe target and a ceiling above the floor; check says why not.
+func TestPathMTUOff(t *testing.T) {
+	tests := []struct {
+		name, key, line string
+		off             string // part of the reason; "" when on
+	}{
+		{"story", "MTU", "MTU = 1420", ""},
+		{"ipv6 tunnel only", "Address", "Address = fd00:1::2/64", "no IPv4 address"},
+		{"dual stack", "Address", "Address = 10.1.200.2/24, fd00:1::2/64", ""},
+		{"at the floor", "MTU", "MTU = 1280", "at or below the floor 1280"},
+		{"ipv6 probe", "Probe", "", "not IPv4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c *Config
+			if tt.key == "Probe" {
+				c = mustParse(t, withLine(t, "Address", "Address = 10.1.200.2/24, fd00:1::2/64"))
+				c.Probe = netip.MustParseAddrPort("[fd00:1::1]:53")
+			} else {
+				c = mustParse(t, withLine(t, tt.key, tt.line))
+			}
+			got := c.pmtuOff()
+			if (got == "") != (tt.off == "") || !strings.Contains(got, tt.off) {
+				t.Errorf("pmtuOff = %q, want %q", got, tt.off)
+			}
+			if tt.off != "" && !strings.Contains(c.mtuText(), "path MTU discovery off: ") {
+				t.Errorf("mtuText %q does not say discovery is off", c.mtuText())
+			}
+		})
+	}
+}
+
+// TestCheckShowsTheCeiling: `fobgw check` prints the configured ceiling and
+// that the path is measured at run time; the home side gets the ceiling.
+func TestCheckShowsTheCeiling(t *testing.T) {
+	for _, tt := range []struct{ line, check, home string }{
+		{"MTU = auto", "tun fobgw0 mtu auto (ceiling 1420, measured at run time)", "MTU = 1420\n"},
+		{"MTU = 1400", "tun fobgw0 mtu 1400 (ceiling; the path measured at run time may lower it)", "MTU = 1400\n"},
+	} {
+		c, _ := storyConfig(t)
+		c = mustParse(t, replaceLine(t, withLine(t, "PrivateKeyFile", "PrivateKeyFile = "+c.PrivateKeyFile), "MTU", tt.line))
+		var b bytes.Buffer
+		err := Check(c, Options{RunDir: t.TempDir()}, &b)
+		var ce *ConfigError
+		if err != nil && (!errors.As(err, &ce) || ce.Key != "LANInterface") {
+			t.Fatalf("Check: %v", err)
+		}
+		if !strings.Contains(b.String(), tt.check) {
+			t.Errorf("%s: check output lacks %q:\n%s", tt.line, tt.check, b.String())
+		}
+		b.Reset()
+		if err := HomeConfig(c, FormatWGQuick, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tt.home) {
+			t.Errorf("%s: home config lacks %q:\n%s", tt.line, tt.home, b.String())
+		}
+	}
+}
+
+// TestMTUStatus: status -json carries "mtu" with the Searcher's fields at
+// its top level (bench/pathmtu_test.go reads them), text status and the
+// metrics show ceiling, path and effective.
+func TestMTUStatus(t *testing.T) {
+	st := &Status{Name: "fobgw0", MTU: &MTUStatus{Status: pmtud.Status{Ceiling: 1420, Path: 1340, Effective: 1340, State: pmtud.StateOK, Probes: 9, Lost: 2, Changes: 1}}}
+	data, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`"mtu":{"ceiling":1420,"path":1340,"effective":1340,"state":"ok"`} {
+		if !strings.Contains(string(data), w) {
+			t.Errorf("JSON lacks %s: %s", w, data)
+		}
+	}
+	var b bytes.Buffer
+	if err := st.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if w := "mtu:              effective 1340 (ceiling 1420, path 1340), ok; 9 probes, 2 lost, 1 changes\n"; !strings.Contains(b.String(), w) {
+		t.Errorf("text lacks %q:\n%s", w, b.String())
+	}
+	c := newStatusCollector(func() *Status { return st })
+	want := `
+# HELP fobgw_mtu_ceiling_bytes The configured MTU, the ceiling of path MTU discovery.
+# TYPE fobgw_mtu_ceiling_bytes gauge
+fobgw_mtu_ceiling_bytes 1420
+# HELP fobgw_mtu_effective_bytes The tunnel's MTU: min(ceiling, path).
+# TYPE fobgw_mtu_effective_bytes gauge
+fobgw_mtu_effective_bytes 1340
+# HELP fobgw_mtu_path_bytes The largest inner packet seen to cross the tunnel both ways, up to the ceiling (0: not measured).
+# TYPE fobgw_mtu_path_bytes gauge
+fobgw_mtu_path_bytes 1340
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "fobgw_mtu_ceiling_bytes", "fobgw_mtu_path_bytes", "fobgw_mtu_effective_bytes"); err != nil {
+		t.Error(err)
+	}
+
+	off := &pathMTU{ceiling: 1420, off: "the tunnel has no IPv4 address (probes are IPv4 only)"}
+	st.MTU = off.status()
+	b.Reset()
+	st.WriteText(&b)
+	if w := "mtu:              1420 (path MTU discovery off: the tunnel has no IPv4 address"; !strings.Contains(b.String(), w) {
+		t.Errorf("text lacks %q:\n%s", w, b.String())
+	}
+	if data, _ := json.Marshal(st.MTU); !strings.Contains(string(data), `"effective":1420,"state":"off"`) || !strings.Contains(string(data), `"off":"the tunnel has no IPv4`) {
+		t.Errorf("JSON of discovery off: %s", data)
+	}
+	var nilP *pathMTU
+	if nilP.status() != nil {
+		t.Errorf("no tunnel: status not nil")
+	}
+	nilP.trigger() // no tunnel: nothing to trigger, no panic
+	nilP.close()
+}
+
+// replaceLine is withLine on text: the line of key replaced by repl.
+func replaceLine(tb testing.TB, text, key, repl string) string {
+	tb.Helper()
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, key+" =") {
+			lines[i] = repl
+			return strings.Join(lines, "\n")
+		}
+	}
+	tb.Fatalf("the config has no key %q", key)
+	return ""
+}
+
+type stubProber struct{ errs []error }
+
+func (p *stubProber) Probe(ctx context.Context) error {
+	err := p.errs[0]
+	p.errs = p.errs[1:]
+	return err
+}
+
+// TestPMTUProbeHook: a search round is asked for when the healer's probes
+// start missing and when they are answered again, not at every probe.
+func TestPMTUProbeHook(t *testing.T) {
+	miss := errors.New("no answer")
+	inner := &stubProber{errs: []error{nil, nil, miss, miss, miss, nil, nil, miss}}
+	triggers := 0
+	var got []int
+	h := &pmtuProbeHook{tunnelProber: inner, trigger: func() { triggers++ }}
+	for range 8 {
+		h.Probe(context.Background())
+		got = append(got, triggers)
+	}
+	if want := []int{0, 0, 1, 1, 1, 2, 2, 3}; !equalInts(got, want) {
+		t.Errorf("triggers after each probe %v, want %v", got, want)
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestUnderlayChanges: which netlink updates ask for a search round.
+func TestUnderlayChanges(t *testing.T) {
+	link := func(typ uint16, name string, index, mtu int, change, flags uint32) netlink.LinkUpdate {
+		return netlink.LinkUpdate{
+			IfInfomsg: nl.IfInfomsg{IfInfomsg: unix.IfInfomsg{Index: int32(index), Change: change, Flags: flags}},
+			Header:    unix.NlMsghdr{Type: typ},
+			Link:      &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: name, Index: index, MTU: mtu}},
+		}
+	}
+	mtus := map[int]int{}
+	steps := []struct {
+		u    netlink.LinkUpdate
+		want bool
+	}{
+		{link(unix.RTM_NEWLINK, "wan0", 2, 1500, 0, unix.IFF_UP), false},           // first sight
+		{link(unix.RTM_NEWLINK, "wan0", 2, 1500, 0, unix.IFF_UP), false},           // nothing new
+		{link(unix.RTM_NEWLINK, "wan0", 2, 1492, 0, unix.IFF_UP), true},            // MTU changed
+		{link(unix.RTM_NEWLINK, "fobgw0", 5, 1420, 0, unix.IFF_UP), false},         // the tunnel itself
+		{link(unix.RTM_NEWLINK, "fobgw0", 5, 1340, 0, unix.IFF_UP), false},         // ... whose MTU we set
+		{link(unix.RTM_NEWLINK, "wwan0", 3, 1500, unix.IFF_UP, unix.IFF_UP), true}, // came up
+		{link(unix.RTM_NEWLINK, "wwan0", 3, 1500, unix.IFF_UP, 0), false},          // went down
+		{link(unix.RTM_DELLINK, "wan0", 2, 1492, 0, 0), false},                     // gone
+		{link(unix.RTM_NEWLINK, "wan0", 2, 1400, 0, unix.IFF_UP), false},           // back: first sight again
+	}
+	for i, s := range steps {
+		if got := underlayLinkChanged(mtus, "fobgw0", s.u); got != s.want {
+			t.Errorf("link step %d (%s mtu %d): %v, want %v", i, s.u.Attrs().Name, s.u.Attrs().MTU, got, s.want)
+		}
+	}
+	_, lan, _ := net.ParseCIDR("192.168.86.0/24")
+	_, any4, _ := net.ParseCIDR("0.0.0.0/0")
+	for _, tt := range []struct {
+		r    netlink.Route
+		want bool
+	}{
+		{netlink.Route{Table: unix.RT_TABLE_MAIN}, true},            // default, Dst nil
+		{netlink.Route{Table: unix.RT_TABLE_MAIN, Dst: any4}, true}, // default, spelled out
+		{netlink.Route{Table: unix.RT_TABLE_MAIN, Dst: lan}, false}, // a LAN route
+		{netlink.Route{Table: 100}, false},                          // the LAN's table (the tunnel)
+	} {
+		if got := underlayRouteChanged(netlink.RouteUpdate{Route: tt.r}); got != tt.want {
+			t.Errorf("route %v table %d: %v, want %v", tt.r.Dst, tt.r.Table, got, tt.want)
+		}
+	}
+}
