@@ -94,6 +94,12 @@ type pathMTU struct {
 	trig    net.Conn
 	search  *pmtud.Searcher // nil until start, and when off
 	log     *slog.Logger
+
+	// hasEndpoint is closed once the peer has an endpoint: a probe sent
+	// before would start a handshake that fails for want of one and holds
+	// the next back for REKEY_TIMEOUT (5 s), delaying the tunnel.
+	hasEndpoint chan struct{}
+	once        sync.Once
 }
 
 // wrapPathMTU wraps td, the TUN with its other wrappers, in pmtud's Device.
@@ -105,6 +111,16 @@ func wrapPathMTU(td tun.Device, cfg *Config, log *slog.Logger) *pathMTU {
 		name:    cfg.Name,
 		off:     cfg.pmtuOff(),
 		log:     log.With("part", "mtu"),
+
+		hasEndpoint: make(chan struct{}),
+	}
+}
+
+// endpointSet tells the searcher that the peer has an endpoint: it starts
+// probing then.
+func (p *pathMTU) endpointSet() {
+	if p != nil {
+		p.once.Do(func() { close(p.hasEndpoint) })
 	}
 }
 
@@ -138,10 +154,16 @@ func (p *pathMTU) setMTU(index, old, new int) {
 	p.log.Info("tunnel MTU changed", "tun", p.name, "old", old, "new", new, "ceiling", st.Ceiling, "path", st.Path)
 }
 
-// run runs the Searcher and the underlay watch until ctx ends.
+// run runs the Searcher, once the peer has an endpoint, and the underlay
+// watch until ctx ends.
 func (p *pathMTU) run(ctx context.Context) {
 	if p == nil || p.search == nil {
 		return
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case <-p.hasEndpoint:
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)

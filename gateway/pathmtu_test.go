@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fobgw/fobgw/pmtud"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -281,4 +284,37 @@ func TestUnderlayChanges(t *testing.T) {
 			t.Errorf("route %v table %d: %v, want %v", tt.r.Dst, tt.r.Table, got, tt.want)
 		}
 	}
+}
+
+type countProber struct{ n atomic.Int32 }
+
+func (c *countProber) Probe(ctx context.Context, size int, timeout time.Duration) error {
+	c.n.Add(1)
+	return pmtud.ErrLost
+}
+
+// TestPathMTUWaitsForTheEndpoint: no probe before the peer has an endpoint
+// (it would hold the first handshake back by 5 s), probes once it has.
+func TestPathMTUWaitsForTheEndpoint(t *testing.T) {
+	cp := &countProber{}
+	p := &pathMTU{name: "fobgwtest0", hasEndpoint: make(chan struct{}), log: slog.New(slog.DiscardHandler),
+		search: pmtud.NewSearcher(pmtud.Config{Ceiling: 1420, Timeout: 10 * time.Millisecond}, cp)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.run(ctx); close(done) }()
+	time.Sleep(200 * time.Millisecond)
+	if n := cp.n.Load(); n != 0 {
+		t.Fatalf("%d probes before the endpoint was set", n)
+	}
+	p.endpointSet()
+	p.endpointSet() // twice is fine
+	deadline := time.Now().Add(5 * time.Second)
+	for cp.n.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if cp.n.Load() == 0 {
+		t.Errorf("no probe after the endpoint was set")
+	}
+	cancel()
+	<-done
 }

@@ -133,6 +133,9 @@ func openTunnel(h *netlink.Handle, cfg *Config, priv Key, log *slog.Logger) (t *
 	if err = t.dev.IpcSet(uapiConfig(cfg, priv, ep)); err != nil {
 		return t, fmt.Errorf("configure the WireGuard device: %w", err)
 	}
+	if ep.IsValid() {
+		t.pmtu.endpointSet()
+	}
 	f, err := ipc.UAPIOpen(cfg.Name)
 	if err != nil {
 		return t, fmt.Errorf("open the UAPI socket %s/%s.sock: %w", UAPIDir, cfg.Name, err)
@@ -195,6 +198,7 @@ func (t *tunnel) close() {
 // endpoint may be a new path.
 func (t *tunnel) SetEndpoint(ap netip.AddrPort) error {
 	defer t.pmtu.trigger()
+	defer t.pmtu.endpointSet()
 	return t.dev.IpcSet(fmt.Sprintf("public_key=%s\nupdate_only=true\nendpoint=%s\npersistent_keepalive_interval=%d\n", t.peer.Hex(), ap, t.keepalive))
 }
 
