@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,10 +17,6 @@ import (
 	"github.com/fobgw/fobgw/policyroute"
 	"github.com/vishvananda/netlink"
 )
-
-// RepairInterval is how often Run compares the routing state with the
-// desired one and repairs drift.
-const RepairInterval = 10 * time.Second
 
 // Options are Run's environment; the zero value is the production one.
 type Options struct {
@@ -335,73 +329,6 @@ func (g *gateway) stop(undo *undoStack) {
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	g.log.Info("stopping", "name", g.cfg.Name, "kill_switch_stays", g.cfg.KillSwitch)
 	undo.unwind()
-}
-
-// repairRoutes repairs drift in the routing state and the masquerade
-// table, counts the repairs and logs a changed error once.
-func (g *gateway) repairRoutes() {
-	n, err := g.router.Repair()
-	if n > 0 {
-		g.repairs.Add(uint64(n))
-		g.log.Warn("routing drift repaired", "items", n)
-	}
-	if g.cfg.Masquerade {
-		// Off, start removed any leftover table; a kernel without nf_tables
-		// must then not make every round an error.
-		drift, nerr := g.nat.Repair()
-		if len(drift) > 0 {
-			g.repairs.Add(uint64(len(drift)))
-			g.log.Warn("masquerade drift repaired", "items", len(drift), "drift", strings.Join(drift, "; "))
-		}
-		err = errors.Join(err, nerr)
-	}
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	g.mu.Lock()
-	changed := msg != g.repairErr
-	g.repairErr = msg
-	g.mu.Unlock()
-	if changed && err != nil {
-		g.log.Error("routing repair failed", "err", err)
-	}
-}
-
-// Down removes every route and rule fobgw installed for cfg, the kill
-// switch too, and a leftover TUN of that name. It refuses while the gateway
-// runs.
-func Down(cfg *Config, opt Options) error {
-	log := opt.logger()
-	ctlPath := ControlSocket(opt.RunDir, cfg.Name)
-	if uapiAlive(cfg.Name) || socketAlive(ctlPath) {
-		return fmt.Errorf("the gateway %s is running: stop it first (systemctl stop fobgw, or Ctrl-C), then run `fobgw down` again", cfg.Name)
-	}
-	h, err := netlink.NewHandle()
-	if err != nil {
-		return fmt.Errorf("open netlink: %w", err)
-	}
-	defer h.Close()
-	r, err := policyroute.New(h, routeConfig(cfg))
-	if err != nil {
-		return routeErr(cfg, err)
-	}
-	var errs []error
-	if err := r.Remove(false); err != nil {
-		errs = append(errs, fmt.Errorf("remove routes and rules: %w", err))
-	}
-	if err := removeStaleLink(h, cfg.Name, log); err != nil {
-		errs = append(errs, err)
-	}
-	if err := removeNAT(); err != nil {
-		errs = append(errs, err)
-	}
-	for _, p := range []string{ctlPath, UAPIDir + "/" + cfg.Name + ".sock"} {
-		if err := os.Remove(p); err == nil {
-			log.Info("removed a stale socket", "path", p)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

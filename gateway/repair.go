@@ -1,0 +1,42 @@
+package gateway
+
+import (
+	"errors"
+	"strings"
+	"time"
+)
+
+// RepairInterval is how often Run compares the routing state with the
+// desired one and repairs drift.
+const RepairInterval = 10 * time.Second
+
+// repairRoutes repairs drift in the routing state and the masquerade
+// table, counts the repairs and logs a changed error once.
+func (g *gateway) repairRoutes() {
+	n, err := g.router.Repair()
+	if n > 0 {
+		g.repairs.Add(uint64(n))
+		g.log.Warn("routing drift repaired", "items", n)
+	}
+	if g.cfg.Masquerade {
+		// Off, start removed any leftover table; a kernel without nf_tables
+		// must then not make every round an error.
+		drift, nerr := g.nat.Repair()
+		if len(drift) > 0 {
+			g.repairs.Add(uint64(len(drift)))
+			g.log.Warn("masquerade drift repaired", "items", len(drift), "drift", strings.Join(drift, "; "))
+		}
+		err = errors.Join(err, nerr)
+	}
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	g.mu.Lock()
+	changed := msg != g.repairErr
+	g.repairErr = msg
+	g.mu.Unlock()
+	if changed && err != nil {
+		g.log.Error("routing repair failed", "err", err)
+	}
+}
