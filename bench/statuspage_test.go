@@ -29,7 +29,11 @@ type pageStatus struct {
 	LastProbeOK         time.Time `json:"last_probe_ok"`
 	RouteRepairs        uint64    `json:"route_repairs"`
 	EndpointChanges     uint64    `json:"endpoint_changes"`
-	DNS                 struct {
+	LANPath             *struct {
+		OK     bool   `json:"ok"`
+		Probes uint64 `json:"probes"`
+	} `json:"lan_path"`
+	DNS struct {
 		OK        uint64 `json:"ok"`
 		NXDomain  uint64 `json:"nxdomain"`
 		ServFail  uint64 `json:"servfail"`
@@ -38,8 +42,11 @@ type pageStatus struct {
 	} `json:"dns"`
 }
 
+// atHome is what fobgw status says of being at home: the tunnel up, its
+// probes answered, and the LAN path not found broken.
 func (s *pageStatus) atHome() bool {
-	return s.TunnelUp && s.ProbeMisses == 0 && !s.LastProbeOK.IsZero()
+	lanBroken := s.LANPath != nil && s.LANPath.Probes > 0 && !s.LANPath.OK
+	return s.TunnelUp && s.ProbeMisses == 0 && !s.LastProbeOK.IsZero() && !lanBroken
 }
 
 // gatewayStatus runs `fobgw status -json` at muc.

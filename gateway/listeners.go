@@ -44,6 +44,7 @@ func (g *gateway) pageSnapshot() statuspage.Snapshot {
 		Endpoint: s.Endpoint, EndpointName: s.EndpointName,
 		RxBytes: s.RxBytes, TxBytes: s.TxBytes,
 		ProbeMisses: s.ProbeMisses, LastProbeOK: s.LastProbeOK,
+		LANPathBroken: lanPathBroken(s.LANPath),
 		DNS: statuspage.DNS{
 			Answers:   s.DNS.OK + s.DNS.NXDomain,
 			CacheHits: s.DNS.CacheHits,
@@ -53,4 +54,13 @@ func (g *gateway) pageSnapshot() statuspage.Snapshot {
 		RouteRepairs:    s.RouteRepairs,
 		EndpointChanges: s.EndpointChanges,
 	}
+}
+
+// lanPathBroken is the LAN path's reason when its last probe went
+// unanswered, "" when it was answered or none was sent.
+func lanPathBroken(l *LANPathStatus) string {
+	if l == nil || l.Probes == 0 || l.OK {
+		return ""
+	}
+	return l.Reason
 }

@@ -62,3 +62,22 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestLANPathBrokenOnPage: the status page is told the LAN path is broken
+// when its last probe went unanswered, and only then.
+func TestLANPathBrokenOnPage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		l    *LANPathStatus
+		want string
+	}{
+		{"not run", nil, ""},
+		{"not probed yet", &LANPathStatus{}, ""},
+		{"answered", &LANPathStatus{OK: true, Probes: 3}, ""},
+		{"unanswered", &LANPathStatus{Probes: 3, Reason: "allow 192.168.86.0/24"}, "allow 192.168.86.0/24"},
+	} {
+		if got := lanPathBroken(tc.l); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

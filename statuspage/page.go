@@ -115,8 +115,10 @@ func (p *Page) view() view {
 		v.Why = "The tunnel is down: the last handshake was " + humanDuration(now.Sub(s.LastHandshake)) + " ago."
 	case s.LastProbeOK.IsZero():
 		v.Why = "The tunnel is up; no probe through it has been answered yet."
-	default:
+	case s.ProbeMisses > 0:
 		v.Why = "The tunnel is up, but the probes through it go unanswered (" + strconv.Itoa(s.ProbeMisses) + " in a row)."
+	default:
+		v.Why = "The gateway reaches home, but the LAN does not: " + s.LANPathBroken + "."
 	}
 	v.Handshake = "never"
 	if !s.LastHandshake.IsZero() {

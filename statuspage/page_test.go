@@ -142,6 +142,8 @@ func TestPageNotAtHome(t *testing.T) {
 			"The tunnel is up, but the probes through it go unanswered (3 in a row).", "on, holding"},
 		{"no probe answered yet", func(s *Snapshot) { s.LastProbeOK = time.Time{} },
 			"The tunnel is up; no probe through it has been answered yet.", "on, holding"},
+		{"lan path broken", func(s *Snapshot) { s.LANPathBroken = "the home peer must allow 192.168.86.0/24" },
+			"The gateway reaches home, but the LAN does not: the home peer must allow 192.168.86.0/24.", "on, holding"},
 		{"kill switch off", func(s *Snapshot) { s.ProbeMisses, s.KillSwitch = 3, false },
 			"The tunnel is up, but the probes through it go unanswered (3 in a row).", "off: when the tunnel is down"},
 	} {

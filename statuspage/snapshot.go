@@ -17,6 +17,10 @@ type Snapshot struct {
 	TxBytes       uint64    `json:"tx_bytes"`                // sent through the tunnel
 	ProbeMisses   int       `json:"probe_misses"`            // consecutive probes through the tunnel without an answer
 	LastProbeOK   time.Time `json:"last_probe_ok,omitzero"`  // the last answered probe; zero: none yet
+	// LANPathBroken says why the LAN's own packets do not get home although
+	// the gateway's do (the home peer allows only the tunnel address, say);
+	// "" when they do or nobody has checked.
+	LANPathBroken string `json:"lan_path_broken,omitempty"`
 
 	DNS DNS `json:"dns"`
 
@@ -32,10 +36,10 @@ type DNS struct {
 	Failures  uint64 `json:"failures"`   // answered SERVFAIL, or not answered at all
 }
 
-// AtHome reports whether the LAN is at home: the tunnel is up and the
-// probes through it are answered.
+// AtHome reports whether the LAN is at home: the tunnel is up, the probes
+// through it are answered, and nothing says the LAN's own packets are not.
 func (s *Snapshot) AtHome() bool {
-	return s.TunnelUp && s.ProbeMisses == 0 && !s.LastProbeOK.IsZero()
+	return s.TunnelUp && s.ProbeMisses == 0 && !s.LastProbeOK.IsZero() && s.LANPathBroken == ""
 }
 
 // Holding reports whether the kill switch is holding the LAN back: it is
