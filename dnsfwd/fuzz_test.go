@@ -49,19 +49,7 @@ func FuzzRequest(f *testing.F) {
 	})
 	const maxIn, size = 8, 32
 	fw := startForwarder(f, up, func(c *Config) { c.MaxInFlight = maxIn; c.CacheSize = size; c.Timeout = 50 * time.Millisecond })
-	sink, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { sink.Close() })
-	go func() { // drain
-		b := make([]byte, 65535)
-		for {
-			if _, _, err := sink.ReadFrom(b); err != nil {
-				return
-			}
-		}
-	}()
+	sink := drainSink(f)
 	a, b := net.Pipe()
 	f.Cleanup(func() { a.Close(); b.Close() })
 	go func() {
@@ -72,7 +60,7 @@ func FuzzRequest(f *testing.F) {
 			}
 		}
 	}()
-	udp := client{udp: fw.udp[0], addr: sink.LocalAddr().(*net.UDPAddr).AddrPort()}
+	udp := client{udp: fw.udp[0], addr: sink}
 	tcp := client{tcp: newTCPClient(a, &fw.st)}
 	f.Cleanup(func() { a.Close(); tcp.tcp.stop() })
 	var out []byte
@@ -160,20 +148,8 @@ func FuzzQueryOracle(f *testing.F) {
 		c.WriteToUDPAddrPort(fastAnswer(q, 60), from)
 	})
 	fw := startForwarder(f, up, func(c *Config) { c.CacheSize = 64; c.Timeout = 50 * time.Millisecond })
-	sink, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { sink.Close() })
-	go func() { // drain
-		b := make([]byte, 65535)
-		for {
-			if _, _, err := sink.ReadFrom(b); err != nil {
-				return
-			}
-		}
-	}()
-	udp := client{udp: fw.udp[0], addr: sink.LocalAddr().(*net.UDPAddr).AddrPort()}
+	sink := drainSink(f)
+	udp := client{udp: fw.udp[0], addr: sink}
 	var out []byte
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		oracle := new(dns.Msg).Unpack(msg)
@@ -205,4 +181,23 @@ func FuzzQueryOracle(f *testing.F) {
 			t.Fatalf("a query miekg/dns rejects (%v) was forwarded or served from the cache: %x", oracle, msg)
 		}
 	})
+}
+
+// drainSink is a loopback UDP address whose datagrams are read and dropped:
+// where the fuzz targets' answers go.
+func drainSink(tb testing.TB) netip.AddrPort {
+	sink, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { sink.Close() })
+	go func() {
+		b := make([]byte, 65535)
+		for {
+			if _, _, err := sink.ReadFrom(b); err != nil {
+				return
+			}
+		}
+	}()
+	return sink.LocalAddr().(*net.UDPAddr).AddrPort()
 }
