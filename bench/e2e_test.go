@@ -303,16 +303,7 @@ func TestKillSwitch(t *testing.T) {
 		mustNS(t, "client", "ping", "-n", "-c", "1", "-W", "2", dst)
 	}
 
-	pid := lab.gatewayPID(t)
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill -9 %d: %v", pid, err)
-	}
-	waitFor(t, "the gateway to die", 5*time.Second, func() error {
-		if alive(pid) {
-			return fmt.Errorf("pid %d alive", pid)
-		}
-		return nil
-	})
+	lab.killGateway(t)
 	resetCounters()
 
 	t.Run("client gets nothing", func(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -116,16 +115,7 @@ func TestLANPath(t *testing.T) {
 	})
 
 	t.Run("fobgw down leaves no NAT rule", func(t *testing.T) {
-		pid := lab.gatewayPID(t)
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			t.Fatalf("kill -9 %d: %v", pid, err)
-		}
-		waitFor(t, "the gateway to die", 5*time.Second, func() error {
-			if alive(pid) {
-				return fmt.Errorf("pid %d alive", pid)
-			}
-			return nil
-		})
+		lab.killGateway(t)
 		// Control: a killed gateway leaves its table behind.
 		if out := mustNS(t, "muc", "nft", "list", "ruleset"); !strings.Contains(out, "table inet fobgw") {
 			t.Fatalf("control: after kill -9 there is no table inet fobgw to remove:\n%s", out)

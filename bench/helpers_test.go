@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -274,4 +275,19 @@ func (c *capture) wait(timeout time.Duration) (string, error) {
 		return "", errors.New("tcpdump ended without a packet")
 	}
 	return c.out.String(), nil
+}
+
+// killGateway kills the lab's gateway with SIGKILL, as a crash would, and waits until it is gone.
+func (w *world) killGateway(tb testing.TB) {
+	tb.Helper()
+	pid := w.gatewayPID(tb)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		tb.Fatalf("kill -9 %d: %v", pid, err)
+	}
+	waitFor(tb, "the gateway to die", 5*time.Second, func() error {
+		if alive(pid) {
+			return fmt.Errorf("pid %d alive", pid)
+		}
+		return nil
+	})
 }
