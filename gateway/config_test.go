@@ -43,14 +43,20 @@ MetricsListen = 127.0.0.1:9636
 // by repl ("" deletes it, keeping the line count by leaving it empty).
 func withLine(tb testing.TB, key, repl string) string {
 	tb.Helper()
-	lines := strings.Split(baseConfig, "\n")
+	return replaceLine(tb, baseConfig, key, repl)
+}
+
+// replaceLine is withLine on any text: the line of key replaced by repl.
+func replaceLine(tb testing.TB, text, key, repl string) string {
+	tb.Helper()
+	lines := strings.Split(text, "\n")
 	for i, l := range lines {
 		if strings.HasPrefix(l, key+" =") {
 			lines[i] = repl
 			return strings.Join(lines, "\n")
 		}
 	}
-	tb.Fatalf("baseConfig has no key %q", key)
+	tb.Fatalf("the config has no key %q", key)
 	return ""
 }
 

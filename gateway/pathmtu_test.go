@@ -189,20 +189,6 @@ fobgw_mtu_path_bytes 1340
 	nilP.close()
 }
 
-// replaceLine is withLine on text: the line of key replaced by repl.
-func replaceLine(tb testing.TB, text, key, repl string) string {
-	tb.Helper()
-	lines := strings.Split(text, "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(l, key+" =") {
-			lines[i] = repl
-			return strings.Join(lines, "\n")
-		}
-	}
-	tb.Fatalf("the config has no key %q", key)
-	return ""
-}
-
 type stubProber struct{ errs []error }
 
 func (p *stubProber) Probe(ctx context.Context) error {
