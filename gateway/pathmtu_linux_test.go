@@ -4,9 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/fobgw/fobgw/internal/nstest"
 
 	"github.com/vishvananda/netlink"
 )
@@ -15,11 +16,7 @@ import (
 // for a search round; the tunnel's own MTU change does not. In a child
 // process in a fresh network namespace (see TestRunKernel).
 func TestWatchUnderlayKernel(t *testing.T) {
-	if os.Getenv(netnsChildEnv) == "" {
-		if os.Geteuid() != 0 {
-			t.Fatal("needs root (network namespaces): run the tests as root")
-		}
-		runInNetnsChild(t, "TestWatchUnderlayKernel")
+	if !nstest.InFreshNetns(t) {
 		return
 	}
 	h, err := netlink.NewHandle()

@@ -13,17 +13,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/fobgw/fobgw/internal/netaddr"
+	"github.com/fobgw/fobgw/internal/nstest"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun/netstack"
-)
 
-const netnsChildEnv = "FOBGW_TEST_NETNS_CHILD"
+	"github.com/fobgw/fobgw/internal/netaddr"
+)
 
 // TestRunKernel runs the whole gateway (Run, Down) against the kernel.
 //
@@ -34,30 +34,10 @@ const netnsChildEnv = "FOBGW_TEST_NETNS_CHILD"
 // namespace guarantees that none of them touches the host's. The namespace
 // disappears with the child, even if it crashes.
 func TestRunKernel(t *testing.T) {
-	if os.Getenv(netnsChildEnv) == "" {
-		if os.Geteuid() != 0 {
-			t.Fatal("needs root (network namespaces, TUN): run the tests as root")
-		}
-		runInNetnsChild(t, "TestRunKernel")
+	if !nstest.InFreshNetns(t) {
 		return
 	}
 	runKernelChild(t)
-}
-
-func runInNetnsChild(t *testing.T, test string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+test+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), netnsChildEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.CombinedOutput()
-	t.Logf("child in a fresh network namespace:\n%s", out)
-	if err != nil {
-		t.Fatalf("child failed: %v (could a network namespace be made? this test needs root)", err)
-	}
-	if !strings.Contains(string(out), "--- PASS: "+test) {
-		t.Fatalf("child did not pass %s", test)
-	}
 }
 
 // kernelWorld is the child's namespace: lo, br0 192.168.86.1/24, and a
@@ -379,11 +359,7 @@ func runKernelChild(t *testing.T) {
 }
 
 func TestRunKernelRepairsDrift(t *testing.T) {
-	if os.Getenv(netnsChildEnv) == "" {
-		if os.Geteuid() != 0 {
-			t.Fatal("needs root (network namespaces, TUN): run the tests as root")
-		}
-		runInNetnsChild(t, "TestRunKernelRepairsDrift")
+	if !nstest.InFreshNetns(t) {
 		return
 	}
 	w := newKernelWorld(t, nil)
@@ -422,11 +398,7 @@ func TestRunKernelRepairsDrift(t *testing.T) {
 // 198.51.100.2 and .3 on lo; the local ISP's resolver is a DNS server on
 // 127.0.0.1 with TTL 1.
 func TestRunKernelEndpointMoves(t *testing.T) {
-	if os.Getenv(netnsChildEnv) == "" {
-		if os.Geteuid() != 0 {
-			t.Fatal("needs root (network namespaces, TUN): run the tests as root")
-		}
-		runInNetnsChild(t, "TestRunKernelEndpointMoves")
+	if !nstest.InFreshNetns(t) {
 		return
 	}
 	h, err := netlink.NewHandle()
@@ -504,11 +476,7 @@ func TestRunKernelEndpointMoves(t *testing.T) {
 // sysctl goes back to its previous value after a failed start and after a
 // stop (with KillSwitch = on it stays: the kill switch guards the LAN).
 func TestRunKernelLANAndSysctls(t *testing.T) {
-	if os.Getenv(netnsChildEnv) == "" {
-		if os.Geteuid() != 0 {
-			t.Fatal("needs root (network namespaces, TUN): run the tests as root")
-		}
-		runInNetnsChild(t, "TestRunKernelLANAndSysctls")
+	if !nstest.InFreshNetns(t) {
 		return
 	}
 	const fwd = "/proc/sys/net/ipv4/ip_forward"
@@ -634,11 +602,7 @@ func TestRunKernelLANAndSysctls(t *testing.T) {
 // fobgw starts; Run waits for it (Options.LANWait) instead of failing, and
 // changes nothing while it waits.
 func TestRunKernelLANLate(t *testing.T) {
-	if os.Getenv(netnsChildEnv) == "" {
-		if os.Geteuid() != 0 {
-			t.Fatal("needs root (network namespaces, TUN): run the tests as root")
-		}
-		runInNetnsChild(t, "TestRunKernelLANLate")
+	if !nstest.InFreshNetns(t) {
 		return
 	}
 	w := newKernelWorld(t, nil)

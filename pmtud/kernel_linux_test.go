@@ -12,9 +12,10 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fobgw/fobgw/internal/nstest"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -22,8 +23,6 @@ import (
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
 )
-
-const netnsChildEnv = "FOBGW_PMTUD_NETNS_CHILD"
 
 // TestKernelPath probes through two real wireguard-go devices on kernel
 // TUNs, the FOB's wrapped by a Device, the home side answered by the Linux
@@ -36,20 +35,7 @@ const netnsChildEnv = "FOBGW_PMTUD_NETNS_CHILD"
 // namespace from a locked thread. Nothing touches the machine's namespace;
 // both disappear with the child.
 func TestKernelPath(t *testing.T) {
-	if os.Getenv(netnsChildEnv) == "" {
-		if os.Geteuid() != 0 {
-			t.Fatal("needs root (network namespaces, TUN, nftables): run the tests as root")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestKernelPath$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), netnsChildEnv+"=1")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
-		out, err := cmd.CombinedOutput()
-		t.Logf("child in a fresh network namespace:\n%s", out)
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestKernelPath") {
-			t.Fatalf("child failed: %v", err)
-		}
+	if !nstest.InFreshNetns(t) {
 		return
 	}
 	kernelPathChild(t)
