@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/policyroute"
 )
 
@@ -17,12 +18,12 @@ import (
 // changes nothing: a missing private key file is reported, not created.
 // Like Run, it requires LANInterface to exist and hold DNSListen's address;
 // when it does not, the plan is still written and a *ConfigError returned.
-func Check(cfg *Config, opt Options, w io.Writer) error {
+func Check(cfg *config.Config, opt Options, w io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	keyNote := ""
-	if k, _, err := cfg.privateKey(false); err == nil {
+	if k, _, err := cfg.ReadPrivateKey(false); err == nil {
 		keyNote = "public key " + k.PublicKey().String()
 	} else if cfg.PrivateKeyFile != "" {
 		if _, serr := os.Stat(cfg.PrivateKeyFile); errors.Is(serr, fs.ErrNotExist) {
@@ -45,21 +46,21 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 		fmt.Fprintf(&b, "# %s is valid, but this system is not ready for it: %v\n", cfg.File, lanErr)
 	}
 	fmt.Fprintf(&b, "# tunnel\n")
-	fmt.Fprintf(&b, "tun %s mtu %s address %s (%s)\n", cfg.Name, cfg.mtuText(), join(cfg.Address, ","), keyNote)
+	fmt.Fprintf(&b, "tun %s mtu %s address %s (%s)\n", cfg.Name, cfg.MTUText(), join(cfg.Address, ","), keyNote)
 	switch cfg.ClampMode {
-	case ClampAuto:
+	case config.ClampAuto:
 		fmt.Fprintf(&b, "mss clamp to %d (IPv4) / %d (IPv6), both directions, following the tunnel MTU\n", cfg.MTUCeiling()-40, cfg.MTUCeiling()-60)
-	case ClampFixed:
+	case config.ClampFixed:
 		fmt.Fprintf(&b, "mss clamp to %d (IPv4) / %d (IPv6), both directions\n", cfg.ClampMSS, cfg.ClampMSS-20)
-	case ClampOff:
+	case config.ClampOff:
 		fmt.Fprintf(&b, "mss clamp off\n")
 	}
-	eps := cfg.endpoints()
+	eps := cfg.EndpointList()
 	ep := join(eps, ", ")
 	if len(eps) > 1 {
 		ep = "list " + ep + fmt.Sprintf(" (tried in order; the first again every %v)", FailbackInterval)
 	}
-	if slices.ContainsFunc(eps, func(e Endpoint) bool { return !e.IsLiteral() }) {
+	if slices.ContainsFunc(eps, func(e config.Endpoint) bool { return !e.IsLiteral() }) {
 		if len(cfg.Resolver) > 0 {
 			ep += " (resolved through " + join(cfg.Resolver, ", ") + " only)"
 		} else {
@@ -67,16 +68,16 @@ func Check(cfg *Config, opt Options, w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(&b, "peer %s endpoint %s allowed-ips %s keepalive %d\n", cfg.PublicKey, ep, join(cfg.AllowedIPs, ","), cfg.PersistentKeepalive)
-	if slices.ContainsFunc(eps, func(e Endpoint) bool { return !e.IsLiteral() }) && len(cfg.Resolver) == 0 {
+	if slices.ContainsFunc(eps, func(e config.Endpoint) bool { return !e.IsLiteral() }) && len(cfg.Resolver) == 0 {
 		// Read now for information only: run reads it at each resolution
 		// and waits (with back-off) while it lists no nameserver.
 		now := "none usable yet; run retries with back-off"
-		if rs, err := cfg.resolvConfServers(); err == nil {
+		if rs, err := cfg.ResolvConfServers(); err == nil {
 			now = join(rs, ", ")
 		} else {
 			now += ": " + err.Error()
 		}
-		fmt.Fprintf(&b, "Resolver: nameservers of %s (now: %s)\n", cfg.resolvConfPath(), now)
+		fmt.Fprintf(&b, "Resolver: nameservers of %s (now: %s)\n", cfg.ResolvConfPath(), now)
 	}
 	fmt.Fprintf(&b, "health probe %v through %s every %v\n", cfg.Probe, cfg.Name, ProbeInterval)
 	if cfg.DNSListen.Addr().Is4() == cfg.Probe.Addr().Is4() {

@@ -34,7 +34,7 @@
 // # Where the rest is described
 //
 // The configuration file: README.md, the one reference (a test keeps it,
-// dist/fobgw.conf.example and the key table in configkeys.go in step). The
+// dist/fobgw.conf.example and the key table of package config in step). The
 // endpoint healing, the files of this package and the memory limit:
 // docs/design.md.
 package gateway

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/policyroute"
 	"github.com/vishvananda/netlink"
 )
@@ -12,7 +13,7 @@ import (
 // Down removes every route and rule fobgw installed for cfg, the kill
 // switch too, and a leftover TUN of that name. It refuses while the gateway
 // runs.
-func Down(cfg *Config, opt Options) error {
+func Down(cfg *config.Config, opt Options) error {
 	log := opt.logger()
 	ctlPath := ControlSocket(opt.RunDir, cfg.Name)
 	if uapiAlive(cfg.Name) || socketAlive(ctlPath) {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/mssclamp"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
@@ -136,8 +137,8 @@ func (d tunMTU) MTU() (int, error) { return d.mtu, nil }
 
 func testEndToEndClamp(t *testing.T, clampLine string) {
 	fobPort, homePort := freeUDPPort(t), freeUDPPort(t)
-	fobKey, _ := GenerateKey()
-	homeKey, _ := GenerateKey()
+	fobKey, _ := config.GenerateKey()
+	homeKey, _ := config.GenerateKey()
 
 	text := baseConfig
 	text = strings.Replace(text, "PrivateKeyFile = /var/lib/fobgw/private.key", "PrivateKey = "+fobKey.String(), 1)
@@ -162,9 +163,9 @@ func testEndToEndClamp(t *testing.T, clampLine string) {
 	}
 	mtu, ok := clampMTU(cfg)
 	switch {
-	case cfg.ClampMode == ClampFixed && (!ok || mtu != 1420):
+	case cfg.ClampMode == config.ClampFixed && (!ok || mtu != 1420):
 		t.Fatalf("clampMTU(%s) = %d, %v; want 1420, true", clampLine, mtu, ok)
-	case cfg.ClampMode == ClampAuto && (!ok || mtu != 0):
+	case cfg.ClampMode == config.ClampAuto && (!ok || mtu != 0):
 		t.Fatalf("clampMTU(%s) = %d, %v; want 0 (follow the TUN), true", clampLine, mtu, ok)
 	}
 	clamp := mssclamp.Wrap(tunMTU{Device: fobTun, mtu: cfg.MTU}, mtu)
@@ -241,8 +242,8 @@ func testEndToEndClamp(t *testing.T, clampLine string) {
 // SYN arrives with the FOB side's MSS (1460).
 func TestEndToEndWithoutClamp(t *testing.T) {
 	fobPort, homePort := freeUDPPort(t), freeUDPPort(t)
-	fobKey, _ := GenerateKey()
-	homeKey, _ := GenerateKey()
+	fobKey, _ := config.GenerateKey()
+	homeKey, _ := config.GenerateKey()
 	fobAddr, homeAddr := netip.MustParseAddr("10.1.200.2"), netip.MustParseAddr("10.1.200.1")
 	fobTun, fobNet, err := netstack.CreateNetTUN([]netip.Addr{fobAddr}, nil, 1500)
 	if err != nil {

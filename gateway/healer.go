@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fobgw/fobgw/clock"
+	"github.com/fobgw/fobgw/config"
 )
 
 // Healing parameters (the defaults of healerConfig).
@@ -65,7 +66,7 @@ type peerControl interface {
 }
 
 type healerConfig struct {
-	Endpoints      []Endpoint // the Endpoint list, tried in order; at least one
+	Endpoints      []config.Endpoint // the Endpoint list, tried in order; at least one
 	Interval       time.Duration
 	Timeout        time.Duration
 	MaxMisses      int
@@ -88,7 +89,7 @@ type healerConfig struct {
 	TrialMisses int
 }
 
-func defaultHealerConfig(es ...Endpoint) healerConfig {
+func defaultHealerConfig(es ...config.Endpoint) healerConfig {
 	return healerConfig{
 		Endpoints:      es,
 		Interval:       ProbeInterval,

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fobgw/fobgw/config"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -92,10 +94,11 @@ type healerWorld struct {
 
 func newHealerWorld(tb testing.TB, endpoint string, addrs ...netip.Addr) *healerWorld {
 	tb.Helper()
-	e, msg := parseEndpoint(endpoint)
-	if msg != "" {
-		tb.Fatal(msg)
+	es, err := config.ParseEndpoints(endpoint)
+	if err != nil {
+		tb.Fatal(err)
 	}
+	e := es[0]
 	w := &healerWorld{res: &fakeResolver{addrs: addrs}, pr: &fakeProber{}, peer: &fakePeer{}, now: t0}
 	w.h = newHealer(defaultHealerConfig(e), w.res, w.pr, w.peer, discardLogger())
 	return w

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/fobgw/fobgw/config"
 )
 
 // The Endpoint list: when the tunnel stops answering and every address of
@@ -26,7 +28,7 @@ type trial struct {
 }
 
 // cur is the entry in use.
-func (h *healer) cur() Endpoint { return h.cfg.Endpoints[h.entry] }
+func (h *healer) cur() config.Endpoint { return h.cfg.Endpoints[h.entry] }
 
 // setEntryStatus shows entry i and why it is in use.
 func (h *healer) setEntryStatus(i int, why string) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fobgw/fobgw/config"
 )
 
 // newListWorld is a healer world for an Endpoint list; names resolve as
@@ -15,9 +17,9 @@ import (
 // returned buffer.
 func newListWorld(tb testing.TB, list string, byHost map[string][]netip.Addr) (*healerWorld, *bytes.Buffer) {
 	tb.Helper()
-	es, msg := parseEndpointList(list)
-	if msg != "" {
-		tb.Fatal(msg)
+	es, err := config.ParseEndpoints(list)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	var logs bytes.Buffer
 	w := &healerWorld{res: &fakeResolver{byHost: byHost}, pr: &fakeProber{}, peer: &fakePeer{}, now: t0}

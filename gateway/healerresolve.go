@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/fobgw/fobgw/config"
 )
 
 // The healer's re-resolution of the entry in use: a fresh resolution, the
@@ -67,7 +69,7 @@ func (h *healer) unchangedRecord(now time.Time, addr netip.Addr, addrs []netip.A
 }
 
 // resolveFailed backs off after a failed re-resolution of e.
-func (h *healer) resolveFailed(now time.Time, e Endpoint, err error) {
+func (h *healer) resolveFailed(now time.Time, e config.Endpoint, err error) {
 	h.nextResolve = now.Add(h.backoff)
 	h.backoff = min(h.backoff*2, h.cfg.BackoffMax)
 	h.log.Warn("re-resolving the endpoint failed; keeping the current address", "name", e.Host, "err", err)

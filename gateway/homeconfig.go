@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/fobgw/fobgw/config"
 )
 
 // HomeConfig formats.
@@ -22,11 +24,11 @@ const (
 // removes a peer with the FOB's public key (the story's BEG already has one,
 // allowing only the tunnel address), so pasting it twice leaves one peer.
 // The private key is read from the key file, never created.
-func HomeConfig(cfg *Config, format string, w io.Writer) error {
+func HomeConfig(cfg *config.Config, format string, w io.Writer) error {
 	if format != FormatRouterOS && format != FormatWGQuick {
 		return fmt.Errorf("unknown format %q: use -format routeros or -format wg-quick", format)
 	}
-	priv, _, err := cfg.privateKey(false)
+	priv, _, err := cfg.ReadPrivateKey(false)
 	if err != nil {
 		return err
 	}
@@ -99,9 +101,9 @@ func HomeConfig(cfg *Config, format string, w io.Writer) error {
 }
 
 // endpointPorts are the distinct ports of the Endpoint list, in its order.
-func endpointPorts(cfg *Config) []uint16 {
+func endpointPorts(cfg *config.Config) []uint16 {
 	var ports []uint16
-	for _, e := range cfg.endpoints() {
+	for _, e := range cfg.EndpointList() {
 		if !slices.Contains(ports, e.Port) {
 			ports = append(ports, e.Port)
 		}
@@ -125,7 +127,7 @@ func writePorts(b *strings.Builder, ports []uint16) {
 
 // homeAddrHint guesses the home router's tunnel address for the comment:
 // the first host of the FOB's tunnel network.
-func homeAddrHint(cfg *Config) string {
+func homeAddrHint(cfg *config.Config) string {
 	if len(cfg.Address) == 0 {
 		return "10.1.200.1/24"
 	}

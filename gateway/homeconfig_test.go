@@ -7,13 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fobgw/fobgw/config"
 )
 
 // storyConfig returns the story's config with a fresh key file in a temp dir.
-func storyConfig(tb testing.TB) (*Config, Key) {
+func storyConfig(tb testing.TB) (*config.Config, config.Key) {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "private.key")
-	k, _, err := LoadPrivateKey(path, true)
+	k, _, err := config.LoadPrivateKey(path, true)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -81,9 +83,9 @@ func TestHomeConfig(t *testing.T) {
 // port to open, and how to bring the others to its one listen port.
 func TestHomeConfigPorts(t *testing.T) {
 	c, _ := storyConfig(t)
-	list, msg := parseEndpointList("home.example.net:13231, home.example.net:443, backup.example.org:51820, 198.51.100.2:443")
-	if msg != "" {
-		t.Fatal(msg)
+	list, err := config.ParseEndpoints("home.example.net:13231, home.example.net:443, backup.example.org:51820, 198.51.100.2:443")
+	if err != nil {
+		t.Fatal(err)
 	}
 	c.Endpoint, c.Endpoints = list[0], list
 	for format, want := range map[string][]string{
@@ -111,11 +113,11 @@ func TestHomeConfigPorts(t *testing.T) {
 // the masquerade table it would install.
 func TestCheckEndpointListAndMasquerade(t *testing.T) {
 	c, _ := storyConfig(t)
-	list, _ := parseEndpointList("home.example.net:13231, home.example.net:443")
+	list, _ := config.ParseEndpoints("home.example.net:13231, home.example.net:443")
 	c.Endpoint, c.Endpoints, c.Masquerade = list[0], list, true
 	var b bytes.Buffer
 	err := Check(c, Options{RunDir: t.TempDir()}, &b)
-	var ce *ConfigError
+	var ce *config.ConfigError
 	if err != nil && (!errors.As(err, &ce) || ce.Key != "LANInterface") {
 		t.Fatalf("Check: %v", err)
 	}
@@ -165,7 +167,7 @@ func TestCheckResolvConf(t *testing.T) {
 		os.WriteFile(c.ResolvConf, []byte(tt.content), 0o644)
 		var b bytes.Buffer
 		err := Check(c, Options{RunDir: t.TempDir()}, &b)
-		var ce *ConfigError
+		var ce *config.ConfigError
 		if err != nil && (!errors.As(err, &ce) || ce.Key != "LANInterface") {
 			t.Fatalf("Check: %v", err)
 		}
@@ -184,9 +186,9 @@ func TestCheckPrintsStateAndChangesNothing(t *testing.T) {
 	// returns a *ConfigError naming LANInterface (the kernel tests cover
 	// the namespace where it does exist).
 	err := Check(c, Options{RunDir: t.TempDir()}, &b)
-	var ce *ConfigError
+	var ce *config.ConfigError
 	if err != nil && (!errors.As(err, &ce) || ce.Key != "LANInterface") {
-		t.Fatalf("Check: %v; want nil or a *ConfigError for LANInterface", err)
+		t.Fatalf("Check: %v; want nil or a *config.ConfigError for LANInterface", err)
 	}
 	if err != nil && !strings.Contains(b.String(), "not ready for it") {
 		t.Errorf("check output does not say the system is not ready:\n%s", b.String())

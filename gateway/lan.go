@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/fobgw/fobgw/config"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -16,7 +17,7 @@ import (
 // polling every 250 ms, and returns lanReady's last error when it does not:
 // a LAN bridge that comes up a little after fobgw at boot is waited for, a
 // typo in LANInterface still fails (exit 2) without changing anything.
-func waitLAN(ctx context.Context, h *netlink.Handle, cfg *Config, wait time.Duration, log *slog.Logger) error {
+func waitLAN(ctx context.Context, h *netlink.Handle, cfg *config.Config, wait time.Duration, log *slog.Logger) error {
 	if wait == 0 {
 		wait = DefaultLANWait
 	}
@@ -48,7 +49,7 @@ func waitLAN(ctx context.Context, h *netlink.Handle, cfg *Config, wait time.Dura
 // network namespace and holds DNSListen's address: a typo there (br1 for
 // br0) would otherwise install a rule that matches nothing and turn on
 // forwarding before the DNS forwarder fails.
-func lanReady(h *netlink.Handle, cfg *Config) error {
+func lanReady(h *netlink.Handle, cfg *config.Config) error {
 	a := cfg.DNSListen.Addr()
 	link, err := h.LinkByName(cfg.LANInterface)
 	if err != nil {
@@ -56,7 +57,7 @@ func lanReady(h *netlink.Handle, cfg *Config) error {
 		if !errors.As(err, &nf) && !errors.Is(err, unix.ENODEV) {
 			return fmt.Errorf("look up LANInterface %s: %w", cfg.LANInterface, err)
 		}
-		return &ConfigError{File: cfg.File, Key: "LANInterface",
+		return &config.ConfigError{File: cfg.File, Key: "LANInterface",
 			Problem:  fmt.Sprintf("interface %q does not exist%s", cfg.LANInterface, holderOf(h, a)),
 			Expected: fmt.Sprintf("the LAN bridge or interface that holds DNSListen's address %v; create it first (e.g. ip link add br0 type bridge; ip addr add %v/24 dev br0) or fix the name", a, a)}
 	}
@@ -69,7 +70,7 @@ func lanReady(h *netlink.Handle, cfg *Config) error {
 			return nil
 		}
 	}
-	return &ConfigError{File: cfg.File, Key: "LANInterface",
+	return &config.ConfigError{File: cfg.File, Key: "LANInterface",
 		Problem:  fmt.Sprintf("interface %q does not hold DNSListen's address %v%s", cfg.LANInterface, a, holderOf(h, a)),
 		Expected: fmt.Sprintf("give it the address first (e.g. ip addr add %v/24 dev %s), or set LANInterface and DNSListen to the LAN interface and its address", a, cfg.LANInterface)}
 }
@@ -91,7 +92,7 @@ func holderOf(h *netlink.Handle, a netip.Addr) string {
 }
 
 // lanReadyHere runs lanReady in the current network namespace.
-func lanReadyHere(cfg *Config) error {
+func lanReadyHere(cfg *config.Config) error {
 	h, err := netlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)

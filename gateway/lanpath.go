@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/fobgw/fobgw/config"
 )
 
 // LANPathMisses is how many LAN-path probes in a row must go unanswered
@@ -147,7 +149,7 @@ func tunnelAnswered(h *healer) func(time.Time) bool {
 
 // newLANPath returns the LAN-path check for cfg, or nil when the LAN
 // address and the probe's are of different families (no path to compare).
-func newLANPath(cfg *Config, h *healer, log *slog.Logger) *lanPath {
+func newLANPath(cfg *config.Config, h *healer, log *slog.Logger) *lanPath {
 	src := cfg.DNSListen.Addr()
 	if src.Is4() != cfg.Probe.Addr().Is4() {
 		return nil

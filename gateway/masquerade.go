@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/masq"
 )
 
@@ -12,15 +13,15 @@ import (
 // start, repaired with them by repairRoutes, removed by stop and by Down.
 
 // masqConfig is the masq part of cfg.
-func masqConfig(cfg *Config) masq.Config {
+func masqConfig(cfg *config.Config) masq.Config {
 	return masq.Config{Enabled: cfg.Masquerade, LAN: slices.Clone(cfg.LAN), TunnelInterface: cfg.Name}
 }
 
 // newNAT returns the NAT for cfg; its configuration errors are *ConfigError.
-func newNAT(cfg *Config) (*masq.NAT, error) {
+func newNAT(cfg *config.Config) (*masq.NAT, error) {
 	n, err := masq.New(masqConfig(cfg))
 	if errors.Is(err, masq.ErrConfig) {
-		return nil, &ConfigError{File: cfg.File, Key: "Masquerade", Problem: err.Error(), Expected: "fix the [Gateway] section"}
+		return nil, &config.ConfigError{File: cfg.File, Key: "Masquerade", Problem: err.Error(), Expected: "fix the [Gateway] section"}
 	}
 	return n, err
 }

@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 
+	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/pmtud"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -19,59 +18,6 @@ import (
 // Path MTU discovery (package pmtud) wired into the tunnel: the MTU key,
 // the probe path, the Searcher that keeps the TUN's MTU at what the path
 // carries, and its part of status.
-
-// parseMTU parses the MTU key: "auto" is 0, a number is the ceiling.
-func parseMTU(v string) (int, string) {
-	if strings.EqualFold(v, "auto") {
-		return 0, ""
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 576 || n > MaxMTU {
-		return 0, fmt.Sprintf("%q is not a usable MTU", v)
-	}
-	return n, ""
-}
-
-// MTUCeiling is the largest MTU the tunnel uses: the configured number, or
-// pmtud.DefaultCeiling for MTU = auto. The TUN starts at it, and path MTU
-// discovery keeps the effective MTU at min(ceiling, measured path).
-func (c *Config) MTUCeiling() int { return pmtud.Ceiling(c.MTU) }
-
-// mtuText describes the MTU setting for `fobgw check`.
-func (c *Config) mtuText() string {
-	ceiling := c.MTUCeiling()
-	var s string
-	if c.MTU == 0 {
-		s = fmt.Sprintf("auto (ceiling %d, measured at run time)", ceiling)
-	} else {
-		s = fmt.Sprintf("%d (ceiling; the path measured at run time may lower it)", ceiling)
-	}
-	if why := c.pmtuOff(); why != "" {
-		s += "; path MTU discovery off: " + why
-	}
-	return s
-}
-
-// pmtuTarget is the address path MTU probes are echoed by: Probe's, which
-// must be IPv4, like one of the tunnel's addresses.
-func (c *Config) pmtuTarget() netip.Addr { return c.Probe.Addr() }
-
-// pmtuOff says why cfg leaves path MTU discovery off, "" when it is on.
-func (c *Config) pmtuOff() string {
-	has4 := false
-	for _, a := range c.Address {
-		has4 = has4 || a.Addr().Is4()
-	}
-	switch {
-	case !has4:
-		return "the tunnel has no IPv4 address (probes are IPv4 only)"
-	case !c.pmtuTarget().Is4():
-		return fmt.Sprintf("Probe %v is not IPv4 (probes are IPv4 only; set Probe to an IPv4 address at home)", c.pmtuTarget())
-	case c.MTUCeiling() <= pmtud.DefaultFloor:
-		return fmt.Sprintf("the MTU %d is at or below the floor %d: nothing to search", c.MTUCeiling(), pmtud.DefaultFloor)
-	}
-	return ""
-}
 
 // MTUStatus is the tunnel MTU's part of Status: the Searcher's snapshot,
 // or the ceiling and why discovery is off (State "off").
@@ -103,13 +49,13 @@ type pathMTU struct {
 }
 
 // wrapPathMTU wraps td, the TUN with its other wrappers, in pmtud's Device.
-func wrapPathMTU(td tun.Device, cfg *Config, log *slog.Logger) *pathMTU {
+func wrapPathMTU(td tun.Device, cfg *config.Config, log *slog.Logger) *pathMTU {
 	ceiling := cfg.MTUCeiling()
 	return &pathMTU{
 		dev:     pmtud.Wrap(td, ceiling, pmtud.DefaultFloor),
 		ceiling: ceiling,
 		name:    cfg.Name,
-		off:     cfg.pmtuOff(),
+		off:     cfg.PMTUOff(),
 		log:     log.With("part", "mtu"),
 
 		hasEndpoint: make(chan struct{}),
@@ -126,13 +72,13 @@ func (p *pathMTU) endpointSet() {
 
 // start opens the trigger socket and makes the Searcher, once the TUN
 // (interface index) is up with its address and the device runs.
-func (p *pathMTU) start(cfg *Config, index int) error {
+func (p *pathMTU) start(cfg *config.Config, index int) error {
 	if p.off != "" {
 		p.log.Info("path MTU discovery off", "mtu", p.ceiling, "why", p.off)
 		return nil
 	}
 	var err error
-	if p.trig, err = pmtud.DialTrigger(cfg.Name, cfg.pmtuTarget()); err != nil {
+	if p.trig, err = pmtud.DialTrigger(cfg.Name, cfg.PMTUTarget()); err != nil {
 		return err
 	}
 	p.search = pmtud.NewSearcher(pmtud.Config{Ceiling: p.ceiling, Active: p.dev.Active,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -124,59 +123,6 @@ func (r *dnsResolver) query(ctx context.Context, srv netip.AddrPort, host string
 				out = append(out, a)
 			}
 		}
-	}
-	return out, nil
-}
-
-// resolvConfPath is the resolv.conf used when Resolver is not set.
-func (c *Config) resolvConfPath() string {
-	if c.ResolvConf != "" {
-		return c.ResolvConf
-	}
-	return DefaultResolvConf
-}
-
-// resolvConfServers returns the nameservers of the resolv.conf that
-// resolverProblem does not refuse. It is read at each resolution.
-func (c *Config) resolvConfServers() ([]netip.AddrPort, error) {
-	path := c.resolvConfPath()
-	all, err := readResolvConf(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.AddrPort
-	var why []string
-	for _, r := range all {
-		if w := c.resolverProblem(r.Addr()); w != "" {
-			why = append(why, w)
-			continue
-		}
-		out = append(out, r)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s lists no nameserver fobgw may use (%s): set Resolver = <the local ISP's DNS server> in [Gateway]", path, strings.Join(why, "; "))
-	}
-	return out, nil
-}
-
-// readResolvConf returns the nameservers listed in a resolv.conf file
-// (resolv.conf(5), read by miekg/dns), on port 53; addresses with a zone are
-// left out.
-func readResolvConf(path string) ([]netip.AddrPort, error) {
-	cc, err := dns.ClientConfigFromFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	var out []netip.AddrPort
-	for _, s := range cc.Servers {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" {
-			continue
-		}
-		out = append(out, netip.AddrPortFrom(a.Unmap(), dnsPort))
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s lists no usable nameserver (yet: is the WAN's DHCP done?)", path)
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fobgw/fobgw/config"
 	"github.com/miekg/dns"
 )
 
@@ -134,7 +135,8 @@ func TestDNSResolver(t *testing.T) {
 func TestHealerWithDNS(t *testing.T) {
 	f := startFakeDNS(t, "127.0.0.1:0")
 	f.set("home.example.net", addrA)
-	e, _ := parseEndpoint("home.example.net:13231")
+	es, _ := config.ParseEndpoints("home.example.net:13231")
+	e := es[0]
 	peer := &fakePeer{}
 	pr := &fakeProber{}
 	h := newHealer(defaultHealerConfig(e), &dnsResolver{servers: []netip.AddrPort{f.addr}, timeout: time.Second}, pr, peer, discardLogger())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/fobgw/fobgw/clock"
+	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/dnsfwd"
 	"github.com/fobgw/fobgw/masq"
 	"github.com/fobgw/fobgw/policyroute"
@@ -43,7 +44,7 @@ func (o *Options) logger() *slog.Logger {
 }
 
 // routeConfig is the policyroute part of cfg.
-func routeConfig(cfg *Config) policyroute.Config {
+func routeConfig(cfg *config.Config) policyroute.Config {
 	return policyroute.Config{
 		LAN:             slices.Clone(cfg.LAN),
 		LANInterface:    cfg.LANInterface,
@@ -56,7 +57,7 @@ func routeConfig(cfg *Config) policyroute.Config {
 
 // gateway is one running instance.
 type gateway struct {
-	cfg    *Config
+	cfg    *config.Config
 	log    *slog.Logger
 	router *policyroute.Router
 	tun    *tunnel
@@ -88,7 +89,7 @@ func (u *undoStack) unwind() {
 // Everything in cfg and the system it needs is checked before anything is
 // changed; a start that fails half way undoes what it did, except the kill
 // switch. Errors of the configuration are *ConfigError.
-func Run(ctx context.Context, cfg *Config, opt Options) error {
+func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -115,15 +116,15 @@ func Run(ctx context.Context, cfg *Config, opt Options) error {
 // prepare checks everything that can be checked without changing the
 // system, and returns the private key (created when PrivateKeyFile is
 // missing).
-func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (Key, error) {
+func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (config.Key, error) {
 	cfg, log := g.cfg, g.log
 	var err error
 	g.router, err = policyroute.New(h, routeConfig(cfg))
 	if err != nil {
-		return Key{}, routeErr(cfg, err)
+		return config.Key{}, routeErr(cfg, err)
 	}
 	if g.nat, err = newNAT(cfg); err != nil {
-		return Key{}, err
+		return config.Key{}, err
 	}
 	g.fwd, err = dnsfwd.New(dnsfwd.Config{
 		Listen:    cfg.DNSListen,
@@ -133,19 +134,19 @@ func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (
 		Logger:    log.With("part", "dns"),
 	})
 	if err != nil {
-		return Key{}, fmt.Errorf("%s: %w", cfg.File, err)
+		return config.Key{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	ctlPath := ControlSocket(opt.RunDir, cfg.Name)
 	if uapiAlive(cfg.Name) || socketAlive(ctlPath) {
-		return Key{}, fmt.Errorf("a gateway named %s is already running (it answers on %s/%s.sock or %s): stop it first, or give this one another Name",
+		return config.Key{}, fmt.Errorf("a gateway named %s is already running (it answers on %s/%s.sock or %s): stop it first, or give this one another Name",
 			cfg.Name, UAPIDir, cfg.Name, ctlPath)
 	}
 	if err := waitLAN(ctx, h, cfg, opt.LANWait, log); err != nil {
-		return Key{}, err
+		return config.Key{}, err
 	}
-	priv, created, err := cfg.privateKey(true)
+	priv, created, err := cfg.ReadPrivateKey(true)
 	if err != nil {
-		return Key{}, err
+		return config.Key{}, err
 	}
 	if created {
 		log.Info("created a new private key; give the public key to the home router (see `fobgw home-config`)",
@@ -159,7 +160,7 @@ func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (
 // start makes the changes, in order, pushing how to undo each on undo:
 // the routing and the tunnel, then the DNS forwarder, the healer and the
 // listeners.
-func (g *gateway) start(h *netlink.Handle, priv Key, opt Options, undo *undoStack) error {
+func (g *gateway) start(h *netlink.Handle, priv config.Key, opt Options, undo *undoStack) error {
 	if err := g.startRouting(h, priv, undo); err != nil {
 		return err
 	}
@@ -173,7 +174,7 @@ func (g *gateway) start(h *netlink.Handle, priv Key, opt Options, undo *undoStac
 
 // startRouting installs the kill switch and LAN rules, the tunnel, then
 // the tunnel routes.
-func (g *gateway) startRouting(h *netlink.Handle, priv Key, undo *undoStack) error {
+func (g *gateway) startRouting(h *netlink.Handle, priv config.Key, undo *undoStack) error {
 	cfg, log := g.cfg, g.log
 	if err := removeStaleLink(h, cfg.Name, log); err != nil {
 		return err
@@ -249,8 +250,8 @@ func (g *gateway) startWatchers(undo *undoStack) {
 		defer wg.Done()
 		g.tun.pmtu.run(ctx) // path MTU discovery
 	}()
-	g.heal = newHealer(defaultHealerConfig(cfg.endpoints()...),
-		&dnsResolver{servers: cfg.Resolver, lookup: cfg.resolvConfServers, timeout: ProbeTimeout},
+	g.heal = newHealer(defaultHealerConfig(cfg.EndpointList()...),
+		&dnsResolver{servers: cfg.Resolver, lookup: cfg.ResolvConfServers, timeout: ProbeTimeout},
 		&pmtuProbeHook{tunnelProber: &dnsProber{iface: cfg.Name, addr: cfg.Probe}, trigger: g.tun.pmtu.trigger}, g.tun, g.log.With("part", "endpoint"))
 	g.heal.clk, g.heal.build = clock.System(), clock.BuildTime()
 	if g.lan = newLANPath(cfg, g.heal, g.log.With("part", "lan-path")); g.lan != nil {
@@ -295,7 +296,7 @@ func (g *gateway) serve(ctx context.Context, opt Options) error {
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		g.log.Warn("sd_notify READY failed", "err", err)
 	}
-	g.log.Info("gateway up", "name", cfg.Name, "lan", cfg.LAN, "endpoint", join(cfg.endpoints(), ", "), "masquerade", cfg.Masquerade, "dns", cfg.DNSListen)
+	g.log.Info("gateway up", "name", cfg.Name, "lan", cfg.LAN, "endpoint", join(cfg.EndpointList(), ", "), "masquerade", cfg.Masquerade, "dns", cfg.DNSListen)
 	if opt.OnReady != nil {
 		opt.OnReady()
 	}
@@ -341,9 +342,9 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 }
 
 // routeErr makes policyroute's configuration errors *ConfigError (exit 2).
-func routeErr(cfg *Config, err error) error {
+func routeErr(cfg *config.Config, err error) error {
 	if errors.Is(err, policyroute.ErrConfig) || errors.Is(err, policyroute.ErrUnknownTable) {
-		return &ConfigError{File: cfg.File, Problem: err.Error(), Expected: "fix the [Gateway] section"}
+		return &config.ConfigError{File: cfg.File, Problem: err.Error(), Expected: "fix the [Gateway] section"}
 	}
 	return fmt.Errorf("%s: %w", cfg.File, err)
 }

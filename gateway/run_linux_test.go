@@ -16,13 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fobgw/fobgw/config"
+	"github.com/fobgw/fobgw/internal/netaddr"
 	"github.com/fobgw/fobgw/internal/nstest"
-
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun/netstack"
-
-	"github.com/fobgw/fobgw/internal/netaddr"
 )
 
 // TestRunKernel runs the whole gateway (Run, Down) against the kernel.
@@ -47,8 +46,8 @@ type kernelWorld struct {
 	name     string
 	cfgPath  string
 	runDir   string
-	homePub  Key
-	fobKey   Key
+	homePub  config.Key
+	fobKey   config.Key
 	homePort uint16
 }
 
@@ -83,8 +82,8 @@ func newKernelWorld(t *testing.T, repl map[string]string) *kernelWorld {
 
 	w := &kernelWorld{h: h, name: fmt.Sprintf("fgwt%d", os.Getpid()%100000), runDir: t.TempDir(), homePort: freeUDPPort(t)}
 	t.Cleanup(func() { os.Remove(UAPIDir + "/" + w.name + ".sock") })
-	homeKey, _ := GenerateKey()
-	w.fobKey, _ = GenerateKey()
+	homeKey, _ := config.GenerateKey()
+	w.fobKey, _ = config.GenerateKey()
 	w.homePub = homeKey.PublicKey()
 	homeTun, _, err := netstack.CreateNetTUN([]netip.Addr{netip.MustParseAddr("10.1.200.1"), netip.MustParseAddr("192.168.88.1")}, nil, 1420)
 	if err != nil {
@@ -120,8 +119,8 @@ func newKernelWorld(t *testing.T, repl map[string]string) *kernelWorld {
 	return w
 }
 
-func (w *kernelWorld) config(t *testing.T) *Config {
-	c, err := LoadConfig(w.cfgPath, LoadOptions{ResolvConf: "/nonexistent"})
+func (w *kernelWorld) config(t *testing.T) *config.Config {
+	c, err := config.LoadConfig(w.cfgPath, config.LoadOptions{ResolvConf: "/nonexistent"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +128,7 @@ func (w *kernelWorld) config(t *testing.T) *Config {
 }
 
 // start runs Run in the background; stop cancels it and returns its error.
-func (w *kernelWorld) start(t *testing.T, cfg *Config) (stop func() error, ready bool, runErr error) {
+func (w *kernelWorld) start(t *testing.T, cfg *config.Config) (stop func() error, ready bool, runErr error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	readyC := make(chan struct{})
 	errC := make(chan error, 1)
@@ -511,13 +510,13 @@ func TestRunKernelLANAndSysctls(t *testing.T) {
 			cfg.LANInterface = tt.lanIf
 			var b strings.Builder
 			err := Check(&cfg, Options{RunDir: w.runDir}, &b)
-			var ce *ConfigError
+			var ce *config.ConfigError
 			if !errors.As(err, &ce) || ce.Key != "LANInterface" || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("check: %v; want a *ConfigError for LANInterface saying %q", err, tt.want)
+				t.Errorf("check: %v; want a *config.ConfigError for LANInterface saying %q", err, tt.want)
 			}
 			_, ok, err := w.start(t, &cfg)
 			if ok || !errors.As(err, &ce) || ce.Key != "LANInterface" || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("run: ready %v, %v; want a *ConfigError for LANInterface saying %q", ok, err, tt.want)
+				t.Errorf("run: ready %v, %v; want a *config.ConfigError for LANInterface saying %q", ok, err, tt.want)
 			}
 			if n := w.rulesToTable(t, table); n != 0 {
 				t.Errorf("%d rules to table %d left", n, table)

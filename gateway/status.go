@@ -175,3 +175,12 @@ func (g *gateway) status() *Status {
 	g.mu.Unlock()
 	return s
 }
+
+// join formats xs for a person, separated by sep.
+func join[T fmt.Stringer](xs []T, sep string) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = x.String()
+	}
+	return strings.Join(s, sep)
+}

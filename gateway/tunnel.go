@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/internal/netaddr"
 	"github.com/fobgw/fobgw/mssclamp"
 	"github.com/vishvananda/netlink"
@@ -31,7 +32,7 @@ const UAPIDir = "/var/run/wireguard"
 // -> wireguard-go.
 type tunnel struct {
 	name      string
-	peer      Key
+	peer      config.Key
 	keepalive int
 	tun       tun.Device
 	clamp     *mssclamp.Device // nil with ClampMSS = off
@@ -68,7 +69,7 @@ func wgLogger(log *slog.Logger) *device.Logger {
 }
 
 // uapiConfig is the IpcSet text that configures the device from cfg.
-func uapiConfig(cfg *Config, priv Key, endpoint netip.AddrPort) string {
+func uapiConfig(cfg *config.Config, priv config.Key, endpoint netip.AddrPort) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "private_key=%s\n", priv.Hex())
 	fmt.Fprintf(&b, "listen_port=%d\n", cfg.ListenPort)
@@ -94,11 +95,11 @@ func uapiConfig(cfg *Config, priv Key, endpoint netip.AddrPort) string {
 }
 
 // clampMTU is the MTU argument of mssclamp.Wrap for cfg, and whether to wrap.
-func clampMTU(cfg *Config) (int, bool) {
+func clampMTU(cfg *config.Config) (int, bool) {
 	switch cfg.ClampMode {
-	case ClampOff:
+	case config.ClampOff:
 		return 0, false
-	case ClampFixed:
+	case config.ClampFixed:
 		return cfg.ClampMSS + 40, true
 	}
 	return 0, true // follow the device MTU
@@ -106,7 +107,7 @@ func clampMTU(cfg *Config) (int, bool) {
 
 // openTunnel creates the TUN, the device and the UAPI socket, sets the
 // addresses and brings the link up. On error it undoes what it did.
-func openTunnel(h *netlink.Handle, cfg *Config, priv Key, log *slog.Logger) (t *tunnel, err error) {
+func openTunnel(h *netlink.Handle, cfg *config.Config, priv config.Key, log *slog.Logger) (t *tunnel, err error) {
 	t = &tunnel{name: cfg.Name, peer: cfg.PublicKey, keepalive: cfg.PersistentKeepalive, log: log, uerr: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -231,7 +232,7 @@ func (t *tunnel) peerStats() (peerStats, error) {
 	return parseIpcGet(s, t.peer), nil
 }
 
-func parseIpcGet(s string, peer Key) peerStats {
+func parseIpcGet(s string, peer config.Key) peerStats {
 	var ps peerStats
 	var sec, nsec int64
 	inPeer := false

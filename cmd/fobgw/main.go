@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/gateway"
 	"github.com/fobgw/fobgw/internal/buildinfo"
 )
@@ -104,7 +105,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "fobgw %s: %v\n", cmd, err)
 	var ue *usageError
-	var ce *gateway.ConfigError
+	var ce *config.ConfigError
 	if errors.As(err, &ue) || errors.As(err, &ce) {
 		return exitUsage
 	}
@@ -163,22 +164,22 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 }
 
 // loadConfig parses fs's flags from args and loads the -config file they
-// name (config points at the flag's value).
-func loadConfig(fs *flag.FlagSet, args []string, config *string) (*gateway.Config, error) {
+// name (cfgFile points at the flag's value).
+func loadConfig(fs *flag.FlagSet, args []string, cfgFile *string) (*config.Config, error) {
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
-	if err := needConfig(*config); err != nil {
+	if err := needConfig(*cfgFile); err != nil {
 		return nil, err
 	}
-	return gateway.LoadConfig(*config, gateway.LoadOptions{})
+	return config.LoadConfig(*cfgFile, config.LoadOptions{})
 }
 
 func cmdRun(args []string, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
-	config := fs.String("config", "", "configuration `FILE`")
+	cfgFile := fs.String("config", "", "configuration `FILE`")
 	verbose := fs.Bool("v", false, "log debug messages")
-	cfg, err := loadConfig(fs, args, config)
+	cfg, err := loadConfig(fs, args, cfgFile)
 	if err != nil {
 		return err
 	}
@@ -196,8 +197,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", stderr)
-	config := fs.String("config", "", "configuration `FILE`")
-	cfg, err := loadConfig(fs, args, config)
+	cfgFile := fs.String("config", "", "configuration `FILE`")
+	cfg, err := loadConfig(fs, args, cfgFile)
 	if err != nil {
 		return err
 	}
@@ -206,9 +207,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 
 func cmdDown(args []string, stderr io.Writer) error {
 	fs := newFlags("down", stderr)
-	config := fs.String("config", "", "configuration `FILE`")
+	cfgFile := fs.String("config", "", "configuration `FILE`")
 	verbose := fs.Bool("v", false, "log debug messages")
-	cfg, err := loadConfig(fs, args, config)
+	cfg, err := loadConfig(fs, args, cfgFile)
 	if err != nil {
 		return err
 	}
@@ -218,18 +219,18 @@ func cmdDown(args []string, stderr io.Writer) error {
 func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", stderr)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	name := fs.String("name", gateway.DefaultName, "the gateway's interface `NAME`")
-	config := fs.String("config", "", "take the name from this configuration `FILE`")
+	name := fs.String("name", config.DefaultName, "the gateway's interface `NAME`")
+	cfgFile := fs.String("config", "", "take the name from this configuration `FILE`")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	n := *name
-	if *config != "" {
-		data, err := os.ReadFile(*config)
+	if *cfgFile != "" {
+		data, err := os.ReadFile(*cfgFile)
 		if err != nil {
-			return &usageError{msg: fmt.Sprintf("read %s: %v", *config, err)}
+			return &usageError{msg: fmt.Sprintf("read %s: %v", *cfgFile, err)}
 		}
-		cfg, err := gateway.ParseConfig(*config, data)
+		cfg, err := config.ParseConfig(*cfgFile, data)
 		if err != nil {
 			return err
 		}
@@ -251,7 +252,7 @@ func cmdGenkey(args []string, stdout io.Writer) error {
 	if len(args) > 0 {
 		return &usageError{msg: "genkey takes no arguments"}
 	}
-	k, err := gateway.GenerateKey()
+	k, err := config.GenerateKey()
 	if err != nil {
 		return err
 	}
@@ -267,7 +268,7 @@ func cmdPubkey(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err != nil && err != io.EOF {
 		return fmt.Errorf("read the private key from stdin: %w", err)
 	}
-	k, err := gateway.ParseKey(strings.TrimSpace(line))
+	k, err := config.ParseKey(strings.TrimSpace(line))
 	if err != nil {
 		return &usageError{msg: "Key is not the correct length or format: " + err.Error()}
 	}
@@ -277,18 +278,18 @@ func cmdPubkey(args []string, stdin io.Reader, stdout io.Writer) error {
 
 func cmdHomeConfig(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("home-config", stderr)
-	config := fs.String("config", "", "configuration `FILE`")
+	cfgFile := fs.String("config", "", "configuration `FILE`")
 	format := fs.String("format", gateway.FormatRouterOS, "output format: routeros or wg-quick")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := needConfig(*config); err != nil {
+	if err := needConfig(*cfgFile); err != nil {
 		return err
 	}
 	if *format != gateway.FormatRouterOS && *format != gateway.FormatWGQuick {
 		return &usageError{msg: fmt.Sprintf("unknown -format %q: use routeros or wg-quick", *format)}
 	}
-	cfg, err := gateway.LoadConfig(*config, gateway.LoadOptions{})
+	cfg, err := config.LoadConfig(*cfgFile, config.LoadOptions{})
 	if err != nil {
 		return err
 	}

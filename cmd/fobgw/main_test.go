@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fobgw/fobgw/gateway"
+	"github.com/fobgw/fobgw/config"
 )
 
 const exampleConfig = "../../dist/fobgw.conf.example"
@@ -37,7 +37,7 @@ func writeConfig(t *testing.T, withKey bool) string {
 		t.Fatal(err)
 	}
 	if withKey {
-		if _, _, err := gateway.LoadPrivateKey(keyPath, true); err != nil {
+		if _, _, err := config.LoadPrivateKey(keyPath, true); err != nil {
 			t.Fatal(err)
 		}
 	}

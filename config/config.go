@@ -1,4 +1,4 @@
-package gateway
+package config
 
 import (
 	"fmt"
@@ -45,9 +45,9 @@ func (e Endpoint) String() string {
 	return e.Host + ":" + strconv.Itoa(int(e.Port))
 }
 
-// endpoints is the Endpoint list; a Config built by hand may set Endpoint
+// EndpointList is the Endpoint list; a Config built by hand may set Endpoint
 // only.
-func (c *Config) endpoints() []Endpoint {
+func (c *Config) EndpointList() []Endpoint {
 	if len(c.Endpoints) == 0 {
 		return []Endpoint{c.Endpoint}
 	}

@@ -3,13 +3,7 @@ package gateway
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.zx2c4.com/wireguard/conn"
-	"golang.zx2c4.com/wireguard/device"
 )
-
-// MaxMTU is the largest tunnel MTU that fobgw's wireguard-go holds: its packet buffers are
-// sized for the MTU (one 2 KiB size class: transport header, MTU with padding, tag), with a few
-// 64 KiB buffers only where GRO and GSO coalesce (patches/wireguard).
-const MaxMTU = device.MaxContentSize
 
 // roomDropsCollector exports the packets wireguard-go dropped for lack of room: with no free
 // packet buffer or queue slot, or too large for their buffer. The counters are process-wide

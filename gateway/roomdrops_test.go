@@ -10,14 +10,6 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 )
 
-// TestMaxMTU: the limit the configuration enforces is what a 2 KiB packet buffer holds around
-// a transport message's 16-byte header and 16-byte tag (patches/wireguard/0002).
-func TestMaxMTU(t *testing.T) {
-	if MaxMTU != 2048-16-16 {
-		t.Errorf("MaxMTU = %d, want 2016: did patches/wireguard change the packet buffer size?", MaxMTU)
-	}
-}
-
 // TestRoomDropsMetric: the drop counters of the patched wireguard-go reach /metrics.
 func TestRoomDropsMetric(t *testing.T) {
 	noBuffer, tooLarge := conn.DroppedForRoom()

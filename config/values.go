@@ -1,6 +1,7 @@
-package gateway
+package config
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -199,4 +200,14 @@ func parseBool(v string) (bool, bool) {
 		return false, true
 	}
 	return false, false
+}
+
+// ParseEndpoints parses an Endpoint value ("host:port, host:port, ..."),
+// as the Endpoint key does.
+func ParseEndpoints(v string) ([]Endpoint, error) {
+	es, msg := parseEndpointList(v)
+	if msg != "" {
+		return nil, errors.New(msg)
+	}
+	return es, nil
 }

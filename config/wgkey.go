@@ -1,4 +1,4 @@
-package gateway
+package config
 
 import (
 	"crypto/ecdh"
@@ -140,9 +140,9 @@ func createKeyFile(path string) (Key, error) {
 	return k, nil
 }
 
-// privateKey returns the configured private key: the inline one, or the
+// ReadPrivateKey returns the configured private key: the inline one, or the
 // key file's (created when missing and create is set).
-func (c *Config) privateKey(create bool) (k Key, created bool, err error) {
+func (c *Config) ReadPrivateKey(create bool) (k Key, created bool, err error) {
 	if c.PrivateKey != nil {
 		return *c.PrivateKey, false, nil
 	}

@@ -1,7 +1,6 @@
-package gateway
+package config
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -9,55 +8,21 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/fobgw/fobgw/config/configtest"
 )
 
 // baseConfig is the story's FOB; line numbers matter to the tests below.
-const baseConfig = `[Interface]
-Name = fobgw0
-PrivateKeyFile = /var/lib/fobgw/private.key
-ListenPort = 13231
-Address = 10.1.200.2/24
-MTU = 1420
+const baseConfig = configtest.Base
 
-[Peer]
-PublicKey = If7ysNHrNZ2PmoVW1ckVL1FQApOBPORTAWgAq82zXSA=
-Endpoint = home.example.net:13231
-AllowedIPs = 0.0.0.0/0
-PersistentKeepalive = 25
-
-[Gateway]
-LAN = 192.168.86.0/24
-LANInterface = br0
-Table = 100
-HomeNetworks = 192.168.88.0/24
-DNSListen = 192.168.86.1:53
-DNSUpstream = 192.168.88.1
-Resolver = 192.168.2.1
-ClampMSS = auto
-KillSwitch = on
-MetricsListen = 127.0.0.1:9636
-`
-
-// withLine returns baseConfig with the line starting with "key =" replaced
-// by repl ("" deletes it, keeping the line count by leaving it empty).
 func withLine(tb testing.TB, key, repl string) string {
 	tb.Helper()
-	return replaceLine(tb, baseConfig, key, repl)
+	return configtest.WithLine(tb, key, repl)
 }
 
-// replaceLine is withLine on any text: the line of key replaced by repl.
 func replaceLine(tb testing.TB, text, key, repl string) string {
 	tb.Helper()
-	lines := strings.Split(text, "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(l, key+" =") {
-			lines[i] = repl
-			return strings.Join(lines, "\n")
-		}
-	}
-	tb.Fatalf("the config has no key %q", key)
-	return ""
+	return configtest.ReplaceLine(tb, text, key, repl)
 }
 
 func mustParse(tb testing.TB, text string) *Config {
@@ -163,7 +128,7 @@ func TestParseConfigValues(t *testing.T) {
 		{"fqdn endpoint", "Endpoint", "Endpoint = home.example.net.:1", func(c *Config) bool { return c.Endpoint.Host == "home.example.net" }},
 		{"endpoint list", "Endpoint", "Endpoint = home.example.net:13231, home.example.net:443,[2001:db8::1]:51820", func(c *Config) bool {
 			return len(c.Endpoints) == 3 && c.Endpoint == c.Endpoints[0] && c.Endpoints[1].Port == 443 && c.Endpoints[2].IsLiteral() &&
-				join(c.endpoints(), ", ") == "home.example.net:13231, home.example.net:443, [2001:db8::1]:51820"
+				join(c.EndpointList(), ", ") == "home.example.net:13231, home.example.net:443, [2001:db8::1]:51820"
 		}},
 		{"single endpoint is a list of one", "Endpoint", "Endpoint = home.example.net:13231", func(c *Config) bool {
 			return len(c.Endpoints) == 1 && c.Endpoints[0] == c.Endpoint
@@ -350,7 +315,7 @@ func TestLoadConfigResolvConf(t *testing.T) {
 	if c.Resolver != nil || c.ResolvConf != rc {
 		t.Errorf("Resolver %v, ResolvConf %q; want none and %q", c.Resolver, c.ResolvConf, rc)
 	}
-	rs, err := c.resolvConfServers()
+	rs, err := c.ResolvConfServers()
 	if err != nil || fmt.Sprint(rs) != "[192.168.2.1:53 [2001:db8::53]:53]" {
 		t.Errorf("nameservers from resolv.conf = %v, %v", rs, err)
 	}
@@ -361,30 +326,20 @@ func TestLoadConfigResolvConf(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resolv.conf without nameservers at load time: %v", err)
 	}
-	r := &dnsResolver{servers: c.Resolver, lookup: c.resolvConfServers, timeout: time.Second}
-	if _, err := r.Resolve(context.Background(), "home.example.net"); err == nil || !strings.Contains(err.Error(), "no usable nameserver") {
-		t.Errorf("resolution with an empty resolv.conf: %v", err)
+	if _, err := c.ResolvConfServers(); err == nil || !strings.Contains(err.Error(), "no usable nameserver") {
+		t.Errorf("nameservers of an empty resolv.conf: %v", err)
 	}
 	// Nameservers fobgw must not use (its own forwarder, the LAN, the
 	// tunnel) are left out, with the reason.
 	os.WriteFile(rc, []byte("nameserver 192.168.86.1\nnameserver 10.1.200.1\n"), 0o644)
-	if _, err := r.Resolve(context.Background(), "home.example.net"); err == nil || !strings.Contains(err.Error(), "DNSListen") || !strings.Contains(err.Error(), "tunnel network") {
-		t.Errorf("resolution with only forbidden nameservers: %v", err)
+	if _, err := c.ResolvConfServers(); err == nil || !strings.Contains(err.Error(), "DNSListen") || !strings.Contains(err.Error(), "tunnel network") {
+		t.Errorf("only forbidden nameservers: %v", err)
 	}
-	// The file is read again at each resolution: once DHCP wrote it, the
-	// next attempt uses it.
-	dnsSrv := startFakeDNS(t, "127.0.0.1:0")
-	dnsSrv.set("home.example.net", netip.MustParseAddr("198.51.100.2"))
-	os.WriteFile(rc, []byte(fmt.Sprintf("nameserver 192.168.86.1\nnameserver %s\n", dnsSrv.addr.Addr())), 0o644)
-	r.lookup = func() ([]netip.AddrPort, error) { // the fake server's port, as resolv.conf cannot say it
-		rs, err := c.resolvConfServers()
-		for i := range rs {
-			rs[i] = netip.AddrPortFrom(rs[i].Addr(), dnsSrv.addr.Port())
-		}
-		return rs, err
-	}
-	if addrs, err := r.Resolve(context.Background(), "home.example.net"); err != nil || len(addrs) != 1 {
-		t.Errorf("resolution after resolv.conf was filled: %v, %v", addrs, err)
+	// The file is read again at each call: once DHCP wrote it, the next
+	// resolution uses it.
+	os.WriteFile(rc, []byte("nameserver 192.168.86.1\nnameserver 192.168.2.1\n"), 0o644)
+	if rs, err := c.ResolvConfServers(); err != nil || fmt.Sprint(rs) != "[192.168.2.1:53]" {
+		t.Errorf("nameservers after resolv.conf was filled: %v, %v", rs, err)
 	}
 }
 

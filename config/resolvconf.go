@@ -1,0 +1,65 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// The nameservers of resolv.conf, used for the Endpoint's name when
+// Resolver is not set.
+
+// ResolvConfPath is the resolv.conf used when Resolver is not set.
+func (c *Config) ResolvConfPath() string {
+	if c.ResolvConf != "" {
+		return c.ResolvConf
+	}
+	return DefaultResolvConf
+}
+
+// ResolvConfServers returns the nameservers of the resolv.conf that
+// resolverProblem does not refuse. It is read at each resolution.
+func (c *Config) ResolvConfServers() ([]netip.AddrPort, error) {
+	path := c.ResolvConfPath()
+	all, err := readResolvConf(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.AddrPort
+	var why []string
+	for _, r := range all {
+		if w := c.resolverProblem(r.Addr()); w != "" {
+			why = append(why, w)
+			continue
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s lists no nameserver fobgw may use (%s): set Resolver = <the local ISP's DNS server> in [Gateway]", path, strings.Join(why, "; "))
+	}
+	return out, nil
+}
+
+// readResolvConf returns the nameservers listed in a resolv.conf file
+// (resolv.conf(5), read by miekg/dns), on port 53; addresses with a zone are
+// left out.
+func readResolvConf(path string) ([]netip.AddrPort, error) {
+	cc, err := dns.ClientConfigFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var out []netip.AddrPort
+	for _, s := range cc.Servers {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(a.Unmap(), dnsPort))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s lists no usable nameserver (yet: is the WAN's DHCP done?)", path)
+	}
+	return out, nil
+}
