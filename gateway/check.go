@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/fobgw/fobgw/config"
+	"github.com/fobgw/fobgw/health"
 	"github.com/fobgw/fobgw/policyroute"
 )
 
@@ -58,7 +59,7 @@ func Check(cfg *config.Config, opt Options, w io.Writer) error {
 	eps := cfg.EndpointList()
 	ep := join(eps, ", ")
 	if len(eps) > 1 {
-		ep = "list " + ep + fmt.Sprintf(" (tried in order; the first again every %v)", FailbackInterval)
+		ep = "list " + ep + fmt.Sprintf(" (tried in order; the first again every %v)", health.FailbackInterval)
 	}
 	if slices.ContainsFunc(eps, func(e config.Endpoint) bool { return !e.IsLiteral() }) {
 		if len(cfg.Resolver) > 0 {
@@ -79,9 +80,9 @@ func Check(cfg *config.Config, opt Options, w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "Resolver: nameservers of %s (now: %s)\n", cfg.ResolvConfPath(), now)
 	}
-	fmt.Fprintf(&b, "health probe %v through %s every %v\n", cfg.Probe, cfg.Name, ProbeInterval)
+	fmt.Fprintf(&b, "health probe %v through %s every %v\n", cfg.Probe, cfg.Name, health.ProbeInterval)
 	if cfg.DNSListen.Addr().Is4() == cfg.Probe.Addr().Is4() {
-		fmt.Fprintf(&b, "lan path probe %v from %v through %s every %v\n", cfg.Probe, cfg.DNSListen.Addr(), cfg.Name, ProbeInterval)
+		fmt.Fprintf(&b, "lan path probe %v from %v through %s every %v\n", cfg.Probe, cfg.DNSListen.Addr(), cfg.Name, health.ProbeInterval)
 	}
 	fmt.Fprintf(&b, "# routes, rules and sysctls\n")
 	b.WriteString(st.String())

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/fobgw/fobgw/health"
 	"github.com/fobgw/fobgw/statuspage"
 	"github.com/fobgw/fobgw/wgexport"
 )
@@ -58,7 +59,7 @@ func (g *gateway) pageSnapshot() statuspage.Snapshot {
 
 // lanPathBroken is the LAN path's reason when its last probe went
 // unanswered, "" when it was answered or none was sent.
-func lanPathBroken(l *LANPathStatus) string {
+func lanPathBroken(l *health.LANPathStatus) string {
 	if l == nil || l.Probes == 0 || l.OK {
 		return ""
 	}

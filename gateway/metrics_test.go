@@ -1,19 +1,18 @@
 package gateway
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/fobgw/fobgw/health"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestStatusMetrics(t *testing.T) {
 	st := &Status{TunnelUp: true, HandshakeAgeSeconds: 12, RxBytes: 100, TxBytes: 200,
 		Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4}, RouteRepairs: 5,
-		HealerStatus: HealerStatus{ProbeMisses: 1, ProbeMissesTotal: 6, EndpointChanges: 2, EndpointEntrySwitches: 7},
-		LANPath:      &LANPathStatus{OK: false, Probes: 8}}
+		HealerStatus: health.HealerStatus{ProbeMisses: 1, ProbeMissesTotal: 6, EndpointChanges: 2, EndpointEntrySwitches: 7},
+		LANPath:      &health.LANPathStatus{OK: false, Probes: 8}}
 	c := newStatusCollector(func() *Status { return st })
 	want := `
 # HELP fobgw_tunnel_up 1 when the last handshake is less than 180 s old.
@@ -64,42 +63,3 @@ fobgw_endpoint_entry_switches_total 7
 		}
 	}
 }
-
-// TestHealerRunCadence: run keeps the interval from the start of each
-// step, so a probe's timeout does not stretch it.
-func TestHealerRunCadence(t *testing.T) {
-	w := newHealerWorld(t, "198.51.100.2:13231")
-	w.pr.err = context.DeadlineExceeded
-	now := t0
-	var waits []time.Duration
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	probeTakes := ProbeTimeout
-	w.h.probe = probeFunc(func(ctx context.Context) error { now = now.Add(probeTakes); return context.DeadlineExceeded })
-	after := func(d time.Duration) <-chan time.Time {
-		waits = append(waits, d)
-		if len(waits) == 4 {
-			cancel()
-			return nil // never fires: run must return on ctx
-		}
-		now = now.Add(d)
-		c := make(chan time.Time, 1)
-		c <- now
-		return c
-	}
-	w.h.run(ctx, func() time.Time { return now }, after)
-	want := []time.Duration{ProbeInterval, ProbeInterval - probeTakes, ProbeInterval - probeTakes, ProbeInterval - probeTakes}
-	if len(waits) != len(want) {
-		t.Fatalf("waits %v", waits)
-	}
-	for i := range want {
-		if waits[i] != want[i] {
-			t.Errorf("waits %v, want %v", waits, want)
-			break
-		}
-	}
-}
-
-type probeFunc func(ctx context.Context) error
-
-func (f probeFunc) Probe(ctx context.Context) error { return f(ctx) }

@@ -31,7 +31,8 @@ const stateOff pmtud.State = "off"
 
 // pathMTU is the tunnel's path MTU discovery: pmtud's Device (the
 // outermost tun.Device, the one wireguard-go is given), the trigger socket
-// and the Searcher. Its methods do nothing on a nil *pathMTU.
+// and the Searcher. When it measures again is remeasure's decision
+// (remeasure.go). Its methods do nothing on a nil *pathMTU.
 type pathMTU struct {
 	dev     *pmtud.Device
 	ceiling int
@@ -48,11 +49,11 @@ type pathMTU struct {
 	once        sync.Once
 }
 
-// wrapPathMTU wraps td, the TUN with its other wrappers, in pmtud's Device.
-func wrapPathMTU(td tun.Device, cfg *config.Config, log *slog.Logger) *pathMTU {
+// newPathMTU is path MTU discovery for cfg; the tunnel wraps its TUN in it
+// (wrap) and starts it once the TUN is up (start).
+func newPathMTU(cfg *config.Config, log *slog.Logger) *pathMTU {
 	ceiling := cfg.MTUCeiling()
 	return &pathMTU{
-		dev:     pmtud.Wrap(td, ceiling, pmtud.DefaultFloor),
 		ceiling: ceiling,
 		name:    cfg.Name,
 		off:     cfg.PMTUOff(),
@@ -60,6 +61,13 @@ func wrapPathMTU(td tun.Device, cfg *config.Config, log *slog.Logger) *pathMTU {
 
 		hasEndpoint: make(chan struct{}),
 	}
+}
+
+// wrap wraps td, the TUN with its other wrappers, in pmtud's Device, and
+// returns it: the device wireguard-go is given.
+func (p *pathMTU) wrap(td tun.Device) tun.Device {
+	p.dev = pmtud.Wrap(td, p.ceiling, pmtud.DefaultFloor)
+	return p.dev
 }
 
 // endpointSet tells the searcher that the peer has an endpoint: it starts
@@ -100,9 +108,9 @@ func (p *pathMTU) setMTU(index, old, new int) {
 	p.log.Info("tunnel MTU changed", "tun", p.name, "old", old, "new", new, "ceiling", st.Ceiling, "path", st.Path)
 }
 
-// run runs the Searcher, once the peer has an endpoint, and the underlay
-// watch until ctx ends.
-func (p *pathMTU) run(ctx context.Context) {
+// run runs the Searcher, once the peer has an endpoint, and beside it
+// watch (the underlay's), until ctx ends.
+func (p *pathMTU) run(ctx context.Context, watch func(context.Context)) {
 	if p == nil || p.search == nil {
 		return
 	}
@@ -115,14 +123,14 @@ func (p *pathMTU) run(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchUnderlay(ctx, p.name, p.trigger, p.log)
+		watch(ctx)
 	}()
 	p.search.Run(ctx)
 	wg.Wait()
 }
 
-// trigger asks for a full search round soon: a new endpoint, a handshake
-// that failed, a new underlay. It never blocks.
+// trigger asks for a full search round soon (remeasure decides when). It
+// never blocks.
 func (p *pathMTU) trigger() {
 	if p != nil && p.search != nil {
 		p.search.Trigger()
@@ -222,24 +230,6 @@ func underlayRouteChanged(u netlink.RouteUpdate) bool {
 	}
 	ones, _ := u.Dst.Mask.Size()
 	return ones == 0
-}
-
-// pmtuProbeHook passes the healer's probes on and asks for a search round
-// when the tunnel stops answering them and when it answers again: a failed
-// handshake, and the tunnel's return, may mean a new path.
-type pmtuProbeHook struct {
-	tunnelProber
-	trigger func()
-	missed  bool // the last probe missed; only the healer's goroutine probes
-}
-
-func (h *pmtuProbeHook) Probe(ctx context.Context) error {
-	err := h.tunnelProber.Probe(ctx)
-	if ctx.Err() == nil && (err != nil) != h.missed {
-		h.missed = err != nil
-		h.trigger()
-	}
-	return err
 }
 
 // text is the status line for a person.

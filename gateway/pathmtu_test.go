@@ -10,9 +10,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fobgw/fobgw/config"
+	"github.com/fobgw/fobgw/health"
 	"github.com/fobgw/fobgw/pmtud"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vishvananda/netlink"
@@ -103,28 +105,34 @@ fobgw_mtu_path_bytes 1340
 	nilP.close()
 }
 
-type stubProber struct{ errs []error }
+type fakeMeasurer struct{ endpoint, triggers int }
 
-func (p *stubProber) Probe(ctx context.Context) error {
-	err := p.errs[0]
-	p.errs = p.errs[1:]
-	return err
-}
+func (m *fakeMeasurer) endpointSet() { m.endpoint++ }
+func (m *fakeMeasurer) trigger()     { m.triggers++ }
 
-// TestPMTUProbeHook: a search round is asked for when the healer's probes
-// start missing and when they are answered again, not at every probe.
-func TestPMTUProbeHook(t *testing.T) {
-	miss := errors.New("no answer")
-	inner := &stubProber{errs: []error{nil, nil, miss, miss, miss, nil, nil, miss}}
-	triggers := 0
+// TestRemeasure: a search round is asked for at every endpoint set, when
+// the healer's probes start missing, when they are answered again, and when
+// the underlay changes; not at every probe.
+func TestRemeasure(t *testing.T) {
+	m := &fakeMeasurer{}
+	r := newRemeasure(m)
+	r.observe(health.EndpointSet)
+	if m.endpoint != 1 || m.triggers != 1 {
+		t.Fatalf("after the first endpoint: %+v", m)
+	}
 	var got []int
-	h := &pmtuProbeHook{tunnelProber: inner, trigger: func() { triggers++ }}
-	for range 8 {
-		h.Probe(context.Background())
-		got = append(got, triggers)
+	for _, e := range []health.Event{health.ProbeAnswered, health.ProbeAnswered, health.ProbeMissed, health.ProbeMissed,
+		health.ProbeMissed, health.ProbeAnswered, health.ProbeAnswered, health.ProbeMissed} {
+		r.observe(e)
+		got = append(got, m.triggers-1)
 	}
 	if want := []int{0, 0, 1, 1, 1, 2, 2, 3}; !equalInts(got, want) {
 		t.Errorf("triggers after each probe %v, want %v", got, want)
+	}
+	r.observe(health.EndpointSet)
+	r.underlayChanged()
+	if m.endpoint != 2 || m.triggers != 6 {
+		t.Errorf("after another endpoint and an underlay change: %+v, want 2 endpoints and 6 triggers", m)
 	}
 }
 
@@ -193,28 +201,34 @@ func (c *countProber) Probe(ctx context.Context, size int, timeout time.Duration
 	return pmtud.ErrLost
 }
 
-// TestPathMTUWaitsForTheEndpoint: no probe before the peer has an endpoint
-// (it would hold the first handshake back by 5 s), probes once it has.
+// TestPathMTUWaitsForTheEndpoint: no probe and no underlay watch before
+// the peer has an endpoint (a probe would hold the first handshake back by
+// 5 s), both once it has. Fake time (synctest): the Searcher's rounds pass
+// without waiting.
 func TestPathMTUWaitsForTheEndpoint(t *testing.T) {
-	cp := &countProber{}
-	p := &pathMTU{name: "fobgwtest0", hasEndpoint: make(chan struct{}), log: slog.New(slog.DiscardHandler),
-		search: pmtud.NewSearcher(pmtud.Config{Ceiling: 1420, Timeout: 10 * time.Millisecond}, cp)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.run(ctx); close(done) }()
-	time.Sleep(200 * time.Millisecond)
-	if n := cp.n.Load(); n != 0 {
-		t.Fatalf("%d probes before the endpoint was set", n)
-	}
-	p.endpointSet()
-	p.endpointSet() // twice is fine
-	deadline := time.Now().Add(5 * time.Second)
-	for cp.n.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if cp.n.Load() == 0 {
-		t.Errorf("no probe after the endpoint was set")
-	}
-	cancel()
-	<-done
+	synctest.Test(t, func(t *testing.T) {
+		cp := &countProber{}
+		p := &pathMTU{name: "fobgwtest0", hasEndpoint: make(chan struct{}), log: slog.New(slog.DiscardHandler),
+			search: pmtud.NewSearcher(pmtud.Config{Ceiling: 1420, Timeout: 10 * time.Millisecond}, cp)}
+		ctx, cancel := context.WithCancel(context.Background())
+		var watching atomic.Bool
+		done := make(chan struct{})
+		go func() {
+			p.run(ctx, func(ctx context.Context) { watching.Store(true); <-ctx.Done() })
+			close(done)
+		}()
+		time.Sleep(time.Minute) // fake time: a minute without an endpoint
+		synctest.Wait()
+		if n := cp.n.Load(); n != 0 || watching.Load() {
+			t.Fatalf("%d probes, watching %v, before the endpoint was set", n, watching.Load())
+		}
+		p.endpointSet()
+		p.endpointSet() // twice is fine
+		synctest.Wait()
+		if cp.n.Load() == 0 || !watching.Load() {
+			t.Errorf("%d probes, watching %v, after the endpoint was set", cp.n.Load(), watching.Load())
+		}
+		cancel()
+		<-done
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/fobgw/fobgw/clock"
 	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/dnsfwd"
+	"github.com/fobgw/fobgw/health"
 	"github.com/fobgw/fobgw/masq"
 	"github.com/fobgw/fobgw/policyroute"
 	"github.com/vishvananda/netlink"
@@ -61,10 +63,11 @@ type gateway struct {
 	log    *slog.Logger
 	router *policyroute.Router
 	tun    *tunnel
+	pmtu   *pathMTU // path MTU discovery; the tunnel's outermost wrapper
 	fwd    *dnsfwd.Forwarder
-	heal   *healer
-	nat    *masq.NAT // Masquerade; Apply with it off removes a leftover table
-	lan    *lanPath  // the LAN-path probe; nil when it cannot be compared
+	heal   *health.Healer
+	nat    *masq.NAT       // Masquerade; Apply with it off removes a leftover table
+	lan    *health.LANPath // the LAN-path probe; nil when it cannot be compared
 
 	repairs   atomic.Uint64
 	mu        sync.Mutex
@@ -202,7 +205,8 @@ func (g *gateway) startRouting(h *netlink.Handle, priv config.Key, undo *undoSta
 		}
 	})
 	var err error
-	g.tun, err = openTunnel(h, cfg, priv, log)
+	g.pmtu = newPathMTU(cfg, log)
+	g.tun, err = openTunnel(h, cfg, priv, g.pmtu, log)
 	if err != nil {
 		return err
 	}
@@ -235,37 +239,48 @@ func (g *gateway) restoreSysctls(saved policyroute.SavedSysctls) {
 }
 
 // startWatchers starts the check of the DNS upstream, path MTU discovery,
-// the endpoint healer and the LAN-path probe in the background.
+// the endpoint healer and the LAN-path probe in the background. The
+// healer's news goes to the LAN-path probe and to remeasure, which decides
+// when the path MTU is measured again.
 func (g *gateway) startWatchers(undo *undoStack) {
 	cfg := g.cfg
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	undo.push(func() { cancel(); wg.Wait() })
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		g.checkUpstream(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		g.tun.pmtu.run(ctx) // path MTU discovery
-	}()
-	g.heal = newHealer(defaultHealerConfig(cfg.EndpointList()...),
-		&dnsResolver{servers: cfg.Resolver, lookup: cfg.ResolvConfServers, timeout: ProbeTimeout},
-		&pmtuProbeHook{tunnelProber: &dnsProber{iface: cfg.Name, addr: cfg.Probe}, trigger: g.tun.pmtu.trigger}, g.tun, g.log.With("part", "endpoint"))
-	g.heal.clk, g.heal.build = clock.System(), clock.BuildTime()
-	if g.lan = newLANPath(cfg, g.heal, g.log.With("part", "lan-path")); g.lan != nil {
-		g.heal.onAnswer = g.lan.poke
+	remeasure := newRemeasure(g.pmtu)
+	subs := []func(health.Event){remeasure.observe}
+	g.lan = health.NewLANPath(health.LANPathConfig{Interface: cfg.Name, Probe: cfg.Probe, Source: cfg.DNSListen.Addr(),
+		LAN: cfg.LAN, Masquerade: cfg.Masquerade, Log: g.log.With("part", "lan-path")})
+	if g.lan != nil {
+		subs = append(subs, g.lan.Observe)
+	}
+	g.heal = health.New(health.Config{
+		Endpoints:   cfg.EndpointList(),
+		Resolver:    health.NewDNSResolver(cfg.Resolver, cfg.ResolvConfServers, health.ProbeTimeout),
+		Prober:      health.NewDNSProber(cfg.Name, cfg.Probe, netip.Addr{}),
+		Peer:        g.tun,
+		Clock:       clock.System(),
+		BuildTime:   clock.BuildTime(),
+		Log:         g.log.With("part", "endpoint"),
+		Subscribers: subs,
+	})
+	run := func(f func(context.Context)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g.lan.run(ctx, time.Now)
+			f(ctx)
 		}()
 	}
-	go func() {
-		defer wg.Done()
-		g.heal.run(ctx, time.Now, time.After)
-	}()
+	run(g.checkUpstream)
+	run(func(ctx context.Context) {
+		g.pmtu.run(ctx, func(ctx context.Context) {
+			watchUnderlay(ctx, cfg.Name, remeasure.underlayChanged, g.log.With("part", "mtu"))
+		})
+	})
+	if g.lan != nil {
+		run(g.lan.Run)
+	}
+	run(g.heal.Run)
 }
 
 // checkUpstream waits up to 30 s for the first handshake, then asks the

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fobgw/fobgw/config"
+	"github.com/fobgw/fobgw/health/healthtest"
 	"github.com/fobgw/fobgw/internal/netaddr"
 	"github.com/fobgw/fobgw/internal/nstest"
 	"github.com/vishvananda/netlink"
@@ -414,11 +415,11 @@ func TestRunKernelEndpointMoves(t *testing.T) {
 	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: netaddr.IPNet(old)}); err != nil {
 		t.Fatal(err)
 	}
-	dnsSrv := startFakeDNS(t, "127.0.0.1:0")
-	dnsSrv.set("home.example.net", old.Addr())
+	dnsSrv := healthtest.StartDNS(t, "127.0.0.1:0")
+	dnsSrv.Set("home.example.net", old.Addr())
 	w := newKernelWorld(t, map[string]string{
 		"Endpoint = home.example.net:13231": "Endpoint = home.example.net:%HOMEPORT%",
-		"Resolver = 192.168.2.1":            "Resolver = " + dnsSrv.addr.String() + "\nProbe = 10.1.200.1",
+		"Resolver = 192.168.2.1":            "Resolver = " + dnsSrv.Addr().String() + "\nProbe = 10.1.200.1",
 	})
 	cfg := w.config(t)
 	stop, ok, err := w.start(t, cfg)
@@ -461,7 +462,7 @@ func TestRunKernelEndpointMoves(t *testing.T) {
 	if err := h.AddrDel(lo, &netlink.Addr{IPNet: netaddr.IPNet(old)}); err != nil {
 		t.Fatal(err)
 	}
-	dnsSrv.set("home.example.net", moved.Addr())
+	dnsSrv.Set("home.example.net", moved.Addr())
 	st, took = waitUp(movedAt, 30*time.Second)
 	if st.Endpoint != netip.AddrPortFrom(moved.Addr(), w.homePort).String() {
 		t.Errorf("endpoint %s after the move, want %v", st.Endpoint, moved.Addr())

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fobgw/fobgw/dnsfwd"
+	"github.com/fobgw/fobgw/health"
 )
 
 // DefaultRunDir holds the control sockets, <RunDir>/<Name>.sock.
@@ -32,11 +33,11 @@ type Status struct {
 	RouteRepairs    uint64 `json:"route_repairs"`
 	RouteCheckError string `json:"route_check_error,omitempty"`
 
-	HealerStatus // the endpoint healer's figures, as it keeps them (the endpoint list and the clock too)
+	health.HealerStatus // the endpoint healer's figures, as it keeps them (the endpoint list and the clock too)
 
 	// Health beyond the tunnel probe.
-	LANPath    *LANPathStatus `json:"lan_path,omitempty"` // the probe from the LAN address; nil when not run
-	Masquerade bool           `json:"masquerade"`
+	LANPath    *health.LANPathStatus `json:"lan_path,omitempty"` // the probe from the LAN address; nil when not run
+	Masquerade bool                  `json:"masquerade"`
 
 	LastError string `json:"last_error,omitempty"`
 }
@@ -148,7 +149,7 @@ func (g *gateway) status() *Status {
 		}
 		s.Endpoint = ps.Endpoint
 		s.RxBytes, s.TxBytes = ps.RxBytes, ps.TxBytes
-		s.MTU = g.tun.pmtu.status()
+		s.MTU = g.pmtu.status()
 		if g.tun.clamp != nil {
 			cs := g.tun.clamp.Stats()
 			s.Clamp = ClampStatus{Enabled: true, ClampedOut: cs.ClampedOut, ClampedIn: cs.ClampedIn, Malformed: cs.Malformed}
@@ -158,14 +159,14 @@ func (g *gateway) status() *Status {
 		s.DNS = g.fwd.Stats()
 	}
 	if g.heal != nil {
-		h := g.heal.state()
-		s.HealerStatus = h.HealerStatus
+		hs, lastErr := g.heal.Status()
+		s.HealerStatus = hs
 		if s.LastError == "" {
-			s.LastError = h.LastError
+			s.LastError = lastErr
 		}
 	}
 	if g.lan != nil {
-		l := g.lan.state()
+		l := g.lan.State()
 		s.LANPath = &l
 	}
 	s.Masquerade = g.cfg.Masquerade

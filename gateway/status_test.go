@@ -11,6 +11,7 @@ import (
 
 	"github.com/fobgw/fobgw/clock"
 	"github.com/fobgw/fobgw/dnsfwd"
+	"github.com/fobgw/fobgw/health"
 )
 
 func TestStatusJSONRoundTrip(t *testing.T) {
@@ -21,13 +22,13 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 		RxBytes:  1, TxBytes: 2, Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4, Malformed: 5},
 		DNS:          dnsfwd.Stats{Queries: 6, OK: 7, NXDomain: 8, ServFail: 9, Dropped: 10, CacheHits: 11, CacheMisses: 12, UpstreamTimeouts: 13, UpstreamErrors: 14, InFlight: 15},
 		RouteRepairs: 16,
-		HealerStatus: HealerStatus{EndpointName: "home.example.net", EndpointRecords: []netip.Addr{netip.MustParseAddr("198.51.100.2")},
+		HealerStatus: health.HealerStatus{EndpointName: "home.example.net", EndpointRecords: []netip.Addr{netip.MustParseAddr("198.51.100.2")},
 			ProbeMisses: 1, ProbeMissesTotal: 17, Probes: 18, EndpointChanges: 19, Reresolutions: 20, ResolveFailures: 21,
 			LastProbeOK:   time.Date(2026, 11, 25, 11, 59, 59, 0, time.UTC),
 			EndpointEntry: "home.example.net:13231", EndpointEntryReason: "first entry", EndpointEntrySwitches: 22, EndpointEntryTrials: 23,
 			Clock: &clock.State{Synced: false, Reason: "clock not synchronised: handshakes may be rejected until NTP has synced", MaxError: 16,
 				Now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Build: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}},
-		LANPath: &LANPathStatus{OK: false, Source: "192.168.86.1", Probes: 24, Misses: 25,
+		LANPath: &health.LANPathStatus{OK: false, Source: "192.168.86.1", Probes: 24, Misses: 25,
 			Reason: "the home peer must allow 192.168.86.0/24: `fobgw home-config` prints it, or set Masquerade = on"},
 		Masquerade: true,
 		LastError:  "x",
@@ -68,13 +69,13 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 func TestLANPathBrokenOnPage(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		l    *LANPathStatus
+		l    *health.LANPathStatus
 		want string
 	}{
 		{"not run", nil, ""},
-		{"not probed yet", &LANPathStatus{}, ""},
-		{"answered", &LANPathStatus{OK: true, Probes: 3}, ""},
-		{"unanswered", &LANPathStatus{Probes: 3, Reason: "allow 192.168.86.0/24"}, "allow 192.168.86.0/24"},
+		{"not probed yet", &health.LANPathStatus{}, ""},
+		{"answered", &health.LANPathStatus{OK: true, Probes: 3}, ""},
+		{"unanswered", &health.LANPathStatus{Probes: 3, Reason: "allow 192.168.86.0/24"}, "allow 192.168.86.0/24"},
 	} {
 		if got := lanPathBroken(tc.l); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)

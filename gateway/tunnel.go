@@ -36,7 +36,7 @@ type tunnel struct {
 	keepalive int
 	tun       tun.Device
 	clamp     *mssclamp.Device // nil with ClampMSS = off
-	pmtu      *pathMTU         // outermost: wireguard-go's tun.Device
+	pmtu      *pathMTU         // outermost: wireguard-go's tun.Device; the gateway's, closed with the tunnel
 	dev       *device.Device
 	uapi      net.Listener
 	uerr      chan error // the UAPI listener failed (its socket was deleted, say)
@@ -105,9 +105,10 @@ func clampMTU(cfg *config.Config) (int, bool) {
 	return 0, true // follow the device MTU
 }
 
-// openTunnel creates the TUN, the device and the UAPI socket, sets the
-// addresses and brings the link up. On error it undoes what it did.
-func openTunnel(h *netlink.Handle, cfg *config.Config, priv config.Key, log *slog.Logger) (t *tunnel, err error) {
+// openTunnel creates the TUN, wrapped by mssclamp and pmtu, the device and
+// the UAPI socket, sets the addresses, brings the link up and starts pmtu.
+// On error it undoes what it did.
+func openTunnel(h *netlink.Handle, cfg *config.Config, priv config.Key, pmtu *pathMTU, log *slog.Logger) (t *tunnel, err error) {
 	t = &tunnel{name: cfg.Name, peer: cfg.PublicKey, keepalive: cfg.PersistentKeepalive, log: log, uerr: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -124,8 +125,8 @@ func openTunnel(h *netlink.Handle, cfg *config.Config, priv config.Key, log *slo
 		t.clamp = mssclamp.Wrap(t.tun, mtu)
 		td = t.clamp
 	}
-	t.pmtu = wrapPathMTU(td, cfg, log)
-	td = t.pmtu.dev
+	t.pmtu = pmtu
+	td = pmtu.wrap(td)
 	t.dev = device.NewDevice(td, conn.NewStdNetBind(), wgLogger(log.With("part", "wireguard")))
 	var ep netip.AddrPort
 	if cfg.Endpoint.IsLiteral() {
@@ -133,9 +134,6 @@ func openTunnel(h *netlink.Handle, cfg *config.Config, priv config.Key, log *slo
 	}
 	if err = t.dev.IpcSet(uapiConfig(cfg, priv, ep)); err != nil {
 		return t, fmt.Errorf("configure the WireGuard device: %w", err)
-	}
-	if ep.IsValid() {
-		t.pmtu.endpointSet()
 	}
 	f, err := ipc.UAPIOpen(cfg.Name)
 	if err != nil {
@@ -195,11 +193,8 @@ func (t *tunnel) close() {
 	}
 }
 
-// SetEndpoint points the peer at ap, and asks for a path MTU search: a new
-// endpoint may be a new path.
+// SetEndpoint points the peer at ap.
 func (t *tunnel) SetEndpoint(ap netip.AddrPort) error {
-	defer t.pmtu.trigger()
-	defer t.pmtu.endpointSet()
 	return t.dev.IpcSet(fmt.Sprintf("public_key=%s\nupdate_only=true\nendpoint=%s\npersistent_keepalive_interval=%d\n", t.peer.Hex(), ap, t.keepalive))
 }
 
@@ -301,4 +296,14 @@ func removeStaleLink(h *netlink.Handle, name string, log *slog.Logger) error {
 	}
 	log.Info("deleted a leftover TUN interface", "name", name)
 	return nil
+}
+
+// Endpoint is the peer's endpoint as the device has it now (roaming
+// follows the source of authenticated packets); invalid when none.
+func (t *tunnel) Endpoint() (netip.AddrPort, error) {
+	ps, err := t.peerStats()
+	if err != nil || ps.Endpoint == "" {
+		return netip.AddrPort{}, err
+	}
+	return netip.ParseAddrPort(ps.Endpoint)
 }

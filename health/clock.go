@@ -1,4 +1,4 @@
-package gateway
+package health
 
 import "github.com/fobgw/fobgw/clock"
 
@@ -11,12 +11,12 @@ import "github.com/fobgw/fobgw/clock"
 
 // checkClock reads the clock, shows it in status and logs when it turns
 // unfit and when it recovers. Without a clock source it is always fit.
-func (h *healer) checkClock() clock.State {
+func (h *Healer) checkClock() clock.State {
 	if h.clk == nil {
 		return clock.State{Synced: true}
 	}
 	s := clock.Check(h.clk, h.build)
-	h.update(func(st *healerState) { c := s; st.Clock = &c })
+	h.update(func(st *State) { c := s; st.Clock = &c })
 	switch {
 	case !s.OK() && !h.clockWarned:
 		h.clockWarned = true
@@ -31,8 +31,8 @@ func (h *healer) checkClock() clock.State {
 
 // excuseMisses takes back the consecutive misses while the clock is before
 // the build: they are the clock's fault, not the endpoint's.
-func (h *healer) excuseMisses() {
-	h.update(func(s *healerState) {
+func (h *Healer) excuseMisses() {
+	h.update(func(s *State) {
 		if s.ProbeMisses > 0 {
 			s.ProbeMisses = 0
 			s.LastError += " (the clock is before this build: not counted against the endpoint)"

@@ -1,4 +1,4 @@
-package gateway
+package health
 
 import (
 	"context"
@@ -16,12 +16,12 @@ import (
 
 // reresolve resolves the name again (unless backing off) and sets the
 // endpoint to the next address; a literal endpoint is set again.
-func (h *healer) reresolve(ctx context.Context, now time.Time, st healerState, reason string) time.Duration {
+func (h *Healer) reresolve(ctx context.Context, now time.Time, st State, reason string) time.Duration {
 	if !h.warnedTrigger {
 		h.log.Warn("tunnel does not answer; re-resolving the endpoint", "reason", reason, "endpoint", st.Endpoint, "name", h.cur().Host)
 		h.warnedTrigger = true
 	}
-	if len(h.cfg.Endpoints) > 1 {
+	if len(h.eps) > 1 {
 		return h.reresolveList(ctx, now, st, reason)
 	}
 	e := h.cur()
@@ -55,7 +55,7 @@ func (h *healer) reresolve(ctx context.Context, now time.Time, st healerState, r
 // that the next miss asks again; after UnchangedFree such answers in a row,
 // it asks less often (2, 4, 8 ... intervals, at most BackoffMax) while home
 // stays down.
-func (h *healer) unchangedRecord(now time.Time, addr netip.Addr, addrs []netip.Addr) {
+func (h *Healer) unchangedRecord(now time.Time, addr netip.Addr, addrs []netip.Addr) {
 	h.unchanged++
 	if n := h.unchanged - h.cfg.UnchangedFree + 1; n > 0 {
 		d := h.cfg.BackoffMax
@@ -65,24 +65,24 @@ func (h *healer) unchangedRecord(now time.Time, addr netip.Addr, addrs []netip.A
 		h.nextUnchanged = now.Add(d)
 	}
 	h.log.Debug("endpoint name still resolves to the same address", "addr", addr, "unchanged", h.unchanged)
-	h.update(func(s *healerState) { s.EndpointRecords = addrs })
+	h.update(func(s *State) { s.EndpointRecords = addrs })
 }
 
 // resolveFailed backs off after a failed re-resolution of e.
-func (h *healer) resolveFailed(now time.Time, e config.Endpoint, err error) {
+func (h *Healer) resolveFailed(now time.Time, e config.Endpoint, err error) {
 	h.nextResolve = now.Add(h.backoff)
 	h.backoff = min(h.backoff*2, h.cfg.BackoffMax)
 	h.log.Warn("re-resolving the endpoint failed; keeping the current address", "name", e.Host, "err", err)
 }
 
-func (h *healer) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+func (h *Healer) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 	rctx, cancel := context.WithTimeout(ctx, ResolveTimeout)
 	defer cancel()
 	addrs, err := h.res.Resolve(rctx, host)
 	if err == nil && len(addrs) == 0 {
 		err = fmt.Errorf("no A or AAAA record for %s", host)
 	}
-	h.update(func(s *healerState) {
+	h.update(func(s *State) {
 		if s.Endpoint.IsValid() {
 			s.Reresolutions++
 		}

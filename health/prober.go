@@ -1,4 +1,4 @@
-package gateway
+package health
 
 import (
 	"context"
@@ -24,6 +24,13 @@ import (
 // probe is sent from the gateway's LAN address, as the LAN's packets are,
 // so it is answered only when the home peer allows the LAN (or Masquerade
 // translates it).
+// NewDNSProber returns the probe to addr through the tunnel iface, sent
+// from src when it is valid (the LAN-path probe), else from the tunnel
+// address.
+func NewDNSProber(iface string, addr netip.AddrPort, src netip.Addr) Prober {
+	return &dnsProber{iface: iface, addr: addr, src: src}
+}
+
 type dnsProber struct {
 	iface string
 	addr  netip.AddrPort

@@ -1,4 +1,4 @@
-package gateway
+package health
 
 import (
 	"context"
@@ -28,12 +28,12 @@ type trial struct {
 }
 
 // cur is the entry in use.
-func (h *healer) cur() config.Endpoint { return h.cfg.Endpoints[h.entry] }
+func (h *Healer) cur() config.Endpoint { return h.eps[h.entry] }
 
 // setEntryStatus shows entry i and why it is in use.
-func (h *healer) setEntryStatus(i int, why string) {
-	e := h.cfg.Endpoints[i]
-	h.update(func(s *healerState) {
+func (h *Healer) setEntryStatus(i int, why string) {
+	e := h.eps[i]
+	h.update(func(s *State) {
 		s.EndpointEntry = e.String()
 		s.EndpointEntryReason = why
 		s.EndpointName = ""
@@ -44,7 +44,7 @@ func (h *healer) setEntryStatus(i int, why string) {
 }
 
 // enterEntry makes entry i the one in use, at addr.
-func (h *healer) enterEntry(now time.Time, i int, records []netip.Addr, addr netip.Addr, how, why string) {
+func (h *Healer) enterEntry(now time.Time, i int, records []netip.Addr, addr netip.Addr, how, why string) {
 	h.entry = i
 	h.tried = h.tried[:0]
 	if i != 0 && h.nextFailback.IsZero() {
@@ -59,7 +59,7 @@ func (h *healer) enterEntry(now time.Time, i int, records []netip.Addr, addr net
 
 // reresolveList is reresolve for a list: an address of the entry in use
 // not tried since the tunnel last answered, else the next entry.
-func (h *healer) reresolveList(ctx context.Context, now time.Time, st healerState, reason string) time.Duration {
+func (h *Healer) reresolveList(ctx context.Context, now time.Time, st State, reason string) time.Duration {
 	if now.Before(h.nextResolve) {
 		return h.cfg.Interval
 	}
@@ -87,12 +87,12 @@ func (h *healer) reresolveList(ctx context.Context, now time.Time, st healerStat
 
 // advance goes to the next entry that gives an address, around the list;
 // when none does, it keeps the endpoint and backs off.
-func (h *healer) advance(ctx context.Context, now time.Time, why string) time.Duration {
-	n := len(h.cfg.Endpoints)
+func (h *Healer) advance(ctx context.Context, now time.Time, why string) time.Duration {
+	n := len(h.eps)
 	var lastErr error
 	for k := 1; k <= n; k++ {
 		i := (h.entry + k) % n
-		e := h.cfg.Endpoints[i]
+		e := h.eps[i]
 		var addrs []netip.Addr
 		addr := e.Addr
 		if !e.IsLiteral() {
@@ -115,25 +115,25 @@ func (h *healer) advance(ctx context.Context, now time.Time, why string) time.Du
 
 // switchEntry goes to entry i (logged and counted unless it is the one in
 // use).
-func (h *healer) switchEntry(now time.Time, i int, addrs []netip.Addr, addr netip.Addr, why string) {
+func (h *Healer) switchEntry(now time.Time, i int, addrs []netip.Addr, addr netip.Addr, why string) {
 	from := h.cur()
 	if i != h.entry {
-		h.update(func(s *healerState) { s.EndpointEntrySwitches++ })
-		h.log.Warn("endpoint entry switched", "from", from.String(), "to", h.cfg.Endpoints[i].String(), "why", why)
+		h.update(func(s *State) { s.EndpointEntrySwitches++ })
+		h.log.Warn("endpoint entry switched", "from", from.String(), "to", h.eps[i].String(), "why", why)
 	}
-	h.enterEntry(now, i, addrs, addr, "entry "+h.cfg.Endpoints[i].String(), why)
+	h.enterEntry(now, i, addrs, addr, "entry "+h.eps[i].String(), why)
 }
 
 // failbackDue reports whether it is time to try the first entry again.
-func (h *healer) failbackDue(now time.Time) bool {
+func (h *Healer) failbackDue(now time.Time) bool {
 	return h.entry != 0 && !h.nextFailback.IsZero() && !now.Before(h.nextFailback)
 }
 
 // startTrial points the peer at the first entry, remembering the working
 // one.
-func (h *healer) startTrial(ctx context.Context, now time.Time, st healerState) time.Duration {
+func (h *Healer) startTrial(ctx context.Context, now time.Time, st State) time.Duration {
 	h.nextFailback = now.Add(h.cfg.Failback)
-	first := h.cfg.Endpoints[0]
+	first := h.eps[0]
 	var addrs []netip.Addr
 	addr := first.Addr
 	if !first.IsLiteral() {
@@ -145,7 +145,7 @@ func (h *healer) startTrial(ctx context.Context, now time.Time, st healerState) 
 		addr = addrs[0]
 	}
 	h.trial = &trial{entry: h.entry, endpoint: st.Endpoint, records: st.EndpointRecords, reason: st.EndpointEntryReason}
-	h.update(func(s *healerState) { s.EndpointEntryTrials++ })
+	h.update(func(s *State) { s.EndpointEntryTrials++ })
 	h.log.Info("trying the first endpoint entry again", "entry", first.String(), "working", h.cur().String())
 	back := h.cur().String()
 	h.entry = 0
@@ -158,9 +158,9 @@ func (h *healer) startTrial(ctx context.Context, now time.Time, st healerState) 
 // after TrialMisses unanswered probes (the working entry is set again). An
 // answer that came after the peer roamed back to the working address does
 // not count.
-func (h *healer) trialStep(now time.Time, answered bool, misses int) time.Duration {
+func (h *Healer) trialStep(now time.Time, answered bool, misses int) time.Duration {
 	t := h.trial
-	want := h.state().Endpoint
+	want := h.State().Endpoint
 	if answered {
 		if ep, err := h.peer.Endpoint(); err == nil && ep.IsValid() && ep != want {
 			answered = false
@@ -169,9 +169,9 @@ func (h *healer) trialStep(now time.Time, answered bool, misses int) time.Durati
 	if answered {
 		h.trial = nil
 		h.nextFailback = time.Time{}
-		h.update(func(s *healerState) { s.EndpointEntrySwitches++ })
+		h.update(func(s *State) { s.EndpointEntrySwitches++ })
 		h.setEntryStatus(0, "the first entry answers again")
-		h.log.Warn("endpoint entry switched", "from", h.cfg.Endpoints[t.entry].String(), "to", h.cur().String(),
+		h.log.Warn("endpoint entry switched", "from", h.eps[t.entry].String(), "to", h.cur().String(),
 			"why", "the first entry answers again")
 		return h.cfg.Interval
 	}
@@ -185,16 +185,6 @@ func (h *healer) trialStep(now time.Time, answered bool, misses int) time.Durati
 	h.setEntryStatus(t.entry, t.reason)
 	h.setEndpoint(now, t.records, t.endpoint.Addr(), "back after a trial")
 	h.log.Info("the first endpoint entry still does not answer; back on the working one",
-		"first", h.cfg.Endpoints[0].String(), "working", h.cur().String(), "next_try", h.nextFailback.Sub(now))
+		"first", h.eps[0].String(), "working", h.cur().String(), "next_try", h.nextFailback.Sub(now))
 	return h.cfg.Interval
-}
-
-// Endpoint is the peer's endpoint as the device has it now (roaming
-// follows the source of authenticated packets); invalid when none.
-func (t *tunnel) Endpoint() (netip.AddrPort, error) {
-	ps, err := t.peerStats()
-	if err != nil || ps.Endpoint == "" {
-		return netip.AddrPort{}, err
-	}
-	return netip.ParseAddrPort(ps.Endpoint)
 }

@@ -1,4 +1,4 @@
-package gateway
+package health
 
 import (
 	"bytes"
@@ -26,11 +26,9 @@ func (c *fakeClock) Kernel() (clock.Kernel, error) {
 // log in a buffer.
 func clockWorld(tb testing.TB, clk *fakeClock) (*healerWorld, *bytes.Buffer) {
 	tb.Helper()
-	w := newHealerWorld(tb, "home.example.net:13231", addrA, addrB)
 	var logs bytes.Buffer
-	w.h.log = slog.New(slog.NewTextHandler(&logs, nil))
-	w.h.clk, w.h.build = clk, t0
-	return w, &logs
+	c := Config{Log: slog.New(slog.NewTextHandler(&logs, nil)), Clock: clk, BuildTime: t0}
+	return newHealerWorldWith(tb, c, "home.example.net:13231", addrA, addrB), &logs
 }
 
 // TestHealerClockBeforeBuild: a board that booted with a time before the
@@ -45,7 +43,7 @@ func TestHealerClockBeforeBuild(t *testing.T) {
 	for range 20 {
 		w.step()
 	}
-	st := w.h.state()
+	st := w.h.State()
 	if len(w.peer.set) != 1 || w.res.calls != 1 {
 		t.Errorf("the endpoint was blamed for the clock: endpoints %v, resolutions %d", w.peer.set, w.res.calls)
 	}
@@ -65,7 +63,7 @@ func TestHealerClockBeforeBuild(t *testing.T) {
 	if !strings.Contains(logs.String(), "clock synchronised again") {
 		t.Errorf("no line when the clock recovered:\n%s", logs)
 	}
-	if st := w.h.state(); st.Clock == nil || !st.Clock.OK() {
+	if st := w.h.State(); st.Clock == nil || !st.Clock.OK() {
 		t.Errorf("status clock %+v after NTP", st.Clock)
 	}
 }
@@ -79,7 +77,7 @@ func TestHealerClockUnsynchronised(t *testing.T) {
 	w.step()
 	w.pr.err = errors.New("timeout")
 	w.stepUntil(t, "the endpoint to move", time.Minute, func() bool { return w.peer.last() == ap(addrB) })
-	st := w.h.state()
+	st := w.h.State()
 	if st.Clock == nil || st.Clock.Synced || st.Clock.BeforeBuild {
 		t.Errorf("status clock %+v; want unsynchronised, not before the build", st.Clock)
 	}
@@ -93,7 +91,7 @@ func TestHealerClockUnsynchronised(t *testing.T) {
 func TestHealerNoClock(t *testing.T) {
 	w := newHealerWorld(t, "home.example.net:13231", addrA)
 	w.step()
-	if st := w.h.state(); st.Clock != nil {
+	if st := w.h.State(); st.Clock != nil {
 		t.Errorf("clock %+v without a source", st.Clock)
 	}
 }

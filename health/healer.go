@@ -1,4 +1,4 @@
-package gateway
+package health
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/fobgw/fobgw/config"
 )
 
-// Healing parameters (the defaults of healerConfig).
+// Healing parameters (the defaults of params).
 const (
 	ProbeInterval     = 3 * time.Second   // a probe through the tunnel this often
 	ProbeTimeout      = 2 * time.Second   // a probe unanswered this long is a miss
@@ -35,7 +35,7 @@ const (
 	UnchangedFree = 6
 )
 
-// Endpoint list parameters (the defaults of healerConfig).
+// Endpoint list parameters (the defaults of params).
 const (
 	// FailbackInterval: while on another entry than the first, the first
 	// is tried again this often.
@@ -45,18 +45,18 @@ const (
 	TrialMisses = 2
 )
 
-// nameResolver resolves the endpoint's host name (through Resolver only).
-type nameResolver interface {
+// Resolver resolves the endpoint's host name (through Resolver only).
+type Resolver interface {
 	Resolve(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
-// tunnelProber sends one probe through the tunnel; nil means answered.
-type tunnelProber interface {
+// Prober sends one probe through the tunnel; nil means answered.
+type Prober interface {
 	Probe(ctx context.Context) error
 }
 
-// peerControl is the part of the WireGuard device the healer drives.
-type peerControl interface {
+// Peer is the part of the WireGuard device the healer drives.
+type Peer interface {
 	SetEndpoint(netip.AddrPort) error
 	// Endpoint is the endpoint in use, which roaming may have changed
 	// since SetEndpoint.
@@ -65,8 +65,9 @@ type peerControl interface {
 	RxBytes() (uint64, error) // bytes received from the peer, monotonic
 }
 
-type healerConfig struct {
-	Endpoints      []config.Endpoint // the Endpoint list, tried in order; at least one
+// params are the healer's timing: the package's constants, shortened
+// by tests.
+type params struct {
 	Interval       time.Duration
 	Timeout        time.Duration
 	MaxMisses      int
@@ -89,9 +90,8 @@ type healerConfig struct {
 	TrialMisses int
 }
 
-func defaultHealerConfig(es ...config.Endpoint) healerConfig {
-	return healerConfig{
-		Endpoints:      es,
+func defaultParams() params {
+	return params{
 		Interval:       ProbeInterval,
 		Timeout:        ProbeTimeout,
 		MaxMisses:      MaxMisses,
@@ -120,36 +120,38 @@ type HealerStatus struct {
 	Reresolutions    uint64       `json:"reresolutions"`
 	ResolveFailures  uint64       `json:"resolve_failures"`
 
-	// The Endpoint list (healerlist.go).
+	// The Endpoint list (list.go).
 	EndpointEntry         string `json:"endpoint_entry"`        // the list's entry in use, as written
 	EndpointEntryReason   string `json:"endpoint_entry_reason"` // why that entry
 	EndpointEntrySwitches uint64 `json:"endpoint_entry_switches"`
 	EndpointEntryTrials   uint64 `json:"endpoint_entry_trials"` // tries of the first entry while on another
 
-	// The clock (healerclock.go); nil until the first step.
+	// The clock (clock.go); nil until the first step.
 	Clock *clock.State `json:"clock,omitempty"`
 }
 
-// healerState is the healer's state: what Status shows, the endpoint, and
+// State is the healer's state: what Status shows, the endpoint, and
 // the last error.
-type healerState struct {
+type State struct {
 	HealerStatus
 	Endpoint  netip.AddrPort // current endpoint; invalid while unresolved
 	LastError string
 }
 
-// healer keeps the peer's endpoint reachable: it resolves the name at boot
+// Healer keeps the peer's endpoint reachable: it resolves the name at boot
 // (retrying with back-off), probes through the tunnel every Interval, and
 // after MaxMisses consecutive misses or a handshake older than
 // StaleHandshake re-resolves the name and sets the endpoint to the next
 // address, preferring one the previous resolution did not have. It is a
 // state machine driven by step, so tests run it with a fake clock.
-type healer struct {
-	cfg   healerConfig
-	res   nameResolver
-	probe tunnelProber
-	peer  peerControl
+type Healer struct {
+	cfg   params
+	eps   []config.Endpoint // the Endpoint list, tried in order
+	res   Resolver
+	probe Prober
+	peer  Peer
 	log   *slog.Logger
+	subs  []func(Event)
 
 	backoff       time.Duration // next resolve back-off
 	nextResolve   time.Time     // no resolution before this (back-off after failures)
@@ -161,7 +163,7 @@ type healer struct {
 	unchanged     int           // re-resolutions in a row that returned the unchanged record
 	nextUnchanged time.Time     // no resolution before this (back-off while the record stays the same)
 
-	entry        int          // index of the entry in use in cfg.Endpoints
+	entry        int          // index of the entry in use in eps
 	tried        []netip.Addr // addresses of the entry set since the tunnel last answered
 	nextFailback time.Time    // when to try the first entry again; zero: on it
 	trial        *trial       // a try of the first entry in progress, or nil
@@ -170,22 +172,81 @@ type healer struct {
 	build       time.Time    // the binary's build time, for clock.Check
 	clockWarned bool         // the clock warning was logged and the clock has not recovered
 
-	// onAnswer, when set, is called after each answered probe (the LAN-path
-	// probe follows it); it must not block.
-	onAnswer func()
-
 	mu sync.Mutex
-	st healerState // protected by mu
+	st State // protected by mu
 }
 
-func newHealer(cfg healerConfig, res nameResolver, pr tunnelProber, peer peerControl, log *slog.Logger) *healer {
-	h := &healer{cfg: cfg, res: res, probe: pr, peer: peer, log: log, backoff: cfg.BackoffMin}
+// Config is what a Healer needs, all of it given to New: nothing is set on
+// a Healer afterwards.
+type Config struct {
+	Endpoints []config.Endpoint // the Endpoint list, tried in order; at least one
+	Resolver  Resolver          // resolves the entries' names (never through the tunnel)
+	Prober    Prober            // the probe through the tunnel
+	Peer      Peer              // the WireGuard device's peer
+	Clock     clock.Source      // read at each step; nil: the clock is not checked
+	BuildTime time.Time         // the binary's build time, for clock.Check
+	Log       *slog.Logger
+	// Subscribers are told of the healer's events (see Event), in order, on
+	// the healer's goroutine; they must not block.
+	Subscribers []func(Event)
+}
+
+// Event is news from the healer for the parts that follow the tunnel's
+// health: the LAN-path probe and path MTU discovery.
+type Event int
+
+const (
+	// EndpointSet: the peer was pointed at an endpoint (the first one, or
+	// another after a re-resolution, a switch of entry or a trial).
+	EndpointSet Event = iota
+	// ProbeAnswered: a probe through the tunnel was answered.
+	ProbeAnswered
+	// ProbeMissed: a probe through the tunnel went unanswered (counted as a
+	// miss or not: the peer may still be sending).
+	ProbeMissed
+)
+
+func (e Event) String() string {
+	switch e {
+	case EndpointSet:
+		return "endpoint set"
+	case ProbeAnswered:
+		return "probe answered"
+	case ProbeMissed:
+		return "probe missed"
+	}
+	return fmt.Sprintf("Event(%d)", int(e))
+}
+
+// New returns the healer for c with the package's timing; Run drives it.
+func New(c Config) *Healer { return newHealer(defaultParams(), c) }
+
+func newHealer(p params, c Config) *Healer {
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Healer{cfg: p, eps: c.Endpoints, res: c.Resolver, probe: c.Prober, peer: c.Peer, log: log,
+		subs: c.Subscribers, clk: c.Clock, build: c.BuildTime, backoff: p.BackoffMin}
 	h.setEntryStatus(0, "first entry")
 	return h
 }
 
-// state returns a copy of the healer's state.
-func (h *healer) state() healerState {
+// notify tells the subscribers of e.
+func (h *Healer) notify(e Event) {
+	for _, f := range h.subs {
+		f(e)
+	}
+}
+
+// Status is the healer's part of the gateway's status, with the last error.
+func (h *Healer) Status() (HealerStatus, string) {
+	st := h.State()
+	return st.HealerStatus, st.LastError
+}
+
+// State returns a copy of the healer's state.
+func (h *Healer) State() State {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := h.st
@@ -193,14 +254,17 @@ func (h *healer) state() healerState {
 	return st
 }
 
-func (h *healer) update(f func(*healerState)) {
+func (h *Healer) update(f func(*State)) {
 	h.mu.Lock()
 	f(&h.st)
 	h.mu.Unlock()
 }
 
+// Run drives the healer until ctx is done.
+func (h *Healer) Run(ctx context.Context) { h.run(ctx, time.Now, time.After) }
+
 // run drives step until ctx is done. after is time.After in production.
-func (h *healer) run(ctx context.Context, now func() time.Time, after func(time.Duration) <-chan time.Time) {
+func (h *Healer) run(ctx context.Context, now func() time.Time, after func(time.Duration) <-chan time.Time) {
 	for {
 		start := now()
 		d := h.step(ctx, start)
@@ -221,9 +285,9 @@ func (h *healer) run(ctx context.Context, now func() time.Time, after func(time.
 // step does one round of work at time now and returns the delay until the
 // next: at boot it resolves the name, then it probes, and decides whether
 // to re-resolve.
-func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
+func (h *Healer) step(ctx context.Context, now time.Time) time.Duration {
 	cs := h.checkClock()
-	st := h.state()
+	st := h.State()
 	if !st.Endpoint.IsValid() {
 		return h.boot(ctx, now)
 	}
@@ -231,8 +295,10 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 	if !ok {
 		return 0
 	}
-	if answered && h.onAnswer != nil {
-		h.onAnswer()
+	if answered {
+		h.notify(ProbeAnswered)
+	} else {
+		h.notify(ProbeMissed)
 	}
 	if h.trial != nil {
 		return h.trialStep(now, answered, misses)
@@ -254,9 +320,9 @@ func (h *healer) step(ctx context.Context, now time.Time) time.Duration {
 // boot sets the first endpoint: the first entry of the list whose literal
 // address or name gives one; no endpoint until one resolves (retried with
 // back-off).
-func (h *healer) boot(ctx context.Context, now time.Time) time.Duration {
+func (h *Healer) boot(ctx context.Context, now time.Time) time.Duration {
 	var err error
-	for i, e := range h.cfg.Endpoints {
+	for i, e := range h.eps {
 		if e.IsLiteral() {
 			h.enterEntry(now, i, nil, e.Addr, "configured", "first entry")
 			h.sampleRx(now) // the baseline for the first probe step
@@ -284,7 +350,7 @@ func (h *healer) boot(ctx context.Context, now time.Time) time.Duration {
 // probeOnce sends one probe and counts it: answered, silent while the peer
 // sends (no miss), or missed. It returns the consecutive misses; ok is false
 // when ctx ended meanwhile. answered is true when the probe itself was.
-func (h *healer) probeOnce(ctx context.Context, now time.Time, st healerState) (answered bool, misses int, ok bool) {
+func (h *Healer) probeOnce(ctx context.Context, now time.Time, st State) (answered bool, misses int, ok bool) {
 	pctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	perr := h.probe.Probe(pctx)
 	cancel()
@@ -305,7 +371,7 @@ func (h *healer) probeOnce(ctx context.Context, now time.Time, st healerState) (
 	// During a trial of the first entry the working path may still bring
 	// bytes in: only an answer to the probe counts.
 	rxMoved = rxMoved && h.trial == nil
-	h.update(func(s *healerState) {
+	h.update(func(s *State) {
 		s.Probes++
 		if perr != nil && rxMoved {
 			s.ProbeMisses = 0
@@ -337,7 +403,7 @@ func (h *healer) probeOnce(ctx context.Context, now time.Time, st healerState) (
 
 // trigger says why the endpoint should be re-resolved now, or "": too many
 // misses, or a stale handshake outside the grace after a change.
-func (h *healer) trigger(now time.Time, misses int) string {
+func (h *Healer) trigger(now time.Time, misses int) string {
 	if misses >= h.cfg.MaxMisses {
 		return fmt.Sprintf("%d probes missed", misses)
 	}
@@ -353,7 +419,7 @@ func (h *healer) trigger(now time.Time, misses int) string {
 
 // sampleRx reads the bytes received from the peer, notes when they moved,
 // and reports whether they did since the previous sample.
-func (h *healer) sampleRx(now time.Time) bool {
+func (h *Healer) sampleRx(now time.Time) bool {
 	rx, err := h.peer.RxBytes()
 	if err != nil {
 		return false
@@ -368,19 +434,19 @@ func (h *healer) sampleRx(now time.Time) bool {
 
 // setEndpoint points the peer at addr on the entry's port; records are the
 // resolution it came from (nil for a literal address).
-func (h *healer) setEndpoint(now time.Time, records []netip.Addr, addr netip.Addr, why string) {
+func (h *Healer) setEndpoint(now time.Time, records []netip.Addr, addr netip.Addr, why string) {
 	ap := netip.AddrPortFrom(addr, h.cur().Port)
 	if err := h.peer.SetEndpoint(ap); err != nil {
 		h.log.Error("setting the peer endpoint failed", "endpoint", ap, "err", err)
-		h.update(func(s *healerState) { s.LastError = "set endpoint: " + err.Error() })
+		h.update(func(s *State) { s.LastError = "set endpoint: " + err.Error() })
 		return
 	}
 	h.lastSwitch = now
 	if !slices.Contains(h.tried, addr) {
 		h.tried = append(h.tried, addr)
 	}
-	prev := h.state().Endpoint
-	h.update(func(s *healerState) {
+	prev := h.State().Endpoint
+	h.update(func(s *State) {
 		if s.Endpoint.IsValid() && s.Endpoint != ap {
 			s.EndpointChanges++
 		}
@@ -389,6 +455,7 @@ func (h *healer) setEndpoint(now time.Time, records []netip.Addr, addr netip.Add
 		s.EndpointRecords = records // nil for a literal address
 	})
 	if prev != ap {
-		h.log.Info("peer endpoint set", "endpoint", ap, "name", h.state().EndpointName, "how", why, "records", len(records))
+		h.log.Info("peer endpoint set", "endpoint", ap, "name", h.State().EndpointName, "how", why, "records", len(records))
 	}
+	h.notify(EndpointSet)
 }

@@ -1,13 +1,13 @@
-package gateway
+package health
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
-
-	"github.com/fobgw/fobgw/config"
 )
 
 // LANPathMisses is how many LAN-path probes in a row must go unanswered
@@ -26,17 +26,16 @@ type LANPathStatus struct {
 	Reason string    `json:"reason,omitempty"` // why not OK, and the fix
 }
 
-// lanPath checks the LAN's own way home: the tunnel probe (the healer's)
+// LANPath checks the LAN's own way home: the tunnel probe (the healer's)
 // is sent from the tunnel address, which a home peer allowing only that
 // address passes while it drops every packet of the LAN. This probe is
 // sent from the LAN address right after each answered tunnel probe (the
-// healer pokes it), so an unanswered one means that the home peer drops
-// the LAN, not that the tunnel is down.
-type lanPath struct {
-	probe    tunnelProber
-	tunnelOK func(now time.Time) bool // the tunnel probe was answered lately
-	lan      string                   // the LAN's prefixes, for the message
-	masq     bool                     // Masquerade is on
+// healer's ProbeAnswered event), so an unanswered one means that the home
+// peer drops the LAN, not that the tunnel is down.
+type LANPath struct {
+	probe    Prober
+	lan      string // the LAN's prefixes, for the message
+	masq     bool   // Masquerade is on
 	interval time.Duration
 	timeout  time.Duration
 	log      *slog.Logger
@@ -45,28 +44,79 @@ type lanPath struct {
 	misses int  // in a row
 	warned bool // the warning was logged and the path has not recovered
 
-	mu sync.Mutex
-	st LANPathStatus // protected by mu
+	mu       sync.Mutex
+	st       LANPathStatus // protected by mu
+	tunnelOK time.Time     // when the tunnel probe was last answered; protected by mu
 }
 
-func (l *lanPath) state() LANPathStatus {
+// LANPathConfig is what a LANPath needs.
+type LANPathConfig struct {
+	Interface  string         // the tunnel
+	Probe      netip.AddrPort // the probe's target, as the healer's
+	Source     netip.Addr     // the LAN address the probe is sent from (DNSListen's)
+	LAN        []netip.Prefix // for the message: what the home peer must allow
+	Masquerade bool
+	Log        *slog.Logger
+}
+
+// NewLANPath returns the LAN-path check, or nil when the LAN address and
+// the probe's are of different families (no path to compare). Give its
+// Observe to the healer as a subscriber, and run it with Run.
+func NewLANPath(c LANPathConfig) *LANPath {
+	if c.Source.Is4() != c.Probe.Addr().Is4() {
+		return nil
+	}
+	lan := make([]string, len(c.LAN))
+	for i, p := range c.LAN {
+		lan[i] = p.String()
+	}
+	return newLANPath(NewDNSProber(c.Interface, c.Probe, c.Source), c.Source, strings.Join(lan, ", "), c.Masquerade, c.Log)
+}
+
+func newLANPath(pr Prober, src netip.Addr, lan string, masq bool, log *slog.Logger) *LANPath {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l := &LANPath{probe: pr, lan: lan, masq: masq, interval: ProbeInterval, timeout: ProbeTimeout, log: log,
+		kick: make(chan struct{}, 1)}
+	l.st.Source = src.String()
+	return l
+}
+
+// State is the LAN path's part of the gateway's status.
+func (l *LANPath) State() LANPathStatus {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.st
 }
 
-// poke asks for a probe: the tunnel probe was just answered. It never
-// blocks (the healer calls it).
-func (l *lanPath) poke() {
+// Observe is the healer's subscriber: after each answered tunnel probe it
+// asks for a LAN-path probe. It never blocks.
+func (l *LANPath) Observe(e Event) {
+	if e == ProbeAnswered {
+		l.poke(time.Now())
+	}
+}
+
+// poke notes a tunnel probe answered at now and asks for a probe. It never
+// blocks.
+func (l *LANPath) poke(now time.Time) {
+	l.mu.Lock()
+	l.tunnelOK = now
+	l.mu.Unlock()
 	select {
 	case l.kick <- struct{}{}:
 	default:
 	}
 }
 
+// Run probes after each answered tunnel probe and looks at the tunnel
+// every interval until ctx is done.
+func (l *LANPath) Run(ctx context.Context) { l.run(ctx, time.Now) }
+
 // run probes after each poke and looks at the tunnel every interval until
 // ctx is done.
-func (l *lanPath) run(ctx context.Context, now func() time.Time) {
+func (l *LANPath) run(ctx context.Context, now func() time.Time) {
 	t := time.NewTicker(l.interval)
 	defer t.Stop()
 	for {
@@ -83,8 +133,8 @@ func (l *lanPath) run(ctx context.Context, now func() time.Time) {
 
 // idle notes a tunnel that has not answered lately: there is nothing to
 // compare the LAN path with, and status says why.
-func (l *lanPath) idle(now time.Time) {
-	if l.tunnelOK(now) {
+func (l *LANPath) idle(now time.Time) {
+	if l.tunnelAnswered(now) {
 		return
 	}
 	l.mu.Lock()
@@ -96,7 +146,7 @@ func (l *lanPath) idle(now time.Time) {
 
 // step sends one probe, just after the tunnel probe was answered, and
 // judges it.
-func (l *lanPath) step(ctx context.Context, now time.Time) {
+func (l *LANPath) step(ctx context.Context, now time.Time) {
 	pctx, cancel := context.WithTimeout(ctx, l.timeout)
 	err := l.probe.Probe(pctx)
 	cancel()
@@ -140,30 +190,9 @@ func (l *lanPath) step(ctx context.Context, now time.Time) {
 
 // tunnelAnswered reports whether the healer's probe was answered within
 // two intervals and a timeout of now.
-func tunnelAnswered(h *healer) func(time.Time) bool {
-	return func(now time.Time) bool {
-		last := h.state().LastProbeOK
-		return !last.IsZero() && now.Sub(last) <= 2*h.cfg.Interval+h.cfg.Timeout
-	}
-}
-
-// newLANPath returns the LAN-path check for cfg, or nil when the LAN
-// address and the probe's are of different families (no path to compare).
-func newLANPath(cfg *config.Config, h *healer, log *slog.Logger) *lanPath {
-	src := cfg.DNSListen.Addr()
-	if src.Is4() != cfg.Probe.Addr().Is4() {
-		return nil
-	}
-	l := &lanPath{
-		probe:    &dnsProber{iface: cfg.Name, addr: cfg.Probe, src: src},
-		tunnelOK: tunnelAnswered(h),
-		lan:      join(cfg.LAN, ", "),
-		masq:     cfg.Masquerade,
-		interval: ProbeInterval,
-		timeout:  ProbeTimeout,
-		log:      log,
-		kick:     make(chan struct{}, 1),
-	}
-	l.st.Source = src.String()
-	return l
+func (l *LANPath) tunnelAnswered(now time.Time) bool {
+	l.mu.Lock()
+	last := l.tunnelOK
+	l.mu.Unlock()
+	return !last.IsZero() && now.Sub(last) <= 2*l.interval+l.timeout
 }

@@ -1,4 +1,4 @@
-package gateway
+package health
 
 import (
 	"context"
@@ -17,6 +17,13 @@ import (
 // servers, lookup gives them at each resolution (the nameservers of
 // /etc/resolv.conf, which the WAN's DHCP may fill only after boot); its error
 // is a failed resolution, retried with the healer's back-off.
+// NewDNSResolver returns the resolver that asks servers, or, when there are
+// none, the servers lookup returns at each resolution; timeout bounds one
+// question.
+func NewDNSResolver(servers []netip.AddrPort, lookup func() ([]netip.AddrPort, error), timeout time.Duration) Resolver {
+	return &dnsResolver{servers: servers, lookup: lookup, timeout: timeout}
+}
+
 type dnsResolver struct {
 	servers []netip.AddrPort
 	lookup  func() ([]netip.AddrPort, error) // used when servers is empty

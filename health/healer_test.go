@@ -1,4 +1,4 @@
-package gateway
+package health
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -85,7 +83,7 @@ var (
 )
 
 type healerWorld struct {
-	h    *healer
+	h    *Healer
 	res  *fakeResolver
 	pr   *fakeProber
 	peer *fakePeer
@@ -94,13 +92,20 @@ type healerWorld struct {
 
 func newHealerWorld(tb testing.TB, endpoint string, addrs ...netip.Addr) *healerWorld {
 	tb.Helper()
+	return newHealerWorldWith(tb, Config{Log: discardLogger()}, endpoint, addrs...)
+}
+
+// newHealerWorldWith is newHealerWorld with c's clock, log and subscribers;
+// the world gives the endpoint, the resolver, the prober and the peer.
+func newHealerWorldWith(tb testing.TB, c Config, endpoint string, addrs ...netip.Addr) *healerWorld {
+	tb.Helper()
 	es, err := config.ParseEndpoints(endpoint)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := es[0]
 	w := &healerWorld{res: &fakeResolver{addrs: addrs}, pr: &fakeProber{}, peer: &fakePeer{}, now: t0}
-	w.h = newHealer(defaultHealerConfig(e), w.res, w.pr, w.peer, discardLogger())
+	c.Endpoints, c.Resolver, c.Prober, c.Peer = es, w.res, w.pr, w.peer
+	w.h = newHealer(defaultParams(), c)
 	return w
 }
 
@@ -137,7 +142,7 @@ func TestHealerBootBackoff(t *testing.T) {
 	if w.peer.last() != ap(addrA) {
 		t.Errorf("endpoint %v, want %v", w.peer.last(), ap(addrA))
 	}
-	st := w.h.state()
+	st := w.h.State()
 	if st.ResolveFailures != 8 || st.EndpointName != "home.example.net" || !slices.Equal(st.EndpointRecords, []netip.Addr{addrA, addrB}) {
 		t.Errorf("state %+v", st)
 	}
@@ -163,14 +168,14 @@ func TestHealerMissesRotateRecords(t *testing.T) {
 	if want := []netip.Addr{addrB, addrC, addrA}; !slices.Equal(seq, want) {
 		t.Errorf("rotation %v, want %v", seq, want)
 	}
-	st := w.h.state()
+	st := w.h.State()
 	if st.EndpointChanges != 3 || st.ProbeMissesTotal != 9 || st.Reresolutions != 3 {
 		t.Errorf("state %+v", st)
 	}
 	// An answered probe resets the misses.
 	w.pr.err = nil
 	w.step()
-	if st := w.h.state(); st.ProbeMisses != 0 || st.LastProbeOK.IsZero() {
+	if st := w.h.State(); st.ProbeMisses != 0 || st.LastProbeOK.IsZero() {
 		t.Errorf("after an answer: %+v", st)
 	}
 }
@@ -289,7 +294,7 @@ func TestHealerLiteral(t *testing.T) {
 	if w.res.calls != 0 {
 		t.Errorf("a literal endpoint was resolved %d times", w.res.calls)
 	}
-	if st := w.h.state(); st.EndpointName != "" || st.ProbeMissesTotal != 6 {
+	if st := w.h.State(); st.EndpointName != "" || st.ProbeMissesTotal != 6 {
 		t.Errorf("state %+v", st)
 	}
 }
@@ -333,28 +338,6 @@ func TestPickNext(t *testing.T) {
 	}
 }
 
-// testLogger logs to t.Log until the test ends (goroutines may outlive it).
-func testLogger(tb testing.TB) *slog.Logger {
-	w := &tbWriter{tb: tb}
-	tb.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tbWriter struct {
-	tb   testing.TB
-	mu   sync.Mutex
-	done bool // protected by mu
-}
-
-func (w *tbWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.tb.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func TestHealerSilentProbeButPeerSends(t *testing.T) {
 	w := newHealerWorld(t, "home.example.net:13231", addrA, addrB)
 	w.step()
@@ -366,7 +349,7 @@ func TestHealerSilentProbeButPeerSends(t *testing.T) {
 	if len(w.peer.set) != 1 || w.res.calls != 1 {
 		t.Errorf("endpoint moved (%v) or re-resolved (%d) while the peer was sending", w.peer.set, w.res.calls)
 	}
-	if st := w.h.state(); st.ProbeMisses != 0 || st.ProbesSilent != 6 {
+	if st := w.h.State(); st.ProbeMisses != 0 || st.ProbesSilent != 6 {
 		t.Errorf("state %+v, want 0 misses and 6 silent probes (the baseline is taken when the endpoint is set)", st)
 	}
 	// The peer goes quiet too: once nothing came for RxAlive (10 s + one
@@ -404,7 +387,7 @@ func TestHealerSilentProbeKeepaliveClock(t *testing.T) {
 	if len(w.peer.set) != 1 || w.res.calls != 1 {
 		t.Errorf("a tunnel with keepalives every 10 s was taken for dead: endpoints %v, resolutions %d", w.peer.set, w.res.calls)
 	}
-	if st := w.h.state(); st.ProbeMissesTotal != 0 || st.ProbesSilent == 0 {
+	if st := w.h.State(); st.ProbeMissesTotal != 0 || st.ProbesSilent == 0 {
 		t.Errorf("state %+v, want no misses and silent probes counted", st)
 	}
 }
@@ -487,3 +470,42 @@ func TestHealerUnchangedRecordBackoff(t *testing.T) {
 		t.Errorf("back-off not reset by the change: unchanged %d, next %v", w.h.unchanged, w.h.nextUnchanged)
 	}
 }
+
+// TestHealerRunCadence: run keeps the interval from the start of each
+// step, so a probe's timeout does not stretch it.
+func TestHealerRunCadence(t *testing.T) {
+	w := newHealerWorld(t, "198.51.100.2:13231")
+	w.pr.err = context.DeadlineExceeded
+	now := t0
+	var waits []time.Duration
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	probeTakes := ProbeTimeout
+	w.h.probe = probeFunc(func(ctx context.Context) error { now = now.Add(probeTakes); return context.DeadlineExceeded })
+	after := func(d time.Duration) <-chan time.Time {
+		waits = append(waits, d)
+		if len(waits) == 4 {
+			cancel()
+			return nil // never fires: run must return on ctx
+		}
+		now = now.Add(d)
+		c := make(chan time.Time, 1)
+		c <- now
+		return c
+	}
+	w.h.run(ctx, func() time.Time { return now }, after)
+	want := []time.Duration{ProbeInterval, ProbeInterval - probeTakes, ProbeInterval - probeTakes, ProbeInterval - probeTakes}
+	if len(waits) != len(want) {
+		t.Fatalf("waits %v", waits)
+	}
+	for i := range want {
+		if waits[i] != want[i] {
+			t.Errorf("waits %v, want %v", waits, want)
+			break
+		}
+	}
+}
+
+type probeFunc func(ctx context.Context) error
+
+func (f probeFunc) Probe(ctx context.Context) error { return f(ctx) }
