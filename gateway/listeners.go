@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"github.com/fobgw/fobgw/health"
 	"github.com/fobgw/fobgw/statuspage"
 	"github.com/fobgw/fobgw/wgexport"
 )
@@ -44,8 +43,7 @@ func (g *gateway) pageSnapshot() statuspage.Snapshot {
 		TunnelUp: s.TunnelUp, LastHandshake: s.LastHandshake,
 		Endpoint: s.Endpoint, EndpointName: s.EndpointName,
 		RxBytes: s.RxBytes, TxBytes: s.TxBytes,
-		ProbeMisses: s.ProbeMisses, LastProbeOK: s.LastProbeOK,
-		LANPathBroken: lanPathBroken(s.LANPath),
+		AtHome: s.AtHome, AwayReason: s.AwayReason,
 		DNS: statuspage.DNS{
 			Answers:   s.DNS.OK + s.DNS.NXDomain,
 			CacheHits: s.DNS.CacheHits,
@@ -55,13 +53,4 @@ func (g *gateway) pageSnapshot() statuspage.Snapshot {
 		RouteRepairs:    s.RouteRepairs,
 		EndpointChanges: s.EndpointChanges,
 	}
-}
-
-// lanPathBroken is the LAN path's reason when its last probe went
-// unanswered, "" when it was answered or none was sent.
-func lanPathBroken(l *health.LANPathStatus) string {
-	if l == nil || l.Probes == 0 || l.OK {
-		return ""
-	}
-	return l.Reason
 }

@@ -15,10 +15,14 @@ const DefaultRunDir = "/run/fobgw"
 
 // Status is the document the control socket answers with (`fobgw status -json`).
 type Status struct {
-	Name       string    `json:"name"`
-	Time       time.Time `json:"time"`
-	TunnelUp   bool      `json:"tunnel_up"` // a handshake less than 180 s old (REJECT_AFTER_TIME)
-	ListenPort int       `json:"listen_port"`
+	Name     string    `json:"name"`
+	Time     time.Time `json:"time"`
+	TunnelUp bool      `json:"tunnel_up"` // a handshake less than 180 s old (REJECT_AFTER_TIME)
+	// AtHome: the LAN reaches home through the tunnel (homeVerdict); when
+	// not, AwayReason says why ("" when at home).
+	AtHome     bool   `json:"at_home"`
+	AwayReason string `json:"away_reason"`
+	ListenPort int    `json:"listen_port"`
 
 	LastHandshake       time.Time `json:"last_handshake,omitzero"`
 	HandshakeAgeSeconds float64   `json:"handshake_age_seconds"` // -1: never
@@ -74,7 +78,12 @@ func (s *Status) WriteText(w io.Writer) error {
 	if s.Clamp.Enabled {
 		clamp = fmt.Sprintf("%d out, %d in, %d malformed", s.Clamp.ClampedOut, s.Clamp.ClampedIn, s.Clamp.Malformed)
 	}
+	home := "yes"
+	if !s.AtHome {
+		home = "no: " + s.AwayReason
+	}
 	_, err := fmt.Fprintf(w, `interface:        %s (listening on UDP %d)
+at home:          %s
 tunnel:           %s
 last handshake:   %s
 endpoint:         %s
@@ -83,7 +92,7 @@ mss clamp:        %s
 dns:              %d queries: %d ok, %d nxdomain, %d servfail, %d dropped; cache %d hits, %d misses; upstream %d timeouts, %d errors
 route repairs:    %d
 probes:           %d sent, %d missed now, %d missed in all; endpoint changed %d times, re-resolved %d times (%d failures)
-`, s.Name, s.ListenPort, up, hs, ep, s.RxBytes, s.TxBytes, clamp,
+`, s.Name, s.ListenPort, home, up, hs, ep, s.RxBytes, s.TxBytes, clamp,
 		s.DNS.Queries, s.DNS.OK, s.DNS.NXDomain, s.DNS.ServFail, s.DNS.Dropped, s.DNS.CacheHits, s.DNS.CacheMisses,
 		s.DNS.UpstreamTimeouts, s.DNS.UpstreamErrors,
 		s.RouteRepairs, s.Probes, s.ProbeMisses, s.ProbeMissesTotal, s.EndpointChanges, s.Reresolutions, s.ResolveFailures)
@@ -174,6 +183,7 @@ func (g *gateway) status() *Status {
 	g.mu.Lock()
 	s.RouteCheckError = g.repairErr
 	g.mu.Unlock()
+	s.AtHome, s.AwayReason = homeVerdict(s)
 	return s
 }
 

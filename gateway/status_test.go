@@ -51,11 +51,12 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 			t.Errorf("JSON lacks %s: %s", key, data)
 		}
 	}
+	in.AtHome, in.AwayReason = false, "The gateway reaches home, but the LAN does not: x."
 	var b bytes.Buffer
 	if err := in.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"tunnel:           up", "198.51.100.2:13231 from home.example.net", "3 out, 4 in", "route repairs:    16",
+	for _, w := range []string{"at home:          no: The gateway reaches home, but the LAN does not: x.", "tunnel:           up", "198.51.100.2:13231 from home.example.net", "3 out, 4 in", "route repairs:    16",
 		"endpoint entry:   home.example.net:13231 (first entry); 22 switches", "lan path:         BROKEN: the home peer must allow 192.168.86.0/24",
 		"masquerade:       on", "clock:            clock not synchronised"} {
 		if !strings.Contains(b.String(), w) {
@@ -64,21 +65,57 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 	}
 }
 
-// TestLANPathBrokenOnPage: the status page is told the LAN path is broken
-// when its last probe went unanswered, and only then.
-func TestLANPathBrokenOnPage(t *testing.T) {
+// TestHomeVerdict: the one "at home" rule, and the reason given when not:
+// a handshake, the tunnel up, a probe answered and none missing now, and
+// the LAN path not broken (not probed yet is not broken).
+func TestHomeVerdict(t *testing.T) {
+	now := time.Date(2026, 11, 28, 16, 15, 30, 0, time.UTC)
+	home := func() *Status {
+		return &Status{Time: now, TunnelUp: true, LastHandshake: now.Add(-12 * time.Second),
+			HealerStatus: health.HealerStatus{LastProbeOK: now.Add(-time.Second)},
+			LANPath:      &health.LANPathStatus{OK: true, Probes: 3}}
+	}
 	for _, tc := range []struct {
-		name string
-		l    *health.LANPathStatus
-		want string
+		name   string
+		change func(*Status)
+		why    string // "" when at home
 	}{
-		{"not run", nil, ""},
-		{"not probed yet", &health.LANPathStatus{}, ""},
-		{"answered", &health.LANPathStatus{OK: true, Probes: 3}, ""},
-		{"unanswered", &health.LANPathStatus{Probes: 3, Reason: "allow 192.168.86.0/24"}, "allow 192.168.86.0/24"},
+		{"at home", func(s *Status) {}, ""},
+		{"LAN path not run", func(s *Status) { s.LANPath = nil }, ""},
+		{"LAN path not probed yet", func(s *Status) { s.LANPath = &health.LANPathStatus{} }, ""},
+		{"never shook hands", func(s *Status) {
+			s.TunnelUp, s.LastHandshake, s.LastProbeOK, s.ProbeMisses = false, time.Time{}, time.Time{}, 4
+		}, "No handshake with the home router yet."},
+		{"tunnel down", func(s *Status) { s.TunnelUp, s.LastHandshake = false, now.Add(-200*time.Second) },
+			"The tunnel is down: the last handshake was 3m20s ago."},
+		{"no probe answered yet", func(s *Status) { s.LastProbeOK = time.Time{} },
+			"The tunnel is up; no probe through it has been answered yet."},
+		{"probes unanswered", func(s *Status) { s.ProbeMisses = 3 },
+			"The tunnel is up, but the probes through it go unanswered (3 in a row)."},
+		{"LAN path broken", func(s *Status) { s.LANPath = &health.LANPathStatus{Probes: 3, Reason: "allow 192.168.86.0/24"} },
+			"The gateway reaches home, but the LAN does not: allow 192.168.86.0/24."},
 	} {
-		if got := lanPathBroken(tc.l); got != tc.want {
-			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		s := home()
+		tc.change(s)
+		atHome, why := homeVerdict(s)
+		if atHome != (tc.why == "") || why != tc.why {
+			t.Errorf("%s: at home %v, %q; want %q", tc.name, atHome, why, tc.why)
+		}
+	}
+}
+
+// TestStatusJSONVerdict: `fobgw status -json` carries the verdict under the
+// names the lab's tests read: at_home and away_reason.
+func TestStatusJSONVerdict(t *testing.T) {
+	for _, s := range []*Status{{AtHome: true}, {AwayReason: "No handshake with the home router yet."}} {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		if m["at_home"] != s.AtHome || m["away_reason"] != s.AwayReason {
+			t.Errorf("JSON %s: at_home %v, away_reason %v; want %v, %q", b, m["at_home"], m["away_reason"], s.AtHome, s.AwayReason)
 		}
 	}
 }

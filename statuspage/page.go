@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -98,7 +97,7 @@ func (p *Page) view() view {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	v := view{S: s, Refresh: int(p.refresh / time.Second), AtHome: s.AtHome(), Holding: s.Holding(),
+	v := view{S: s, Refresh: int(p.refresh / time.Second), AtHome: s.AtHome, Holding: s.Holding(),
 		Updated: now.Format("15:04:05")}
 	v.Headline = "Not at home"
 	if v.AtHome {
@@ -107,18 +106,8 @@ func (p *Page) view() view {
 	if home, since, ok := p.sampler.State(); ok && home == v.AtHome {
 		v.Since = "since " + clock(since, now) + " (" + humanDuration(now.Sub(since)) + ")"
 	}
-	switch {
-	case v.AtHome:
-	case s.LastHandshake.IsZero():
-		v.Why = "No handshake with the home router yet."
-	case !s.TunnelUp:
-		v.Why = "The tunnel is down: the last handshake was " + humanDuration(now.Sub(s.LastHandshake)) + " ago."
-	case s.LastProbeOK.IsZero():
-		v.Why = "The tunnel is up; no probe through it has been answered yet."
-	case s.ProbeMisses > 0:
-		v.Why = "The tunnel is up, but the probes through it go unanswered (" + strconv.Itoa(s.ProbeMisses) + " in a row)."
-	default:
-		v.Why = "The gateway reaches home, but the LAN does not: " + s.LANPathBroken + "."
+	if !v.AtHome {
+		v.Why = s.AwayReason
 	}
 	v.Handshake = "never"
 	if !s.LastHandshake.IsZero() {

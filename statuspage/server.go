@@ -81,7 +81,7 @@ func Serve(ln net.Listener, snapshot func() Snapshot, opt Options) *Server {
 			if sn.Time.IsZero() {
 				sn.Time = time.Now()
 			}
-			return sn.Time, sn.RxBytes, sn.TxBytes, sn.AtHome()
+			return sn.Time, sn.RxBytes, sn.TxBytes, sn.AtHome
 		})
 	}()
 	go func() {

@@ -15,12 +15,12 @@ type Snapshot struct {
 	EndpointName  string    `json:"endpoint_name"`           // the DDNS name it came from, "" for a literal
 	RxBytes       uint64    `json:"rx_bytes"`                // received through the tunnel
 	TxBytes       uint64    `json:"tx_bytes"`                // sent through the tunnel
-	ProbeMisses   int       `json:"probe_misses"`            // consecutive probes through the tunnel without an answer
-	LastProbeOK   time.Time `json:"last_probe_ok,omitzero"`  // the last answered probe; zero: none yet
-	// LANPathBroken says why the LAN's own packets do not get home although
-	// the gateway's do (the home peer allows only the tunnel address, say);
-	// "" when they do or nobody has checked.
-	LANPathBroken string `json:"lan_path_broken,omitempty"`
+	// AtHome is the gateway's verdict (its Status, `fobgw status -json`):
+	// the LAN reaches home through the tunnel. The page does not judge it
+	// again; it shows it, and AwayReason, a sentence saying why not ("" when
+	// at home).
+	AtHome     bool   `json:"at_home"`
+	AwayReason string `json:"away_reason"`
 
 	DNS DNS `json:"dns"`
 
@@ -36,13 +36,7 @@ type DNS struct {
 	Failures  uint64 `json:"failures"`   // answered SERVFAIL, or not answered at all
 }
 
-// AtHome reports whether the LAN is at home: the tunnel is up, the probes
-// through it are answered, and nothing says the LAN's own packets are not.
-func (s *Snapshot) AtHome() bool {
-	return s.TunnelUp && s.ProbeMisses == 0 && !s.LastProbeOK.IsZero() && s.LANPathBroken == ""
-}
-
 // Holding reports whether the kill switch is holding the LAN back: it is
 // on and the LAN is not at home, so the LAN's traffic waits for the tunnel
 // instead of leaving through the local ISP.
-func (s *Snapshot) Holding() bool { return s.KillSwitch && !s.AtHome() }
+func (s *Snapshot) Holding() bool { return s.KillSwitch && !s.AtHome }
