@@ -5,8 +5,8 @@
 // The page is HTML rendered on the server, with its CSS inline and no
 // script (Content-Security-Policy forbids any); it reloads itself every
 // RefreshInterval with a meta refresh and fits a phone's screen. It shows:
-// at home or not (the tunnel is up and the probes through it are answered)
-// and since when; the tunnel (handshake age, the home router's address and
+// at home or not, as the gateway judged it (its Status: at_home and
+// away_reason, the reason shown when away), and since when; the tunnel (handshake age, the home router's address and
 // DDNS name, bytes in and out); the DNS forwarder's answers, cache hits and
 // failures; the kill switch (on, off, holding the LAN back); repairs; and
 // the throughput in and out over the last 15 minutes as an SVG chart drawn
