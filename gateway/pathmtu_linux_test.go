@@ -42,6 +42,9 @@ func TestWatchUnderlayKernel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go watchUnderlay(ctx, "fobgw0", func() { triggers <- struct{}{} }, slog.New(slog.DiscardHandler))
+	// Deliberate waits here: watchUnderlay says nothing when it has
+	// subscribed, and a change that must not trigger can only be waited out
+	// (the kernel's news arrives on sockets of its own, in real time).
 	time.Sleep(300 * time.Millisecond) // subscribed, the existing links listed
 	drain := func() {
 		for {

@@ -33,6 +33,9 @@ type Options struct {
 	// the bridge may come up after fobgw. 0 means DefaultLANWait; negative,
 	// no wait.
 	LANWait time.Duration
+	// RepairInterval is how often drift in the routing state and the
+	// masquerade table is repaired; 0 means RepairInterval.
+	RepairInterval time.Duration
 }
 
 // DefaultLANWait is how long Run waits for the LAN interface by default.
@@ -321,7 +324,11 @@ func (g *gateway) serve(ctx context.Context, opt Options) error {
 		defer t.Stop()
 		wdC = t.C
 	}
-	repair := time.NewTicker(RepairInterval)
+	every := opt.RepairInterval
+	if every <= 0 {
+		every = RepairInterval
+	}
+	repair := time.NewTicker(every)
 	defer repair.Stop()
 	for {
 		select {

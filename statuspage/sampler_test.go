@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -102,30 +103,32 @@ func TestSampleAllocatesNothing(t *testing.T) {
 	}
 }
 
+// TestSamplerRun: Run reads the counters every interval. Fake time
+// (synctest): five intervals pass without waiting.
 func TestSamplerRun(t *testing.T) {
-	s := NewSampler(10 * time.Millisecond)
-	var reads atomic.Int64
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.Run(ctx, func() (time.Time, uint64, uint64, bool) {
-			n := reads.Add(1)
-			return time.Now(), uint64(n) * 100, uint64(n) * 10, true
-		})
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for reads.Load() < 5 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	<-done
-	if n := reads.Load(); n < 5 {
-		t.Fatalf("Run read the counters %d times in 5 s, every 10 ms", n)
-	}
-	if rates := s.Rates(nil, time.Now()); len(rates) < 3 {
-		t.Errorf("%d rates after Run, want several", len(rates))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		s := NewSampler(5 * time.Second)
+		var reads atomic.Int64
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.Run(ctx, func() (time.Time, uint64, uint64, bool) {
+				n := reads.Add(1)
+				return time.Now(), uint64(n) * 100, uint64(n) * 10, true
+			})
+		}()
+		time.Sleep(25*time.Second + time.Millisecond) // fake time: five intervals
+		synctest.Wait()
+		cancel()
+		<-done
+		if n := reads.Load(); n < 5 || n > 6 {
+			t.Fatalf("Run read the counters %d times in five intervals", n)
+		}
+		if rates := s.Rates(nil, time.Now()); len(rates) < 3 {
+			t.Errorf("%d rates after Run, want several", len(rates))
+		}
+	})
 }
 
 func BenchmarkSample(b *testing.B) {
