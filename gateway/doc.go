@@ -1,9 +1,12 @@
-// Package gateway is the FOB gateway: it reads the configuration file and
-// the private key, runs wireguard-go on a kernel TUN wrapped by mssclamp,
-// keeps the peer's endpoint reachable, and wires in policyroute (the LAN's
-// routing table and kill switch) and dnsfwd (the LAN's DNS). It serves the
-// WireGuard UAPI socket (`wg show`), a status socket (`fobgw status`) and
-// Prometheus metrics, and talks to systemd (READY, WATCHDOG).
+// Package gateway is the FOB gateway's wiring: given a config.Config, it
+// runs wireguard-go on a kernel TUN wrapped by mssclamp and pmtud, and wires
+// in health (the endpoint healer and the LAN-path probe, which it gives their
+// dependencies and subscribers when it builds them), policyroute (the LAN's
+// routing table and kill switch), masq and dnsfwd (the LAN's DNS). It decides
+// when the path MTU is measured again (remeasure.go), assembles the Status
+// with the at-home verdict, serves the WireGuard UAPI socket (`wg show`), a
+// status socket (`fobgw status`), Prometheus metrics and the status page, and
+// talks to systemd (READY, WATCHDOG).
 //
 // # Start and stop order
 //
