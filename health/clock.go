@@ -16,7 +16,7 @@ func (h *Healer) checkClock() clock.State {
 		return clock.State{Synced: true}
 	}
 	s := clock.Check(h.clk, h.build)
-	h.update(func(st *State) { c := s; st.Clock = &c })
+	h.update(func(st *healerState) { c := s; st.Clock = &c })
 	switch {
 	case !s.OK() && !h.clockWarned:
 		h.clockWarned = true
@@ -32,7 +32,7 @@ func (h *Healer) checkClock() clock.State {
 // excuseMisses takes back the consecutive misses while the clock is before
 // the build: they are the clock's fault, not the endpoint's.
 func (h *Healer) excuseMisses() {
-	h.update(func(s *State) {
+	h.update(func(s *healerState) {
 		if s.ProbeMisses > 0 {
 			s.ProbeMisses = 0
 			s.LastError += " (the clock is before this build: not counted against the endpoint)"

@@ -43,7 +43,7 @@ func TestHealerClockBeforeBuild(t *testing.T) {
 	for range 20 {
 		w.step()
 	}
-	st := w.h.State()
+	st := w.h.state()
 	if len(w.peer.set) != 1 || w.res.calls != 1 {
 		t.Errorf("the endpoint was blamed for the clock: endpoints %v, resolutions %d", w.peer.set, w.res.calls)
 	}
@@ -63,7 +63,7 @@ func TestHealerClockBeforeBuild(t *testing.T) {
 	if !strings.Contains(logs.String(), "clock synchronised again") {
 		t.Errorf("no line when the clock recovered:\n%s", logs)
 	}
-	if st := w.h.State(); st.Clock == nil || !st.Clock.OK() {
+	if st := w.h.state(); st.Clock == nil || !st.Clock.OK() {
 		t.Errorf("status clock %+v after NTP", st.Clock)
 	}
 }
@@ -77,7 +77,7 @@ func TestHealerClockUnsynchronised(t *testing.T) {
 	w.step()
 	w.pr.err = errors.New("timeout")
 	w.stepUntil(t, "the endpoint to move", time.Minute, func() bool { return w.peer.last() == ap(addrB) })
-	st := w.h.State()
+	st := w.h.state()
 	if st.Clock == nil || st.Clock.Synced || st.Clock.BeforeBuild {
 		t.Errorf("status clock %+v; want unsynchronised, not before the build", st.Clock)
 	}
@@ -91,7 +91,7 @@ func TestHealerClockUnsynchronised(t *testing.T) {
 func TestHealerNoClock(t *testing.T) {
 	w := newHealerWorld(t, "home.example.net:13231", addrA)
 	w.step()
-	if st := w.h.State(); st.Clock != nil {
+	if st := w.h.state(); st.Clock != nil {
 		t.Errorf("clock %+v without a source", st.Clock)
 	}
 }

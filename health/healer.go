@@ -130,9 +130,9 @@ type HealerStatus struct {
 	Clock *clock.State `json:"clock,omitempty"`
 }
 
-// State is the healer's state: what Status shows, the endpoint, and
+// healerState is the healer's state: what Status shows, the endpoint, and
 // the last error.
-type State struct {
+type healerState struct {
 	HealerStatus
 	Endpoint  netip.AddrPort // current endpoint; invalid while unresolved
 	LastError string
@@ -173,7 +173,7 @@ type Healer struct {
 	clockWarned bool         // the clock warning was logged and the clock has not recovered
 
 	mu sync.Mutex
-	st State // protected by mu
+	st healerState // protected by mu
 }
 
 // Config is what a Healer needs, all of it given to New: nothing is set on
@@ -241,12 +241,12 @@ func (h *Healer) notify(e Event) {
 
 // Status is the healer's part of the gateway's status, with the last error.
 func (h *Healer) Status() (HealerStatus, string) {
-	st := h.State()
+	st := h.state()
 	return st.HealerStatus, st.LastError
 }
 
-// State returns a copy of the healer's state.
-func (h *Healer) State() State {
+// state returns a copy of the healer's state.
+func (h *Healer) state() healerState {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := h.st
@@ -254,7 +254,7 @@ func (h *Healer) State() State {
 	return st
 }
 
-func (h *Healer) update(f func(*State)) {
+func (h *Healer) update(f func(*healerState)) {
 	h.mu.Lock()
 	f(&h.st)
 	h.mu.Unlock()
@@ -287,7 +287,7 @@ func (h *Healer) run(ctx context.Context, now func() time.Time, after func(time.
 // to re-resolve.
 func (h *Healer) step(ctx context.Context, now time.Time) time.Duration {
 	cs := h.checkClock()
-	st := h.State()
+	st := h.state()
 	if !st.Endpoint.IsValid() {
 		return h.boot(ctx, now)
 	}
@@ -350,7 +350,7 @@ func (h *Healer) boot(ctx context.Context, now time.Time) time.Duration {
 // probeOnce sends one probe and counts it: answered, silent while the peer
 // sends (no miss), or missed. It returns the consecutive misses; ok is false
 // when ctx ended meanwhile. answered is true when the probe itself was.
-func (h *Healer) probeOnce(ctx context.Context, now time.Time, st State) (answered bool, misses int, ok bool) {
+func (h *Healer) probeOnce(ctx context.Context, now time.Time, st healerState) (answered bool, misses int, ok bool) {
 	pctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	perr := h.probe.Probe(pctx)
 	cancel()
@@ -371,7 +371,7 @@ func (h *Healer) probeOnce(ctx context.Context, now time.Time, st State) (answer
 	// During a trial of the first entry the working path may still bring
 	// bytes in: only an answer to the probe counts.
 	rxMoved = rxMoved && h.trial == nil
-	h.update(func(s *State) {
+	h.update(func(s *healerState) {
 		s.Probes++
 		if perr != nil && rxMoved {
 			s.ProbeMisses = 0
@@ -438,15 +438,15 @@ func (h *Healer) setEndpoint(now time.Time, records []netip.Addr, addr netip.Add
 	ap := netip.AddrPortFrom(addr, h.cur().Port)
 	if err := h.peer.SetEndpoint(ap); err != nil {
 		h.log.Error("setting the peer endpoint failed", "endpoint", ap, "err", err)
-		h.update(func(s *State) { s.LastError = "set endpoint: " + err.Error() })
+		h.update(func(s *healerState) { s.LastError = "set endpoint: " + err.Error() })
 		return
 	}
 	h.lastSwitch = now
 	if !slices.Contains(h.tried, addr) {
 		h.tried = append(h.tried, addr)
 	}
-	prev := h.State().Endpoint
-	h.update(func(s *State) {
+	prev := h.state().Endpoint
+	h.update(func(s *healerState) {
 		if s.Endpoint.IsValid() && s.Endpoint != ap {
 			s.EndpointChanges++
 		}
@@ -455,7 +455,7 @@ func (h *Healer) setEndpoint(now time.Time, records []netip.Addr, addr netip.Add
 		s.EndpointRecords = records // nil for a literal address
 	})
 	if prev != ap {
-		h.log.Info("peer endpoint set", "endpoint", ap, "name", h.State().EndpointName, "how", why, "records", len(records))
+		h.log.Info("peer endpoint set", "endpoint", ap, "name", h.state().EndpointName, "how", why, "records", len(records))
 	}
 	h.notify(EndpointSet)
 }

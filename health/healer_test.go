@@ -142,7 +142,7 @@ func TestHealerBootBackoff(t *testing.T) {
 	if w.peer.last() != ap(addrA) {
 		t.Errorf("endpoint %v, want %v", w.peer.last(), ap(addrA))
 	}
-	st := w.h.State()
+	st := w.h.state()
 	if st.ResolveFailures != 8 || st.EndpointName != "home.example.net" || !slices.Equal(st.EndpointRecords, []netip.Addr{addrA, addrB}) {
 		t.Errorf("state %+v", st)
 	}
@@ -168,14 +168,14 @@ func TestHealerMissesRotateRecords(t *testing.T) {
 	if want := []netip.Addr{addrB, addrC, addrA}; !slices.Equal(seq, want) {
 		t.Errorf("rotation %v, want %v", seq, want)
 	}
-	st := w.h.State()
+	st := w.h.state()
 	if st.EndpointChanges != 3 || st.ProbeMissesTotal != 9 || st.Reresolutions != 3 {
 		t.Errorf("state %+v", st)
 	}
 	// An answered probe resets the misses.
 	w.pr.err = nil
 	w.step()
-	if st := w.h.State(); st.ProbeMisses != 0 || st.LastProbeOK.IsZero() {
+	if st := w.h.state(); st.ProbeMisses != 0 || st.LastProbeOK.IsZero() {
 		t.Errorf("after an answer: %+v", st)
 	}
 }
@@ -294,7 +294,7 @@ func TestHealerLiteral(t *testing.T) {
 	if w.res.calls != 0 {
 		t.Errorf("a literal endpoint was resolved %d times", w.res.calls)
 	}
-	if st := w.h.State(); st.EndpointName != "" || st.ProbeMissesTotal != 6 {
+	if st := w.h.state(); st.EndpointName != "" || st.ProbeMissesTotal != 6 {
 		t.Errorf("state %+v", st)
 	}
 }
@@ -349,7 +349,7 @@ func TestHealerSilentProbeButPeerSends(t *testing.T) {
 	if len(w.peer.set) != 1 || w.res.calls != 1 {
 		t.Errorf("endpoint moved (%v) or re-resolved (%d) while the peer was sending", w.peer.set, w.res.calls)
 	}
-	if st := w.h.State(); st.ProbeMisses != 0 || st.ProbesSilent != 6 {
+	if st := w.h.state(); st.ProbeMisses != 0 || st.ProbesSilent != 6 {
 		t.Errorf("state %+v, want 0 misses and 6 silent probes (the baseline is taken when the endpoint is set)", st)
 	}
 	// The peer goes quiet too: once nothing came for RxAlive (10 s + one
@@ -387,7 +387,7 @@ func TestHealerSilentProbeKeepaliveClock(t *testing.T) {
 	if len(w.peer.set) != 1 || w.res.calls != 1 {
 		t.Errorf("a tunnel with keepalives every 10 s was taken for dead: endpoints %v, resolutions %d", w.peer.set, w.res.calls)
 	}
-	if st := w.h.State(); st.ProbeMissesTotal != 0 || st.ProbesSilent == 0 {
+	if st := w.h.state(); st.ProbeMissesTotal != 0 || st.ProbesSilent == 0 {
 		t.Errorf("state %+v, want no misses and silent probes counted", st)
 	}
 }

@@ -33,7 +33,7 @@ func (h *Healer) cur() config.Endpoint { return h.eps[h.entry] }
 // setEntryStatus shows entry i and why it is in use.
 func (h *Healer) setEntryStatus(i int, why string) {
 	e := h.eps[i]
-	h.update(func(s *State) {
+	h.update(func(s *healerState) {
 		s.EndpointEntry = e.String()
 		s.EndpointEntryReason = why
 		s.EndpointName = ""
@@ -59,7 +59,7 @@ func (h *Healer) enterEntry(now time.Time, i int, records []netip.Addr, addr net
 
 // reresolveList is reresolve for a list: an address of the entry in use
 // not tried since the tunnel last answered, else the next entry.
-func (h *Healer) reresolveList(ctx context.Context, now time.Time, st State, reason string) time.Duration {
+func (h *Healer) reresolveList(ctx context.Context, now time.Time, st healerState, reason string) time.Duration {
 	if now.Before(h.nextResolve) {
 		return h.cfg.Interval
 	}
@@ -118,7 +118,7 @@ func (h *Healer) advance(ctx context.Context, now time.Time, why string) time.Du
 func (h *Healer) switchEntry(now time.Time, i int, addrs []netip.Addr, addr netip.Addr, why string) {
 	from := h.cur()
 	if i != h.entry {
-		h.update(func(s *State) { s.EndpointEntrySwitches++ })
+		h.update(func(s *healerState) { s.EndpointEntrySwitches++ })
 		h.log.Warn("endpoint entry switched", "from", from.String(), "to", h.eps[i].String(), "why", why)
 	}
 	h.enterEntry(now, i, addrs, addr, "entry "+h.eps[i].String(), why)
@@ -131,7 +131,7 @@ func (h *Healer) failbackDue(now time.Time) bool {
 
 // startTrial points the peer at the first entry, remembering the working
 // one.
-func (h *Healer) startTrial(ctx context.Context, now time.Time, st State) time.Duration {
+func (h *Healer) startTrial(ctx context.Context, now time.Time, st healerState) time.Duration {
 	h.nextFailback = now.Add(h.cfg.Failback)
 	first := h.eps[0]
 	var addrs []netip.Addr
@@ -145,7 +145,7 @@ func (h *Healer) startTrial(ctx context.Context, now time.Time, st State) time.D
 		addr = addrs[0]
 	}
 	h.trial = &trial{entry: h.entry, endpoint: st.Endpoint, records: st.EndpointRecords, reason: st.EndpointEntryReason}
-	h.update(func(s *State) { s.EndpointEntryTrials++ })
+	h.update(func(s *healerState) { s.EndpointEntryTrials++ })
 	h.log.Info("trying the first endpoint entry again", "entry", first.String(), "working", h.cur().String())
 	back := h.cur().String()
 	h.entry = 0
@@ -160,7 +160,7 @@ func (h *Healer) startTrial(ctx context.Context, now time.Time, st State) time.D
 // not count.
 func (h *Healer) trialStep(now time.Time, answered bool, misses int) time.Duration {
 	t := h.trial
-	want := h.State().Endpoint
+	want := h.state().Endpoint
 	if answered {
 		if ep, err := h.peer.Endpoint(); err == nil && ep.IsValid() && ep != want {
 			answered = false
@@ -169,7 +169,7 @@ func (h *Healer) trialStep(now time.Time, answered bool, misses int) time.Durati
 	if answered {
 		h.trial = nil
 		h.nextFailback = time.Time{}
-		h.update(func(s *State) { s.EndpointEntrySwitches++ })
+		h.update(func(s *healerState) { s.EndpointEntrySwitches++ })
 		h.setEntryStatus(0, "the first entry answers again")
 		h.log.Warn("endpoint entry switched", "from", h.eps[t.entry].String(), "to", h.cur().String(),
 			"why", "the first entry answers again")

@@ -50,7 +50,7 @@ func TestHealerListNextEntry(t *testing.T) {
 	w, logs := newListWorld(t, "home.example.net:13231, home.example.net:443, backup.example.org:51820",
 		map[string][]netip.Addr{"home.example.net": {addrA, addrB}, "backup.example.org": {addrD}})
 	w.step() // boot: A:13231
-	if st := w.h.State(); st.EndpointEntry != "home.example.net:13231" || st.EndpointEntryReason != "first entry" {
+	if st := w.h.state(); st.EndpointEntry != "home.example.net:13231" || st.EndpointEntryReason != "first entry" {
 		t.Fatalf("at boot: entry %q (%q)", st.EndpointEntry, st.EndpointEntryReason)
 	}
 	w.pr.err = errors.New("timeout") // UDP 13231 dropped by the ISP
@@ -68,7 +68,7 @@ func TestHealerListNextEntry(t *testing.T) {
 	for range 20 {
 		w.step()
 	}
-	st := w.h.State()
+	st := w.h.state()
 	if w.peer.last().Port() != 443 || st.EndpointEntry != "home.example.net:443" || st.EndpointEntrySwitches != 1 {
 		t.Errorf("after success: endpoint %v, entry %q, switches %d; want it to stay on :443 after one switch", w.peer.last(), st.EndpointEntry, st.EndpointEntrySwitches)
 	}
@@ -88,11 +88,11 @@ func TestHealerListAround(t *testing.T) {
 	w.step()
 	w.pr.err = errors.New("timeout")
 	w.stepUntil(t, "the literal third entry", time.Minute, func() bool { return w.peer.last() == netip.AddrPortFrom(addrD, 51820) })
-	if st := w.h.State(); st.EndpointName != "" || st.EndpointRecords != nil || st.EndpointEntry != "203.0.113.9:51820" {
+	if st := w.h.state(); st.EndpointName != "" || st.EndpointRecords != nil || st.EndpointEntry != "203.0.113.9:51820" {
 		t.Errorf("on a literal entry: name %q, records %v, entry %q", st.EndpointName, st.EndpointRecords, st.EndpointEntry)
 	}
 	w.stepUntil(t, "back to the first entry", time.Minute, func() bool { return w.peer.last() == ap(addrA) })
-	if st := w.h.State(); st.EndpointEntrySwitches != 2 || st.EndpointName != "home.example.net" {
+	if st := w.h.state(); st.EndpointEntrySwitches != 2 || st.EndpointName != "home.example.net" {
 		t.Errorf("switches %d, name %q; want 2 and home.example.net", st.EndpointEntrySwitches, st.EndpointName)
 	}
 }
@@ -130,7 +130,7 @@ func TestHealerListFailback(t *testing.T) {
 	if trialAt.IsZero() || trialAt.Sub(left) < FailbackInterval || trialAt.Sub(left) > FailbackInterval+2*ProbeInterval {
 		t.Fatalf("first entry tried at %v after leaving it, want after %v", trialAt.Sub(left), FailbackInterval)
 	}
-	st := w.h.State()
+	st := w.h.state()
 	if w.peer.last().Port() != 443 || st.EndpointEntry != "home.example.net:443" || st.EndpointEntryTrials != 1 || st.EndpointEntrySwitches != 1 {
 		t.Errorf("after a failed trial: endpoint %v, entry %q, trials %d, switches %d; want back on 443, 1 trial, 1 switch",
 			w.peer.last(), st.EndpointEntry, st.EndpointEntryTrials, st.EndpointEntrySwitches)
@@ -148,7 +148,7 @@ func TestHealerListFailback(t *testing.T) {
 	for range 10 {
 		w.step()
 	}
-	st = w.h.State()
+	st = w.h.state()
 	if w.peer.last().Port() != 13231 || st.EndpointEntry != "home.example.net:13231" || st.EndpointEntrySwitches != 2 ||
 		st.EndpointEntryReason != "the first entry answers again" {
 		t.Errorf("after a good trial: endpoint %v, entry %q (%q), switches %d", w.peer.last(), st.EndpointEntry, st.EndpointEntryReason, st.EndpointEntrySwitches)
@@ -173,7 +173,7 @@ func TestHealerListTrialRoamed(t *testing.T) {
 	for range TrialMisses {
 		w.step()
 	}
-	if w.h.trial != nil || w.peer.last().Port() != 443 || w.h.State().EndpointEntry != "home.example.net:443" {
-		t.Errorf("trial %v, endpoint %v, entry %q; want the trial over and back on 443", w.h.trial, w.peer.last(), w.h.State().EndpointEntry)
+	if w.h.trial != nil || w.peer.last().Port() != 443 || w.h.state().EndpointEntry != "home.example.net:443" {
+		t.Errorf("trial %v, endpoint %v, entry %q; want the trial over and back on 443", w.h.trial, w.peer.last(), w.h.state().EndpointEntry)
 	}
 }

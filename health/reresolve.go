@@ -16,7 +16,7 @@ import (
 
 // reresolve resolves the name again (unless backing off) and sets the
 // endpoint to the next address; a literal endpoint is set again.
-func (h *Healer) reresolve(ctx context.Context, now time.Time, st State, reason string) time.Duration {
+func (h *Healer) reresolve(ctx context.Context, now time.Time, st healerState, reason string) time.Duration {
 	if !h.warnedTrigger {
 		h.log.Warn("tunnel does not answer; re-resolving the endpoint", "reason", reason, "endpoint", st.Endpoint, "name", h.cur().Host)
 		h.warnedTrigger = true
@@ -65,7 +65,7 @@ func (h *Healer) unchangedRecord(now time.Time, addr netip.Addr, addrs []netip.A
 		h.nextUnchanged = now.Add(d)
 	}
 	h.log.Debug("endpoint name still resolves to the same address", "addr", addr, "unchanged", h.unchanged)
-	h.update(func(s *State) { s.EndpointRecords = addrs })
+	h.update(func(s *healerState) { s.EndpointRecords = addrs })
 }
 
 // resolveFailed backs off after a failed re-resolution of e.
@@ -82,7 +82,7 @@ func (h *Healer) resolve(ctx context.Context, host string) ([]netip.Addr, error)
 	if err == nil && len(addrs) == 0 {
 		err = fmt.Errorf("no A or AAAA record for %s", host)
 	}
-	h.update(func(s *State) {
+	h.update(func(s *healerState) {
 		if s.Endpoint.IsValid() {
 			s.Reresolutions++
 		}
