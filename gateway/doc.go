@@ -38,6 +38,6 @@
 //
 // The configuration file: README.md, the one reference (a test keeps it,
 // dist/fobgw.conf.example and the key table of package config in step). The
-// endpoint healing, the files of this package and the memory limit:
-// docs/design.md.
+// endpoint healing (package health), the packages and the files of this
+// one, and the memory limit: docs/design.md.
 package gateway
