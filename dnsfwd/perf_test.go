@@ -131,6 +131,7 @@ func startDnsmasq(tb testing.TB, path string, up netip.AddrPort, cached bool) ne
 		tb.Fatalf("start dnsmasq: %v", err)
 	}
 	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// dnsmasq says nothing when it listens: trying to connect is the wait.
 	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr.String()); err == nil {
 			c.Close()
