@@ -149,7 +149,7 @@ func (w *world) drift() []string {
 	// The tunnel answering: a handshake may be under way (a rekey, an endpoint that moved back), so
 	// give it a few seconds; polling is the wait, the lab announces nothing.
 	var got string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) { // polling: see above
 		if got, err = publicAddress("client"); err == nil && got == begFirst {
 			return nil
 		}
@@ -237,7 +237,7 @@ func waitFor(tb testing.TB, desc string, timeout time.Duration, cond func() erro
 		if time.Since(start) > timeout {
 			tb.Fatalf("%s: still not true after %v: %v", desc, timeout, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // polling is the wait: see above
 	}
 }
 

@@ -69,7 +69,7 @@ func newMemcg(tb testing.TB, name string, limit int64) *memcg {
 			}
 			// Nothing announces the moment the kernel is done with the cgroup's last process:
 			// trying again is the wait.
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // see above
 		}
 		tb.Errorf("remove the memory cgroup %s: %v (processes: %q)", cg.dir, err, cg.read(tb, "cgroup.procs"))
 	})

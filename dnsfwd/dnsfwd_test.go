@@ -341,7 +341,7 @@ func TestInFlightBound(t *testing.T) {
 // forwarder's own goroutines, which announce nothing: polling them is the wait on the event.
 func waitFor(tb testing.TB, cond func() bool) {
 	tb.Helper()
-	for deadline := time.Now().Add(3 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(3 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) { // polling: see above
 		if time.Now().After(deadline) {
 			tb.Fatal("condition not reached within 3 s")
 		}

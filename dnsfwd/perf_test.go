@@ -132,7 +132,7 @@ func startDnsmasq(tb testing.TB, path string, up netip.AddrPort, cached bool) ne
 	}
 	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	// dnsmasq says nothing when it listens: trying to connect is the wait.
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) { // see above
 		if c, err := net.Dial("tcp", addr.String()); err == nil {
 			c.Close()
 			return addr
