@@ -40,6 +40,19 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		return 1
 	}
+	// Two runs with the same prefix would tear down each other's lab (lab.sh up removes whatever
+	// carries the prefix) and fail in ways that say nothing of the cause: refuse the second one.
+	prefix := strings.TrimSuffix(nsName(""), "-")
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "fobgw-lab-"+prefix+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: the lab's lock file:", err)
+		return 1
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: another run of the bench tests holds the lab prefix %q (%s: %v): wait for it, or give this run a prefix of its own with FOBL_NS\n", prefix, lock.Name(), err)
+		return 1
+	}
 	tmp, err := os.MkdirTemp("", "fobl-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: make a temporary directory:", err)
