@@ -162,7 +162,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		want = "At home"
 	}
 	if got := pageText(t, dom, "headline"); got != want {
-		t.Errorf("the page says %q, fobgw status says %q", got, want)
+		t.Errorf("the page says %q, fobgw status says %q (away_reason %q)", got, want, after.AwayReason)
 	}
 	if got, want := pageText(t, dom, "endpoint"), after.Endpoint+" ("+after.EndpointName+")"; got != want {
 		t.Errorf("the page's home router is %q, fobgw status says %q", got, want)
