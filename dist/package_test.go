@@ -102,9 +102,17 @@ func TestDebianPackage(t *testing.T) {
 	if err := os.Rename(filepath.Join(tmp, "fobgw"), filepath.Join(tmp, "fobgw-linux-amd64")); err != nil {
 		t.Fatal(err)
 	}
-	out := run(t, "go", "-C", filepath.Join(root, "dist", "pkg"), "run", ".",
+	// The package's path is dist/pkg's standard output alone: on a fresh machine the go
+	// command writes "go: downloading ..." lines to standard error first.
+	pkg := exec.Command("go", "-C", filepath.Join(root, "dist", "pkg"), "run", ".",
 		"-root", root, "-bin", tmp, "-out", tmp, "-version", "0.0~test1", "amd64")
-	deb := strings.TrimSpace(out)
+	var stderr bytes.Buffer
+	pkg.Stderr = &stderr
+	out, err := pkg.Output()
+	if err != nil {
+		t.Fatalf("dist/pkg: %v\n%s", err, stderr.Bytes())
+	}
+	deb := strings.TrimSpace(string(out))
 	if filepath.Base(deb) != "fobgw_0.0~test1_amd64.deb" {
 		t.Fatalf("dist/pkg wrote %q, want fobgw_0.0~test1_amd64.deb", deb)
 	}
