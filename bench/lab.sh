@@ -27,6 +27,13 @@
 #   unblock-udp           the ISP drops nothing again
 #   beg-port PORT...      beg answers WireGuard on these UDP ports too (a redirect to 13231, as a
 #                         home router's port forward); no PORT: only 13231 again
+#   beg-stop              stop beg's WireGuard (the home router goes down: power cut, reboot);
+#                         prints "beg down at EPOCH" (seconds) as it stops it
+#   beg-start             start it again as a rebooted home router: the same key and port, the FOB's
+#                         peer with the AllowedIPs it had but no endpoint, no session; prints
+#                         "beg back at EPOCH" (seconds) once its interface is up and configured;
+#                         nothing when it runs
+#   beg-restart           beg-stop, then beg-start
 #
 # Environment: FOBL_NS (prefix of the lab's namespace names; default fobl, so fobl-client...;
 #              two labs with different prefixes and FOBL_DIRs can run side by side),
@@ -612,6 +619,43 @@ cmd_status() {
 	nsx beg wg show "$BEG_NAME" 2>/dev/null || true
 }
 
+# beg_wg_up: beg's WireGuard process answers on its UAPI socket.
+beg_wg_up() { nsx beg wg show "$BEG_NAME" >/dev/null 2>&1; }
+
+# cmd_beg_stop: the home router's WireGuard goes away with its process: interface, address,
+# route, sessions, and the FOB's endpoint it had learnt. The FOB's peer's AllowedIPs are kept in
+# $LAB/beg.allowed for beg-start, as a router keeps its configuration across a reboot.
+cmd_beg_stop() {
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	if beg_wg_up; then
+		nsx beg wg show "$BEG_NAME" allowed-ips | cut -f2- | tr ' ' ',' >"$LAB/beg.allowed"
+	fi
+	echo "beg down at $(date +%s.%N)"
+	stop_pid "$LAB/beg-wg.pid"
+	wait_for "$BEG_NAME to disappear" 10 sh -c "! ip -n ${NSP}-beg link show $BEG_NAME"
+	log "beg's WireGuard is down"
+}
+
+# cmd_beg_start: beg's WireGuard as after a reboot (see the usage); nothing when it runs.
+cmd_beg_start() {
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	if beg_wg_up; then
+		log "beg's WireGuard runs already"
+		return 0
+	fi
+	local allowed=10.1.200.2/32,192.168.86.0/24
+	[[ -s $LAB/beg.allowed ]] && allowed=$(cat "$LAB/beg.allowed")
+	start beg-wg beg env WG_PROCESS_FOREGROUND=1 "$BIN/wireguard-go" "$BEG_NAME"
+	wait_for "$BEG_NAME's UAPI socket" 10 beg_wg_up
+	nsx beg wg set "$BEG_NAME" private-key "$LAB/beg.key" listen-port 13231 \
+		peer "$(cat "$LAB/fob.pub")" allowed-ips "$allowed"
+	ip -n ${NSP}-beg addr add 10.1.200.1/24 dev "$BEG_NAME"
+	ip -n ${NSP}-beg link set "$BEG_NAME" mtu 1420 up
+	ip -n ${NSP}-beg route add 192.168.86.0/24 dev "$BEG_NAME"
+	echo "beg back at $(date +%s.%N)"
+	log "beg's WireGuard is back (allowed from the FOB: $allowed; no endpoint)"
+}
+
 main() {
 	local cmd=${1:-}
 	shift || true
@@ -633,8 +677,11 @@ main() {
 	block-udp) cmd_block_udp "$@" ;;
 	unblock-udp) set_ports fobl-block net "" && log "the ISP drops nothing" ;;
 	beg-port) cmd_beg_port "$@" ;;
+	beg-stop) cmd_beg_stop ;;
+	beg-start) cmd_beg_start ;;
+	beg-restart) cmd_beg_stop && cmd_beg_start ;;
 	*)
-		sed -n '2,40p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2
 		;;
 	esac
