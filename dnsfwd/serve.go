@@ -41,13 +41,23 @@ func (f *Forwarder) Start() error {
 			c.Close()
 		}
 	}
-	ups, err := f.openUpstreams(ctx)
+	ups, err := f.openUpstreams(ctx, f.cfg.Upstream, f.dial)
 	if err != nil {
 		closeAll()
 		tl.Close()
 		return err
 	}
-	f.udp, f.tcp, f.addr, f.ups, f.started = udp, tl, addr, ups, true
+	var local *upstreams
+	if f.brk != nil {
+		if local, err = f.openUpstreams(ctx, f.cfg.Resolver, f.brk.dial); err != nil {
+			ups.close()
+			closeAll()
+			tl.Close()
+			return err
+		}
+		local.start()
+	}
+	f.udp, f.tcp, f.addr, f.ups, f.local, f.started = udp, tl, addr, ups, local, true
 
 	for _, c := range udp {
 		f.wg.Add(1)
@@ -107,6 +117,9 @@ func (f *Forwarder) Close() error {
 		}
 		f.tcp.Close()
 		f.ups.close()
+		if f.local != nil {
+			f.local.close()
+		}
 	}
 	f.mu.Unlock()
 	f.tcpMu.Lock()
