@@ -420,13 +420,39 @@ func TestBreakoutSteers(t *testing.T) {
 		t.Errorf("Check with run-time elements = %q, %v; want no drift", drift, err)
 	}
 
-	// Drift: a Bypass element deleted is put back.
+	// Drift: a Bypass element deleted is put back; a local destination and
+	// a window survive the repair with the time they had left.
+	if err := n.AllowDevice(devA, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.AddLocal([]netip.Addr{netip.MustParseAddr("203.0.113.81")}, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	nft(t, bw.gw, "delete", "element", "inet", "fobgw", "bypass4", "{ 192.168.86.50 }")
 	drift, err := n.Repair()
 	if err != nil || !slices.Equal(drift, []string{"set bypass4 lacks 192.168.86.50"}) {
 		t.Errorf("Repair = %q, %v", drift, err)
 	}
 	bw.expect("device b after Repair", bw.b, "203.0.113.80", isp)
+	bw.expect("device a's window after Repair", bw.a, "203.0.113.80", isp)
+	cnt, err = n.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cnt.Local4 != 1 || cnt.Local6 != 1 {
+		t.Errorf("after Repair the local sets hold %d and %d, want 1 and 1", cnt.Local4, cnt.Local6)
+	}
+	for _, d := range cnt.Devices {
+		if d.Addr == devA.Addr && (d.Expires <= 50*time.Minute || d.Expires > time.Hour) {
+			t.Errorf("device a's window after Repair ends in %v, want what it had left (about 1h)", d.Expires)
+		}
+	}
+	if out := nft(t, bw.gw, "list", "set", "inet", "fobgw", "local4"); !strings.Contains(out, "203.0.113.81 timeout 10m") && !strings.Contains(out, "203.0.113.81 timeout 9m") {
+		t.Errorf("local4 after Repair:\n%s", out)
+	}
+	if err := n.RevokeDevice(devA); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := n.Remove(); err != nil {
 		t.Fatal(err)

@@ -52,10 +52,12 @@ func New(cfg Config, opts ...Option) (*NAT, error) {
 func (n *NAT) String() string { return describe(n.cfg) }
 
 // Apply installs the desired state in one transaction, replacing fobgw's
-// table whole (anything another program put into it goes, and so do the
-// local sets' and the device windows' elements); with neither Masquerade nor
-// the breakout it removes the table instead. It is idempotent: after any
-// number of calls there is one table as String prints it.
+// table whole: anything another program put into it goes. Elements with a
+// timeout (the local sets' destinations, device windows) are carried over
+// with the time they have left, so a repair neither forgets a route the
+// DNS forwarder promised nor ends a window. With neither Masquerade nor the
+// breakout it removes the table instead. It is idempotent: after any number
+// of calls there is one table as String prints it.
 func (n *NAT) Apply() error {
 	if !n.cfg.installs() {
 		return n.Remove()
@@ -65,6 +67,10 @@ func (n *NAT) Apply() error {
 		return opErr("open nftables", err)
 	}
 	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	kept, err := timedElements(c, n.cfg)
+	if err != nil {
+		return err
+	}
 	// Add before delete: the delete then never fails for a missing table,
 	// and the kernel applies the batch as one, so no packet sees a gap.
 	c.AddTable(t)
@@ -73,7 +79,7 @@ func (n *NAT) Apply() error {
 	tp := plan(n.cfg)
 	for _, sp := range tp.sets {
 		s := &nftables.Set{Table: t, Name: sp.name, KeyType: sp.keyType, HasTimeout: true, Counter: sp.counter}
-		if err := c.AddSet(s, sp.elements); err != nil {
+		if err := c.AddSet(s, append(sp.elements, kept[sp.name]...)); err != nil {
 			return opErr("prepare set "+sp.name, err)
 		}
 	}
@@ -100,6 +106,44 @@ func (n *NAT) Apply() error {
 		return opErr("install table inet "+TableName, err)
 	}
 	return nil
+}
+
+// timedElements reads the elements with a timeout of the breakout's sets
+// now in the kernel, by set, each with the time it has left as its timeout;
+// a configured Bypass element is left to the plan. A missing table or set
+// holds none.
+func timedElements(c *nftables.Conn, cfg Config) (map[string][]nftables.SetElement, error) {
+	if !cfg.Breakout.Enabled {
+		return nil, nil
+	}
+	t, err := findTable(c)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	sets, err := c.GetSets(t)
+	if err != nil {
+		return nil, opErr("list sets", err)
+	}
+	out := make(map[string][]nftables.SetElement)
+	for _, sp := range plan(cfg).sets {
+		i := slices.IndexFunc(sets, func(s *nftables.Set) bool { return s.Name == sp.name })
+		if i < 0 || sets[i].KeyType.Name != sp.keyType.Name || !sets[i].HasTimeout {
+			continue // Apply makes it anew
+		}
+		els, err := c.GetSetElements(sets[i])
+		if err != nil {
+			return nil, opErr("list elements of set "+sp.name, err)
+		}
+		for _, e := range els {
+			// A configured element has no timeout; one of the plan's keys
+			// would be added twice in one transaction.
+			if e.Timeout == 0 || e.Expires <= 0 || slices.ContainsFunc(sp.elements, func(x nftables.SetElement) bool { return string(x.Key) == string(e.Key) }) {
+				continue
+			}
+			out[sp.name] = append(out[sp.name], nftables.SetElement{Key: e.Key, Timeout: e.Expires})
+		}
+	}
+	return out, nil
 }
 
 // Check compares the kernel's state with the desired one and changes
