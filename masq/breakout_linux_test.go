@@ -179,6 +179,7 @@ func newBreakoutWorld(t *testing.T) *breakoutWorld {
 			if err != nil {
 				t.Fatal(err)
 			}
+			addr.Flags = unix.IFA_F_NODAD
 			if err := h.AddrAdd(l, addr); err != nil {
 				t.Fatalf("%s on %s: %v", a, ifname, err)
 			}
@@ -194,59 +195,69 @@ func newBreakoutWorld(t *testing.T) *breakoutWorld {
 		}
 	}
 	ah := handle(t, bw.a)
-	route(ah, addrs(ah, "eth0", "192.168.86.254/24"), "192.168.86.1", 0)
+	al := addrs(ah, "eth0", "192.168.86.254/24", "fd86::254/64")
+	route(ah, al, "192.168.86.1", 0)
+	route(ah, al, "fd86::1", 0)
 	bh := handle(t, bw.b)
-	route(bh, addrs(bh, "eth0", "192.168.86.50/24"), "192.168.86.1", 0)
+	bl := addrs(bh, "eth0", "192.168.86.50/24", "fd86::50/64")
+	route(bh, bl, "192.168.86.1", 0)
+	route(bh, bl, "fd86::1", 0)
 	ch := handle(t, bw.c)
-	bw.cLink = addrs(ch, "eth0", "192.168.86.60/24")
+	bw.cLink = addrs(ch, "eth0", "192.168.86.60/24", "fd86::60/64")
 	bw.cAddr = "192.168.86.60/24"
 	bw.cMAC = bw.cLink.Attrs().HardwareAddr
 	route(ch, bw.cLink, "192.168.86.1", 0)
-	addrs(gw, "br0", "192.168.86.1/24")
-	wan := addrs(gw, "wan0", "192.168.2.2/24")
-	tun := addrs(gw, "fobgw0", "10.1.200.2/24")
+	route(ch, bw.cLink, "fd86::1", 0)
+	addrs(gw, "br0", "192.168.86.1/24", "fd86::1/64")
+	wan := addrs(gw, "wan0", "192.168.2.2/24", "2001:db8:2::2/64")
+	tun := addrs(gw, "fobgw0", "10.1.200.2/24", "fd00:1::2/64")
 	route(gw, wan, "192.168.2.1", 0) // main: the local ISP
+	route(gw, wan, "2001:db8:2::1", 0)
 	route(gw, tun, "10.1.200.1", 100)
+	route(gw, tun, "fd00:1::1", 100)
 	ih := handle(t, ispNS)
-	route(ih, addrs(ih, "eth0", "192.168.2.1/24"), "192.168.2.2", 0) // no way to the LAN but the NAT
-	addrs(ih, "lo", "203.0.113.80/32", "203.0.113.81/32")
+	il := addrs(ih, "eth0", "192.168.2.1/24", "2001:db8:2::1/64")
+	route(ih, il, "192.168.2.2", 0) // no way to the LAN but the NAT
+	route(ih, il, "2001:db8:2::2", 0)
+	addrs(ih, "lo", "203.0.113.80/32", "203.0.113.81/32", "2001:db8:80::80/128")
 	hh := handle(t, homeNS)
-	addrs(hh, "tun0", "10.1.200.1/24")
-	addrs(hh, "lo", "203.0.113.80/32", "203.0.113.81/32")
+	addrs(hh, "tun0", "10.1.200.1/24", "fd00:1::1/64")
+	addrs(hh, "lo", "203.0.113.80/32", "203.0.113.81/32", "2001:db8:80::80/128")
 	// policyroute's rules: marked packets to main ahead of the LAN's table.
-	for _, r := range []*netlink.Rule{
-		func() *netlink.Rule {
-			r := netlink.NewRule()
-			r.Priority, r.Mark, r.Table, r.IifName = 5199, Mark, unix.RT_TABLE_MAIN, "br0"
-			m := Mark
-			r.Mask = &m
-			return r
-		}(),
-		func() *netlink.Rule {
-			r := netlink.NewRule()
-			r.Priority, r.Table, r.IifName = 5200, 100, "br0"
-			r.Src = &net.IPNet{IP: net.IPv4(192, 168, 86, 0), Mask: net.CIDRMask(24, 32)}
-			return r
-		}(),
+	for _, lan := range []*net.IPNet{
+		{IP: net.IPv4(192, 168, 86, 0), Mask: net.CIDRMask(24, 32)},
+		{IP: net.ParseIP("fd86::"), Mask: net.CIDRMask(64, 128)},
 	} {
-		if err := gw.RuleAdd(r); err != nil {
-			t.Fatalf("rule %v: %v", r, err)
+		fam := netlink.FAMILY_V4
+		if lan.IP.To4() == nil {
+			fam = netlink.FAMILY_V6
+		}
+		bypass := netlink.NewRule()
+		bypass.Family, bypass.Priority, bypass.Mark, bypass.Table, bypass.IifName, bypass.Src = fam, 5199, Mark, unix.RT_TABLE_MAIN, "br0", lan
+		m := Mark
+		bypass.Mask = &m
+		tunnel := netlink.NewRule()
+		tunnel.Family, tunnel.Priority, tunnel.Table, tunnel.IifName, tunnel.Src = fam, 5200, 100, "br0", lan
+		for _, r := range []*netlink.Rule{bypass, tunnel} {
+			if err := gw.RuleAdd(r); err != nil {
+				t.Fatalf("rule %v: %v", r, err)
+			}
 		}
 	}
 	// Strict reverse-path filtering everywhere: marked packets must pass it
 	// without src_valid_mark.
-	for _, p := range []string{"ipv4/ip_forward", "ipv4/conf/all/rp_filter", "ipv4/conf/br0/rp_filter", "ipv4/conf/wan0/rp_filter", "ipv4/conf/fobgw0/rp_filter"} {
+	for _, p := range []string{"ipv4/ip_forward", "ipv6/conf/all/forwarding", "ipv4/conf/all/rp_filter", "ipv4/conf/br0/rp_filter", "ipv4/conf/wan0/rp_filter", "ipv4/conf/fobgw0/rp_filter"} {
 		if err := os.WriteFile("/proc/sys/net/"+p, []byte("1"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var err error
-	in(t, ispNS, bw.gw, func() { bw.isp, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 9999}) })
+	in(t, ispNS, bw.gw, func() { bw.isp, err = net.ListenUDP("udp", &net.UDPAddr{Port: 9999}) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bw.isp.Close() })
-	in(t, homeNS, bw.gw, func() { bw.home, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 9999}) })
+	in(t, homeNS, bw.gw, func() { bw.home, err = net.ListenUDP("udp", &net.UDPAddr{Port: 9999}) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +270,7 @@ func (bw *breakoutWorld) dial(dev netns.NsHandle, dst string) net.Conn {
 	bw.tb.Helper()
 	var c net.Conn
 	var err error
-	in(bw.tb, dev, bw.gw, func() { c, err = net.Dial("udp4", net.JoinHostPort(dst, "9999")) })
+	in(bw.tb, dev, bw.gw, func() { c, err = net.Dial("udp", net.JoinHostPort(dst, "9999")) })
 	if err != nil {
 		bw.tb.Fatal(err)
 	}
@@ -310,7 +321,7 @@ func TestBreakoutSteers(t *testing.T) {
 	const isp, home = "isp from 192.168.2.2", "home from "
 	bw.expect("without the table", bw.b, "203.0.113.80", home+"192.168.86.50")
 
-	n := newNAT(t, bw.gw, breakoutCfg([]netip.Addr{netip.MustParseAddr("192.168.86.50")}, []net.HardwareAddr{bw.cMAC}))
+	n := newNAT(t, bw.gw, breakoutCfg([]netip.Addr{netip.MustParseAddr("192.168.86.50"), netip.MustParseAddr("fd86::50")}, []net.HardwareAddr{bw.cMAC}))
 	if err := n.Apply(); err != nil {
 		t.Fatal(err)
 	}
@@ -320,6 +331,10 @@ func TestBreakoutSteers(t *testing.T) {
 	bw.expect("device a, not bypassed", bw.a, "203.0.113.80", home+"192.168.86.254")
 	bw.expect("device b, bypassed by address", bw.b, "203.0.113.80", isp)
 	bw.expect("device c, bypassed by MAC", bw.c, "203.0.113.80", isp)
+	const isp6 = "isp from 2001:db8:2::2"
+	bw.expect("device a over IPv6", bw.a, "2001:db8:80::80", home+"fd86::254")
+	bw.expect("device b over IPv6, bypassed by its IPv6 address", bw.b, "2001:db8:80::80", isp6)
+	bw.expect("device c over IPv6, bypassed by MAC", bw.c, "2001:db8:80::80", isp6)
 
 	// c takes another address (a new DHCP lease): still bypassed.
 	ch := handle(t, bw.c)
@@ -453,6 +468,10 @@ func TestBreakoutSteers(t *testing.T) {
 	if err := n.RevokeDevice(devA); err != nil {
 		t.Fatal(err)
 	}
+	if err := ls.AddLocal([]netip.Addr{netip.MustParseAddr("2001:db8:80::80")}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	bw.expect("device a over IPv6 to a local destination", bw.a, "2001:db8:80::80", "isp from 2001:db8:2::2")
 
 	if err := n.Remove(); err != nil {
 		t.Fatal(err)
