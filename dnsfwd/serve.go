@@ -66,7 +66,7 @@ func (f *Forwarder) Start() error {
 	ups.start()
 	f.wg.Add(1)
 	go f.serveTCP(tl)
-	f.log.Info("dnsfwd: serving", "listen", addr, "upstream", f.cfg.Upstream, "interface", f.cfg.Interface)
+	f.log.Info("dnsfwd: serving", "listen", addr, "upstream", f.cfg.Upstream, "interface", f.cfg.Interface, "resolver", f.cfg.Resolver)
 	return nil
 }
 
@@ -180,5 +180,9 @@ func (f *Forwarder) serveUDP(c *net.UDPConn) {
 
 // String describes the forwarder for logs.
 func (f *Forwarder) String() string {
-	return fmt.Sprintf("dnsfwd %s -> %s via %q", f.cfg.Listen, f.cfg.Upstream, f.cfg.Interface)
+	s := fmt.Sprintf("dnsfwd %s -> %s via %q", f.cfg.Listen, f.cfg.Upstream, f.cfg.Interface)
+	if f.brk != nil {
+		s += fmt.Sprintf(", local breakout -> %s", f.cfg.Resolver)
+	}
+	return s
 }

@@ -31,6 +31,11 @@
 // never translated). The device mark is decided per packet: a device that
 // leaves the sets (a portal window closing) is back in the tunnel at once.
 //
+// The table outlives the process, like the kill switch's routes: after a
+// crash, bypassed devices and new flows to the local sets' destinations
+// (until their elements time out) still leave directly, and nothing else
+// does; Remove (`fobgw down`) takes it all.
+//
 // Masquerade rather than snat to a fixed address: the kernel takes the
 // outgoing interface's own address of the packet's family, so nothing has to
 // change when that address does. Needs Linux 5.2 or later (NAT in an inet
