@@ -356,3 +356,38 @@ func TestBreakoutAllocs(t *testing.T) {
 type nopSet struct{}
 
 func (nopSet) AddLocal([]netip.Addr, time.Duration) error { return nil }
+
+// TestBreakoutTCP: a LocalDomains question over TCP goes to Resolver over TCP, and fills the set.
+func TestBreakoutTCP(t *testing.T) {
+	set := &fakeSet{}
+	f, home, local := startBreakout(t, set, nil)
+	if got := firstA(t, exchange(t, f, "tcp", query("www.bank.example", dns.TypeA))); got != "192.0.2.66" {
+		t.Errorf("over TCP: %s", got)
+	}
+	if local.tcpQ.Load() != 1 || home.tcpQ.Load()+home.udpQ.Load() != 0 {
+		t.Errorf("Resolver asked %d times over TCP, home %d; want 1 and 0", local.tcpQ.Load(), home.tcpQ.Load()+home.udpQ.Load())
+	}
+	if c := set.take(); len(c) != 1 || len(c[0].addrs) != 2 {
+		t.Errorf("the set got %v", c)
+	}
+}
+
+// TestWindowEnds: a window whose end has passed sends the client home again.
+func TestWindowEnds(t *testing.T) {
+	b, err := newBreakout(Config{Resolver: netip.MustParseAddrPort("192.0.2.53:53"), LAN: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := compressed(t, query("a.example", dns.TypeA))
+	q, _ := parseMessage(msg)
+	c := netip.MustParseAddr("127.0.0.9")
+	for _, tc := range []struct {
+		end  int64
+		want way
+	}{{now() + int64(time.Hour), wayLocal}, {now() - 1, 0}, {0, wayLocal}} {
+		b.clients.Store(&map[netip.Addr]int64{c: tc.end})
+		if got := b.choose(c, msg, q.end); got != tc.want {
+			t.Errorf("window ending at %d (now %d): way %d, want %d", tc.end, now(), got, tc.want)
+		}
+	}
+}
