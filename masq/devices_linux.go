@@ -53,8 +53,9 @@ func (n *NAT) AllowDevice(d Device, dur time.Duration) error {
 	return n.deviceOp(d, dur, true)
 }
 
-// RevokeDevice closes the window of d before its end; a device without one
-// is not an error. A configured Bypass device cannot be revoked.
+// RevokeDevice closes the window of d before its end: its new flows go
+// home, those it began in the window finish direct. A device without a
+// window is not an error; a configured Bypass device cannot be revoked.
 func (n *NAT) RevokeDevice(d Device) error {
 	if n.configured(d) {
 		return fmt.Errorf("%w: %s is a Bypass device of the configuration, not a window", ErrConfig, d)

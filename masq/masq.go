@@ -24,12 +24,14 @@
 // A captive-portal window is the same thing for one device with an end
 // ([NAT.AllowDevice]). See [NAT.String] for the whole table.
 //
-// The destination mark is decided once per flow, when conntrack sees it new,
-// and kept in the flow's ct mark: a flow keeps its way out when the address
-// leaves the set (its timeout), and a flow that began through the tunnel is
-// never moved to the WAN half-way (it would leave with the LAN's address,
-// never translated). The device mark is decided per packet: a device that
-// leaves the sets (a portal window closing) is back in the tunnel at once.
+// The way out is decided once per flow, at its first packet (while its
+// conntrack entry is unconfirmed: "ct state new" would still hold for a UDP
+// flow without replies, or a TCP SYN sent again), and kept in the flow's ct
+// mark, which every later packet copies. A flow that began through the
+// tunnel is never moved to the WAN half-way, where it would leave with the
+// LAN's address, never translated; a flow that began direct stays direct
+// when its destination times out of the set or its device's window closes
+// (RevokeDevice): from then on only new flows go home.
 //
 // The table outlives the process, like the kill switch's routes: after a
 // crash, bypassed devices and new flows to the local sets' destinations
