@@ -390,7 +390,10 @@ func TestBreakoutSteers(t *testing.T) {
 	if err := n.AllowDevice(devA, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	bw.expect("device a in a window", bw.a, "203.0.113.80", isp)
+	inWindow := bw.dial(bw.a, "203.0.113.80")
+	if got := bw.seen(inWindow); got != isp {
+		t.Errorf("device a in a window: %s, want %s", got, isp)
+	}
 	cnt, err := n.Counters()
 	if err != nil {
 		t.Fatal(err)
@@ -431,6 +434,9 @@ func TestBreakoutSteers(t *testing.T) {
 		t.Errorf("RevokeDevice of a Bypass device = %v, want ErrConfig", err)
 	}
 	bw.expect("device a after its window", bw.a, "203.0.113.80", home+"192.168.86.254")
+	if got := bw.seen(inWindow); got != isp {
+		t.Errorf("a flow begun in the window, after it: %s, want %s (it finishes direct)", got, isp)
+	}
 	if drift, err := n.Check(); err != nil || len(drift) != 0 {
 		t.Errorf("Check with run-time elements = %q, %v; want no drift", drift, err)
 	}
