@@ -15,6 +15,7 @@ import (
 	"github.com/fobgw/fobgw/dnsfwd"
 	"github.com/fobgw/fobgw/masq"
 	"github.com/fobgw/fobgw/policyroute"
+	"github.com/fobgw/fobgw/statuspage"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -309,4 +310,122 @@ func (n *neighbors) close() {
 			}
 		}()
 	})
+}
+
+// BreakoutStatus is the local breakout in Status; the questions answered
+// through Resolver are the forwarder's (Status.DNS.Local).
+type BreakoutStatus struct {
+	Resolver string         `json:"resolver"` // the forwarder's Resolver
+	Devices  []BypassDevice `json:"devices"`  // Bypass devices and open windows, as the kernel counts them
+	Local4   int            `json:"local4"`   // IPv4 addresses in the local set now (LocalDomains answers)
+	Local6   int            `json:"local6"`   // IPv6 addresses in it now
+	Error    string         `json:"error,omitempty"`
+}
+
+// BypassDevice is one device that leaves through the local ISP.
+type BypassDevice struct {
+	Device        string       `json:"device"`                   // its address or MAC
+	Addrs         []netip.Addr `json:"addrs,omitempty"`          // a device by MAC: its addresses in the neighbour table now
+	Seen          bool         `json:"seen"`                     // it sent packets, or holds an address on the LAN
+	Packets       uint64       `json:"packets"`                  // counted by the kernel while it was bypassed
+	Bytes         uint64       `json:"bytes"`                    // likewise
+	WindowSeconds float64      `json:"window_seconds,omitempty"` // left of a window (AllowDevice); 0 for a Bypass device
+}
+
+// LocalSet is the number of addresses in the local set.
+func (b *BreakoutStatus) LocalSet() int { return b.Local4 + b.Local6 }
+
+// status reads the kernel's counters and the neighbour table.
+func (b *breakout) status() *BreakoutStatus {
+	if b == nil {
+		return nil
+	}
+	s := &BreakoutStatus{Resolver: b.resolver.String(), Devices: []BypassDevice{}}
+	c, err := b.nat.Counters()
+	if err != nil {
+		s.Error = err.Error()
+	}
+	byMAC := b.neigh.devices()
+	for _, d := range c.Devices {
+		bd := BypassDevice{Device: d.String(), Packets: d.Packets, Bytes: d.Bytes, WindowSeconds: d.Expires.Seconds()}
+		if d.MAC != nil {
+			bd.Addrs = byMAC[d.MAC.String()]
+		}
+		bd.Seen = d.Packets > 0 || len(bd.Addrs) > 0
+		s.Devices = append(s.Devices, bd)
+	}
+	s.Local4, s.Local6 = c.Local4, c.Local6
+	return s
+}
+
+// writeText prints the breakout for `fobgw status`.
+func (b *BreakoutStatus) writeText(w *strings.Builder, localAnswers uint64) {
+	if b == nil {
+		return
+	}
+	fmt.Fprintf(w, "local breakout:   %d questions answered through %s; local set %d addresses (%d IPv4, %d IPv6)\n",
+		localAnswers, b.Resolver, b.LocalSet(), b.Local4, b.Local6)
+	for _, d := range b.Devices {
+		seen := "not seen"
+		if d.Seen {
+			seen = "seen"
+		}
+		extra := ""
+		if len(d.Addrs) > 0 {
+			extra = " at " + join(d.Addrs, ", ")
+		}
+		if d.WindowSeconds > 0 {
+			extra += fmt.Sprintf(" (window, %.0f s left)", d.WindowSeconds)
+		}
+		fmt.Fprintf(w, "  bypass %s%s: %s, %d packets, %d B\n", d.Device, extra, seen, d.Packets, d.Bytes)
+	}
+	if b.Error != "" {
+		fmt.Fprintf(w, "  error: %s\n", b.Error)
+	}
+}
+
+// bypassSeen, bypassBytes and localSetSize are the breakout's metrics.
+func bypassSeen(s *Status) float64 {
+	n := 0
+	if s.Breakout != nil {
+		for _, d := range s.Breakout.Devices {
+			if d.Seen {
+				n++
+			}
+		}
+	}
+	return float64(n)
+}
+
+func bypassBytes(s *Status) float64 {
+	var n uint64
+	if s.Breakout != nil {
+		for _, d := range s.Breakout.Devices {
+			n += d.Bytes
+		}
+	}
+	return float64(n)
+}
+
+func localSetSize(s *Status) float64 {
+	if s.Breakout == nil {
+		return 0
+	}
+	return float64(s.Breakout.LocalSet())
+}
+
+// pageBreakout is the breakout for the status page.
+func pageBreakout(s *Status) *statuspage.Breakout {
+	if s.Breakout == nil {
+		return nil
+	}
+	pb := &statuspage.Breakout{LocalSet: s.Breakout.LocalSet(), LocalAnswers: s.DNS.Local, Devices: []statuspage.Device{}}
+	for _, d := range s.Breakout.Devices {
+		name := d.Device
+		if len(d.Addrs) > 0 {
+			name += " (" + join(d.Addrs, ", ") + ")"
+		}
+		pb.Devices = append(pb.Devices, statuspage.Device{Name: name, Seen: d.Seen, Bytes: d.Bytes})
+	}
+	return pb
 }

@@ -42,6 +42,7 @@ type Status struct {
 	// Health beyond the tunnel probe.
 	LANPath    *health.LANPathStatus `json:"lan_path,omitempty"` // the probe from the LAN address; nil when not run
 	Masquerade bool                  `json:"masquerade"`
+	Breakout   *BreakoutStatus       `json:"breakout,omitempty"` // the local breakout; nil without it
 
 	LastError string `json:"last_error,omitempty"`
 }
@@ -129,6 +130,7 @@ func (s *Status) writeHealth(w io.Writer) error {
 		fmt.Fprintf(&b, "lan path:         %s (from %s; %d probes, %d missed)\n", state, l.Source, l.Probes, l.Misses)
 	}
 	fmt.Fprintf(&b, "masquerade:       %s\n", onOff(s.Masquerade))
+	s.Breakout.writeText(&b, s.DNS.Local)
 	if c := s.Clock; c != nil {
 		state := "ok"
 		if !c.OK() {
@@ -179,6 +181,7 @@ func (g *gateway) status() *Status {
 		s.LANPath = &l
 	}
 	s.Masquerade = g.cfg.Masquerade
+	s.Breakout = g.brk.status()
 	s.RouteRepairs = g.repairs.Load()
 	g.mu.Lock()
 	s.RouteCheckError = g.repairErr
