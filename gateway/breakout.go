@@ -285,10 +285,10 @@ func (n *neighbors) update(u netlink.NeighUpdate) {
 	}
 	if held {
 		next[a] = mac
-		n.log.Info("bypassed device seen", "mac", mac, "addr", a)
+		n.log.Info("bypassed device seen", "mac", mac.String(), "addr", a)
 	} else {
 		delete(next, a)
-		n.log.Info("bypassed device left an address", "mac", old, "addr", a)
+		n.log.Info("bypassed device left an address", "mac", old.String(), "addr", a)
 	}
 	n.addrs.Store(&next)
 	n.mu.Unlock()
