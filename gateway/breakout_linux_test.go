@@ -64,6 +64,12 @@ func TestRunKernelBreakout(t *testing.T) {
 		IP: net.ParseIP("192.168.86.60"), HardwareAddr: mac}); err != nil {
 		t.Fatal(err)
 	}
+	// Before the table's news arrives, the kernel is asked.
+	fresh := &neighbors{ifname: "br0", macs: []net.HardwareAddr{mac}, log: discardLogger()}
+	fresh.addrs.Store(&map[netip.Addr]neigh{})
+	if !fresh.bypassed(netip.MustParseAddr("192.168.86.60")) || fresh.bypassed(netip.MustParseAddr("192.168.86.61")) {
+		t.Error("an address the neighbour table's news has not brought is not looked up in the kernel")
+	}
 	st := w.waitStatus(t, "the MAC device at 192.168.86.60", func(s *Status) bool {
 		return s.Breakout != nil && slices.ContainsFunc(s.Breakout.Devices, func(d BypassDevice) bool {
 			return d.Device == mac.String() && slices.Contains(d.Addrs, netip.MustParseAddr("192.168.86.60"))
