@@ -200,17 +200,24 @@ func TestBreakoutLocalDomains(t *testing.T) {
 	}
 }
 
-// TestBreakoutKillSwitch: after kill -9 a bypassed device still leaves directly, the client gets
-// nothing and not one of its packets crosses the WAN link; `fobgw down` then leaves no rule, set
+// TestBreakoutKillSwitch: after kill -9 a bypassed device still leaves directly, and so does a
+// new connection to an address in the local set until its element times out; to anywhere else the
+// client gets nothing and not one of its packets crosses the WAN link; `fobgw down` then leaves no rule, set
 // or NAT table at muc.
 func TestBreakoutKillSwitch(t *testing.T) {
 	breakoutWorld(t, "Bypass = "+bypassAddr+"\nLocalDomains = tv.example", [3]string{"dev2", bypassAddr, ""})
+	lab.lab(t, "cdn", "on")
+	t.Cleanup(func() { lab.lab(t, "cdn", "off") })
 	if got, err := dig("client", "192.168.86.1", "tv.example", false); err != nil || !slices.Equal(got, []string{germanCDN}) {
 		t.Fatalf("control: tv.example %v (%v), want [%s] (the local set filled)", got, err, germanCDN)
 	}
 	lab.killGateway(t)
 	if got, err := publicAddress("dev2"); err != nil || got != ispPublic {
 		t.Errorf("after kill -9 the bypassed device reaches web as %q (%v), want %s as before", got, err, ispPublic)
+	}
+	// Until its element times out, the local set's address still goes direct, for any client.
+	if got, err := ns("client", "curl", "-fsS", "--max-time", "3", "http://"+germanCDN+"/ip"); err != nil || strings.TrimSpace(got) != ispPublic {
+		t.Errorf("after kill -9 the client reaches %s (in the local set) as %q (%v), want direct (%s)", germanCDN, got, err, ispPublic)
 	}
 	mustNS(t, "net", "nft", "reset", "counters", "table", "ip", "fobl-watch")
 	// web is not in the local set: the client must get nowhere.
@@ -221,6 +228,9 @@ func TestBreakoutKillSwitch(t *testing.T) {
 		if out, err := ns("client", "ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", dst); err == nil {
 			t.Errorf("after kill -9 the client still pings %s:\n%s", dst, out)
 		}
+	}
+	if got, err := dig("client", "192.168.86.1", "q.example", false); err == nil && len(got) > 0 {
+		t.Errorf("after kill -9 the client still gets DNS answers: %v", got)
 	}
 	for _, c := range []string{"lan_src", "to_web", "other"} {
 		if n := counter(t, "net", "fobl-watch", c); n != 0 {
