@@ -82,6 +82,20 @@ func breakoutWorld(t *testing.T, extra string, devices ...[3]string) {
 	}
 }
 
+// logLAN logs what the LAN looks like from muc and from dev, for a failure's message.
+func logLAN(t *testing.T, dev string) {
+	t.Helper()
+	var b strings.Builder
+	for _, c := range [][]string{
+		{"muc", "ip", "neigh", "show", "dev", "br0"}, {"muc", "bridge", "fdb", "show", "br", "br0"}, {"muc", "ip", "-br", "link"},
+		{"muc", "nft", "list", "table", "inet", "fobgw"}, {dev, "ip", "neigh"}, {dev, "ip", "-br", "addr"}, {dev, "ip", "-br", "link"},
+	} {
+		out, err := ns(c[0], c[1:]...)
+		fmt.Fprintf(&b, "%s: %s (%v)\n%s\n", c[0], strings.Join(c[1:], " "), err, out)
+	}
+	t.Logf("the LAN as muc and %s see it:\n%s", dev, b.String())
+}
+
 // onlyFobgwNAT fails the test when muc translates anything but in fobgw's table.
 func onlyFobgwNAT(t *testing.T) {
 	t.Helper()
@@ -116,6 +130,7 @@ func TestBreakoutDevices(t *testing.T) {
 		t.Helper()
 		if got, err := publicAddress(dev); err != nil || got != wantWeb {
 			t.Errorf("web sees %s as %q (%v), want %s", dev, got, err, wantWeb)
+			logLAN(t, dev)
 		}
 		if got, err := dig(dev, "192.168.86.1", "tv.example", false); err != nil || !slices.Equal(got, []string{wantDNS}) {
 			t.Errorf("%s asks 192.168.86.1 for tv.example: %v (%v), want [%s]", dev, got, err, wantDNS)
