@@ -27,6 +27,8 @@
 #   unblock-udp           the ISP drops nothing again
 #   beg-port PORT...      beg answers WireGuard on these UDP ports too (a redirect to 13231, as a
 #                         home router's port forward); no PORT: only 13231 again
+#   drift                 print what differs from the world `up` made (one line each; nothing: none)
+#   reset                 put back what drift finds, the gateway aside (bench's tests restart it)
 #   lan-device NAME ADDR [MAC]  another LAN device: namespace $FOBL_NS-NAME on muc's br0 with
 #                         ADDR/24 (and MAC), default route via the gateway; again: made anew
 #   lan-device-addr NAME ADDR   the device takes another address (a new DHCP lease)
@@ -231,11 +233,7 @@ cmd_up() {
 	ip -n ${NSP}-muc addr add 192.168.2.2/24 dev wan0
 	ip -n ${NSP}-muc route add default via 192.168.2.1
 	nsx muc sysctl -qw net.ipv4.ip_forward=1
-	nsx muc nft -f - <<-'EOF'
-		table ip fobl-nat {
-			chain post { type nat hook postrouting priority srcnat; oifname "wan0" masquerade; }
-		}
-	EOF
+	muc_nat
 
 	# net: the MUC ISP modem (masquerades the FOB's WAN) and the internet router.
 	ip -n ${NSP}-net addr add 192.168.2.1/24 dev muc0
@@ -317,6 +315,7 @@ cmd_up() {
 	wait_for "the web server" 10 nsx net curl -fsS --max-time 1 http://203.0.113.80/ip
 	wait_for "iperf3" 10 sh -c "ip netns exec ${NSP}-web ss -Hltn 'sport = :5201' | grep -q 5201"
 	echo none >"$LAB/gw.mode"
+	nsx muc sysctl -n net.ipv4.conf.all.rp_filter >"$LAB/rp_filter.up"
 	up_done=1
 	log "world is up (state in $LAB)"
 }
@@ -609,6 +608,43 @@ cmd_path_mtu() {
 	log "the ISP-to-home link is at MTU $mtu; ICMP \"fragmentation needed\" dropped at net"
 }
 
+# cmd_drift: what the tests' knobs changed since up, one line each: beg's allowed addresses and
+# address, the ISP's blocked ports and path MTU, beg's extra ports, muc's forwarding and reverse-path
+# filter, routes added at net. The gateway itself is bench's to check (its mode, pid, config).
+cmd_drift() {
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	local v
+	v=$(nsx beg wg show "$BEG_NAME" allowed-ips | cut -f2-)
+	[[ $v == "10.1.200.2/32 192.168.86.0/24" ]] || echo "beg allows $v from the FOB"
+	v=$(cat "$BEG_ADDR_FILE")
+	[[ $v == 198.51.100.2 ]] || echo "beg is at $v"
+	! nsx net nft list table ip fobl-block >/dev/null 2>&1 || echo "the ISP drops UDP ports"
+	! nsx beg nft list table ip fobl-altport >/dev/null 2>&1 || echo "beg answers on extra ports"
+	v=$(ip -n "${NSP}-net" -o link show beg0 | sed -n 's/.* mtu \([0-9]*\) .*/\1/p')
+	[[ $v == 1500 ]] || echo "the ISP-to-home link is at MTU $v"
+	v=$(nsx muc sysctl -n net.ipv4.ip_forward)
+	[[ $v == 1 ]] || echo "muc's ip_forward is $v"
+	v=$(nsx muc sysctl -n net.ipv4.conf.all.rp_filter)
+	[[ $v == "$(cat "$LAB/rp_filter.up")" ]] || echo "muc's rp_filter is $v"
+	v=$(ip -n "${NSP}-net" route show 192.168.86.0/24)
+	[[ -z $v ]] || echo "net routes the FOB's LAN: $v"
+	breakout_drift
+}
+
+# cmd_reset: undo every knob cmd_drift reports.
+cmd_reset() {
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	cmd_beg_allowed 10.1.200.2/32,192.168.86.0/24
+	[[ $(cat "$BEG_ADDR_FILE") == 198.51.100.2 ]] || cmd_ddns_move 198.51.100.2
+	set_ports fobl-block net ""
+	set_ports fobl-altport beg ""
+	cmd_path_mtu 1500
+	nsx muc sysctl -qw net.ipv4.ip_forward=1
+	nsx muc sysctl -qw net.ipv4.conf.all.rp_filter="$(cat "$LAB/rp_filter.up")"
+	ip -n "${NSP}-net" route del 192.168.86.0/24 2>/dev/null || true
+	breakout_reset
+}
+
 cmd_status() {
 	ip netns list | grep "^${NSP}-" || echo "no lab namespaces"
 	[[ -d $LAB ]] || return 0
@@ -616,6 +652,37 @@ cmd_status() {
 	gwx wg show "$GW_NAME" 2>/dev/null || true
 	nsx muc wg show "$STOCK_NAME" 2>/dev/null || true
 	nsx beg wg show "$BEG_NAME" 2>/dev/null || true
+}
+
+# muc_nat: muc's own NAT on its WAN, as a stock home router has (the breakout's tests take it away:
+# a board has none).
+muc_nat() {
+	nsx muc nft -f - <<-'EOF'
+		table ip fobl-nat {
+			chain post { type nat hook postrouting priority srcnat; oifname "wan0" masquerade; }
+		}
+	EOF
+}
+
+# breakout_drift: what the local breakout's tests change (drift's part): more LAN devices, web at
+# tv.example's addresses, muc without its own NAT.
+breakout_drift() {
+	local d
+	for d in $(ip netns list | awk '{print $1}' | grep "^${NSP}-dev" || true); do
+		echo "LAN device ${d#"${NSP}-"} is there"
+	done
+	[[ -z $(ip -n "${NSP}-web" -o addr show to 203.0.113.90) ]] || echo "web serves at 203.0.113.90 and .91"
+	nsx muc nft list table ip fobl-nat >/dev/null 2>&1 || echo "muc has no NAT of its own"
+}
+
+# breakout_reset: undo what breakout_drift reports.
+breakout_reset() {
+	local d
+	for d in $(ip netns list | awk '{print $1}' | grep "^${NSP}-dev" || true); do
+		cmd_lan_device_del "${d#"${NSP}-"}"
+	done
+	cmd_cdn off
+	nsx muc nft list table ip fobl-nat >/dev/null 2>&1 || muc_nat
 }
 
 # lan_device_name NAME: check a LAN device's name (it names a namespace and muc's end of its link).
@@ -704,12 +771,14 @@ main() {
 	block-udp) cmd_block_udp "$@" ;;
 	unblock-udp) set_ports fobl-block net "" && log "the ISP drops nothing" ;;
 	beg-port) cmd_beg_port "$@" ;;
+	drift) cmd_drift ;;
+	reset) cmd_reset ;;
 	lan-device) cmd_lan_device "$@" ;;
 	lan-device-addr) cmd_lan_device_addr "$@" ;;
 	lan-device-del) cmd_lan_device_del "$@" ;;
 	cdn) cmd_cdn "$@" ;;
 	*)
-		sed -n '2,46p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,48p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2
 		;;
 	esac
