@@ -226,7 +226,9 @@ cmd_up() {
 	ip -n ${NSP}-client route add default via 192.168.86.1
 
 	# muc: a stock home router (bridge LAN, masquerade on WAN); the gateway runs here.
-	ip -n ${NSP}-muc link add br0 type bridge
+	# A MAC of its own: a bridge otherwise takes its lowest port's, and changes it when LAN devices
+	# come and go (lan-device), which leaves the others' ARP caches pointing nowhere for 30 s.
+	ip -n ${NSP}-muc link add br0 address 02:fb:00:00:86:01 type bridge
 	ip -n ${NSP}-muc link set lan0 master br0
 	ip -n ${NSP}-muc link set br0 up
 	ip -n ${NSP}-muc addr add 192.168.86.1/24 dev br0
