@@ -36,6 +36,12 @@
 #                         "beg back at EPOCH" (seconds) once its interface is up and configured;
 #                         nothing when it runs
 #   beg-restart           beg-stop, then beg-start
+#   lan-device NAME ADDR [MAC]  another LAN device: namespace $FOBL_NS-NAME on muc's br0 with
+#                         ADDR/24 (and MAC), default route via the gateway; again: made anew
+#   lan-device-addr NAME ADDR   the device takes another address (a new DHCP lease)
+#   lan-device-del NAME   remove the device
+#   cdn on|off            web also serves HTTP at 203.0.113.90 and .91 (tv.example as the local
+#                         ISP's resolver and the home Pi-hole answer it)
 #
 # Environment: FOBL_NS (prefix of the lab's namespace names; default fobl, so fobl-client...;
 #              two labs with different prefixes and FOBL_DIRs can run side by side),
@@ -227,18 +233,16 @@ cmd_up() {
 	ip -n ${NSP}-client route add default via 192.168.86.1
 
 	# muc: a stock home router (bridge LAN, masquerade on WAN); the gateway runs here.
-	ip -n ${NSP}-muc link add br0 type bridge
+	# A MAC of its own: a bridge otherwise takes its lowest port's, and changes it when LAN devices
+	# come and go (lan-device), which leaves the others' ARP caches pointing nowhere for 30 s.
+	ip -n ${NSP}-muc link add br0 address 02:fb:00:00:86:01 type bridge
 	ip -n ${NSP}-muc link set lan0 master br0
 	ip -n ${NSP}-muc link set br0 up
 	ip -n ${NSP}-muc addr add 192.168.86.1/24 dev br0
 	ip -n ${NSP}-muc addr add 192.168.2.2/24 dev wan0
 	ip -n ${NSP}-muc route add default via 192.168.2.1
 	nsx muc sysctl -qw net.ipv4.ip_forward=1
-	nsx muc nft -f - <<-'EOF'
-		table ip fobl-nat {
-			chain post { type nat hook postrouting priority srcnat; oifname "wan0" masquerade; }
-		}
-	EOF
+	muc_nat
 
 	# net: the MUC ISP modem (masquerades the FOB's WAN) and the internet router.
 	ip -n ${NSP}-net addr add 192.168.2.1/24 dev muc0
@@ -637,6 +641,7 @@ cmd_drift() {
 	[[ $v == "$(cat "$LAB/rp_filter.up")" ]] || echo "muc's rp_filter is $v"
 	v=$(ip -n "${NSP}-net" route show 192.168.86.0/24)
 	[[ -z $v ]] || echo "net routes the FOB's LAN: $v"
+	breakout_drift
 }
 
 # cmd_reset: undo every knob cmd_drift reports.
@@ -651,6 +656,7 @@ cmd_reset() {
 	nsx muc sysctl -qw net.ipv4.ip_forward=1
 	nsx muc sysctl -qw net.ipv4.conf.all.rp_filter="$(cat "$LAB/rp_filter.up")"
 	ip -n "${NSP}-net" route del 192.168.86.0/24 2>/dev/null || true
+	breakout_reset
 }
 
 cmd_status() {
@@ -699,6 +705,102 @@ cmd_beg_start() {
 	log "beg's WireGuard is back (allowed from the FOB: $allowed; no endpoint)"
 }
 
+# muc_nat: muc's own NAT on its WAN, as a stock home router has (the breakout's tests take it away:
+# a board has none).
+muc_nat() {
+	nsx muc nft -f - <<-'EOF'
+		table ip fobl-nat {
+			chain post { type nat hook postrouting priority srcnat; oifname "wan0" masquerade; }
+		}
+	EOF
+}
+
+# breakout_drift: what the local breakout's tests change (drift's part): more LAN devices, web at
+# tv.example's addresses, muc without its own NAT.
+breakout_drift() {
+	local d
+	for d in $(ip netns list | awk '{print $1}' | grep "^${NSP}-dev" || true); do
+		echo "LAN device ${d#"${NSP}-"} is there"
+	done
+	[[ -z $(ip -n "${NSP}-web" -o addr show to 203.0.113.90) ]] || echo "web serves at 203.0.113.90 and .91"
+	nsx muc nft list table ip fobl-nat >/dev/null 2>&1 || echo "muc has no NAT of its own"
+}
+
+# breakout_reset: undo what breakout_drift reports.
+breakout_reset() {
+	local d
+	for d in $(ip netns list | awk '{print $1}' | grep "^${NSP}-dev" || true); do
+		cmd_lan_device_del "${d#"${NSP}-"}"
+	done
+	cmd_cdn off
+	nsx muc nft list table ip fobl-nat >/dev/null 2>&1 || muc_nat
+}
+
+# lan_device_name NAME: check a LAN device's name (it names a namespace and muc's end of its link).
+lan_device_name() {
+	[[ ${1:-} =~ ^dev[0-9]{1,2}$ ]] || die "LAN device '${1:-}': want a name like dev2"
+}
+
+# cmd_lan_device NAME ADDR [MAC]: another device on the FOB's LAN, in a namespace of its own.
+cmd_lan_device() {
+	local name=${1:-} addr=${2:-} mac=${3:-}
+	lan_device_name "$name"
+	[[ $addr =~ ^192\.168\.86\.[0-9]{1,3}$ ]] || die "lan-device $name: address '$addr': want one inside 192.168.86.0/24"
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	cmd_lan_device_del "$name"
+	ip netns add "${NSP}-$name"
+	ip -n "${NSP}-$name" link set lo up
+	veth "$name" eth0 muc "lan-$name"
+	if [[ -n $mac ]]; then
+		ip -n "${NSP}-$name" link set eth0 address "$mac"
+	fi
+	ip -n ${NSP}-muc link set "lan-$name" master br0
+	cmd_lan_device_addr "$name" "$addr"
+	log "LAN device $name at $addr ($(ip -n "${NSP}-$name" -br link show eth0 | awk '{print $3}'))"
+}
+
+cmd_lan_device_addr() {
+	local name=${1:-} addr=${2:-}
+	lan_device_name "$name"
+	[[ $addr =~ ^192\.168\.86\.[0-9]{1,3}$ ]] || die "lan-device-addr $name: address '$addr': want one inside 192.168.86.0/24"
+	ip -n "${NSP}-$name" addr flush dev eth0
+	ip -n "${NSP}-$name" addr add "$addr/24" dev eth0
+	ip -n "${NSP}-$name" route replace default via 192.168.86.1
+	# The bridge's ports forward at once; the device is reachable when the gateway answers it.
+	wait_for "LAN device $name to reach the gateway" 10 nsx "$name" ping -n -c 1 -W 1 192.168.86.1
+}
+
+cmd_lan_device_del() {
+	local name=${1:-}
+	lan_device_name "$name"
+	if ip netns list | awk '{print $1}' | grep -qx "${NSP}-$name"; then
+		ip netns del "${NSP}-$name"
+	fi
+}
+
+# cmd_cdn on|off: labweb also at 203.0.113.90 and .91 (addresses on web's eth0), or no more.
+cmd_cdn() {
+	local a
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	for a in 90 91; do
+		stop_pid "$LAB/web$a.pid"
+		ip -n ${NSP}-web addr del "203.0.113.$a/24" dev eth0 2>/dev/null || true
+	done
+	case ${1:-} in
+	on)
+		for a in 90 91; do
+			ip -n ${NSP}-web addr add "203.0.113.$a/24" dev eth0
+			start "web$a" web "$BIN/labweb" -listen "203.0.113.$a:80"
+		done
+		for a in 90 91; do
+			wait_for "the web server at 203.0.113.$a" 10 nsx net curl -fsS --max-time 1 "http://203.0.113.$a/ip"
+		done
+		;;
+	off) ;;
+	*) die "usage: lab.sh cdn on|off" ;;
+	esac
+}
+
 main() {
 	local cmd=${1:-}
 	shift || true
@@ -725,6 +827,10 @@ main() {
 	beg-stop) cmd_beg_stop ;;
 	beg-start) cmd_beg_start ;;
 	beg-restart) cmd_beg_stop && cmd_beg_start ;;
+	lan-device) cmd_lan_device "$@" ;;
+	lan-device-addr) cmd_lan_device_addr "$@" ;;
+	lan-device-del) cmd_lan_device_del "$@" ;;
+	cdn) cmd_cdn "$@" ;;
 	*)
 		sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2

@@ -52,5 +52,6 @@ func (g *gateway) pageSnapshot() statuspage.Snapshot {
 		KillSwitch:      g.cfg.KillSwitch,
 		RouteRepairs:    s.RouteRepairs,
 		EndpointChanges: s.EndpointChanges,
+		Breakout:        pageBreakout(s),
 	}
 }

@@ -43,6 +43,7 @@ type Status struct {
 	// Health beyond the tunnel probe.
 	LANPath    *health.LANPathStatus `json:"lan_path,omitempty"` // the probe from the LAN address; nil when not run
 	Masquerade bool                  `json:"masquerade"`
+	Breakout   *BreakoutStatus       `json:"breakout,omitempty"` // the local breakout; nil without it
 
 	LastError string `json:"last_error,omitempty"`
 }
@@ -131,6 +132,7 @@ func (s *Status) writeHealth(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "handshake kicks:  %d (started at once when a probe found the peer silent)\n", s.HandshakeKicks)
 	fmt.Fprintf(&b, "masquerade:       %s\n", onOff(s.Masquerade))
+	s.Breakout.writeText(&b, s.DNS.Local)
 	if c := s.Clock; c != nil {
 		state := "ok"
 		if !c.OK() {
@@ -184,6 +186,7 @@ func (g *gateway) status() *Status {
 		s.LANPath = &l
 	}
 	s.Masquerade = g.cfg.Masquerade
+	s.Breakout = g.brk.status()
 	s.RouteRepairs = g.repairs.Load()
 	g.mu.Lock()
 	s.RouteCheckError = g.repairErr

@@ -27,6 +27,23 @@ type Snapshot struct {
 	KillSwitch      bool   `json:"kill_switch"`      // KillSwitch = on
 	RouteRepairs    uint64 `json:"route_repairs"`    // routes, rules and sysctls put back after drift
 	EndpointChanges uint64 `json:"endpoint_changes"` // times the peer was pointed at another address
+
+	Breakout *Breakout `json:"breakout,omitempty"` // the local breakout; nil without it
+}
+
+// Breakout is what leaves through the local ISP on purpose (Bypass,
+// LocalDomains).
+type Breakout struct {
+	Devices      []Device `json:"devices"`       // the bypassed devices
+	LocalSet     int      `json:"local_set"`     // addresses of LocalDomains answers routed direct now
+	LocalAnswers uint64   `json:"local_answers"` // DNS questions answered through the local ISP's resolver
+}
+
+// Device is a bypassed device.
+type Device struct {
+	Name  string `json:"name"`  // its address or MAC (with its addresses now)
+	Seen  bool   `json:"seen"`  // it sent packets, or holds an address on the LAN
+	Bytes uint64 `json:"bytes"` // counted while it was bypassed
 }
 
 // DNS are the LAN's DNS forwarder's counters.
