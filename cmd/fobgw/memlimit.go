@@ -10,7 +10,7 @@ import (
 )
 
 // measuredNeed is the soft memory limit of `fobgw run` outside a memory cgroup: in the lab
-// fobgw's peak RSS stayed at 22-25 MiB with 8 TCP streams each way (bench/RESULTS.md, run 8),
+// fobgw's peak RSS stayed at 23-26 MiB with 8 TCP streams each way (bench/RESULTS.md, runs 8-9),
 // about 13 MiB of it the binary's own pages, so the garbage collector works harder only past
 // what it was measured to need, with a margin. The patched wireguard-go sizes its packet buffer
 // pool from the limit in force when the device is made (1/16 of it: 1536 buffers here), so
