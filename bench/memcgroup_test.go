@@ -165,15 +165,25 @@ func iperf(tb testing.TB, secs int, args ...string) float64 {
 	return 0
 }
 
-// TestMemoryCgroup: fobgw in a memory cgroup with a hard limit of 48 MiB (a small board's
-// MemoryMax=) carries one TCP stream up and 8 down, is not OOM-killed, and the client is still
-// through afterwards.
+// TestMemoryCgroup: fobgw in a memory cgroup with a hard limit of 16 MiB, half the hAP lite's
+// RAM, carries one TCP stream up and 8 down without an OOM kill, sizing wireguard-go's buffer
+// pool from the limit (packets beyond it are dropped and counted, and TCP slows down); the
+// client is still through afterwards. The same load without the limit, first, gives the
+// throughput the limit's is logged against (logged, not asserted: speed is the benchmarks').
+//
+// The binary's pages are in the page cache the build left, charged to the build's cgroup: the
+// limit holds fobgw's heap, stacks and kernel memory. Where fobgw reads its binary in itself (a
+// board just booted), its ~13 MiB of resident text and data are charged too, and 16 MiB is then
+// too little (bench/RESULTS.md, run 8).
 func TestMemoryCgroup(t *testing.T) {
 	if lab.gateway != "fobgw" {
 		t.Skip("the memory limit is fobgw's (FOBL_E2E_GATEWAY=stock runs the stock recipe)")
 	}
 	lab.standard(t)
-	const limit = 48 << 20
+	const limit = 16 << 20
+	freeUp := iperf(t, 5)
+	freeDown := iperf(t, 5, "-R", "-P", "8")
+
 	cg := newMemcg(t, "fobgw-e2e-"+nsName("memcg"), limit)
 	// Registered after the cgroup's removal, so run before it: the gateway leaves the cgroup.
 	t.Cleanup(func() { lab.restore(t) })
@@ -185,8 +195,9 @@ func TestMemoryCgroup(t *testing.T) {
 
 	up := iperf(t, 5)
 	down := iperf(t, 5, "-R", "-P", "8")
-	t.Logf("under a %d MiB hard limit: up %.0f Mbit/s (1 stream), down %.0f Mbit/s (8 streams), cgroup peak %s",
-		limit>>20, up, down, cg.peak(t))
+	t.Logf("under a %d MiB hard limit: up %.0f Mbit/s (1 stream), down %.0f Mbit/s (8 streams), cgroup peak %s;"+
+		" without it: %.0f and %.0f (%.2fx and %.2fx)",
+		limit>>20, up, down, cg.peak(t), freeUp, freeDown, up/freeUp, down/freeDown)
 
 	if n := cg.oomKills(t); n != 0 {
 		t.Errorf("the OOM killer killed %d processes in the cgroup", n)

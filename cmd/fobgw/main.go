@@ -39,6 +39,9 @@ Usage:
   fobgw home-config -config FILE -format routeros|wg-quick
                                  the home router's side for this FOB, with the LAN in its allowed addresses
   fobgw version                  fobgw's version and commit, wireguard-go's version, the Go version
+  fobgw bench [-seconds N] [-json]
+                                 measure fobgw's tunnel on this machine, as any user: two WireGuard
+                                 devices in this process over loopback UDP, beside the hAP lite's figures
   fobgw help                     this text
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
@@ -90,6 +93,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdHomeConfig(rest, stdout, stderr)
 	case "version":
 		err = cmdVersion(rest, stdout)
+	case "bench":
+		err = cmdBench(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
