@@ -46,10 +46,17 @@ func (s ServerResolver) Resolve(ctx context.Context, host string) ([]netip.Addr,
 		if err == nil && len(addrs) > 0 {
 			return sortV4First(addrs), nil
 		}
-		if err == nil {
-			err = fmt.Errorf("no address for %s", host)
+		var de *net.DNSError
+		switch {
+		case err == nil:
+			err = fmt.Errorf("DNS server %v: no address for %s", srv, host)
+		case errors.As(err, &de):
+			// It names the server of resolv.conf that Dial was given, not srv.
+			de.Server = srv.String()
+		default:
+			err = fmt.Errorf("DNS server %v: %w", srv, err)
 		}
-		errs = append(errs, fmt.Errorf("DNS server %v: %w", srv, err))
+		errs = append(errs, err)
 		if ctx.Err() != nil {
 			break
 		}

@@ -95,3 +95,12 @@ func TestServerResolverNone(t *testing.T) {
 		t.Fatal("Resolve without servers succeeded")
 	}
 }
+
+// An error names the server asked, not one of the system's resolv.conf.
+func TestServerResolverNamesServer(t *testing.T) {
+	dnsSrv := newFakeDNS(t, "check.fobgw.test", netip.MustParseAddr("127.0.0.1"))
+	_, err := ServerResolver{dnsSrv.addr}.Resolve(t.Context(), "other.fobgw.test")
+	if err == nil || !strings.Contains(err.Error(), "on "+dnsSrv.addr.String()) {
+		t.Fatalf("Resolve of an unknown name: %v; want it to name %v", err, dnsSrv.addr)
+	}
+}
