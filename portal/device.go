@@ -50,6 +50,25 @@ func (d Device) String() string {
 // MarshalText gives the device as String does.
 func (d Device) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// UnmarshalText reads what MarshalText gives ("none" is no device), without
+// ParseDevice's checks against the LAN: for status documents, not for input.
+func (d *Device) UnmarshalText(b []byte) error {
+	s := string(b)
+	if s == "none" {
+		*d = Device{}
+		return nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		*d = DeviceAddr(a)
+		return nil
+	}
+	if hw, err := net.ParseMAC(s); err == nil && len(hw) == 6 {
+		*d = DeviceMAC([6]byte(hw))
+		return nil
+	}
+	return fmt.Errorf("device %q: want an address, a MAC address or none", s)
+}
+
 const deviceExpected = "a LAN device: its address inside LAN (e.g. 192.168.86.50) or its MAC address (e.g. 02:11:22:33:44:55)"
 
 // ParseDevice reads a device as the owner names it: an IPv4 or IPv6 address

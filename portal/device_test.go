@@ -82,3 +82,35 @@ func TestDeviceZero(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// FuzzParseDevice: no panic; a device parsed is inside LAN or a unicast
+// MAC, and its String parses (and unmarshals) to the same device.
+func FuzzParseDevice(f *testing.F) {
+	for _, s := range []string{"192.168.86.50", "02:11:22:33:44:55", "fd00:86::1", "192.168.86.255", "01-00-5e-00-00-01", "::ffff:192.168.86.1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDevice(s, testLAN)
+		if err != nil {
+			if !d.IsZero() {
+				t.Fatalf("%q: error %v with device %v", s, err, d)
+			}
+			return
+		}
+		if a, ok := d.Addr(); ok {
+			if !testLAN[0].Contains(a) && !testLAN[1].Contains(a) {
+				t.Fatalf("%q: %v outside LAN", s, a)
+			}
+		} else if mac, ok := d.MAC(); !ok || mac[0]&1 != 0 {
+			t.Fatalf("%q: %v is neither an address nor a unicast MAC", s, d)
+		}
+		again, err := ParseDevice(d.String(), testLAN)
+		if err != nil || again != d {
+			t.Fatalf("%q -> %q -> %v, %v", s, d.String(), again, err)
+		}
+		var back Device
+		if err := back.UnmarshalText([]byte(d.String())); err != nil || back != d {
+			t.Fatalf("%q: UnmarshalText(%q) = %v, %v", s, d.String(), back, err)
+		}
+	})
+}

@@ -70,6 +70,17 @@ func (r CloseReason) String() string {
 // MarshalText gives the reason's name in JSON.
 func (r CloseReason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// UnmarshalText reads a reason's name.
+func (r *CloseReason) UnmarshalText(b []byte) error {
+	for _, c := range []CloseReason{0, ClosedByOwner, ClosedByHandshake, ClosedByTimeout} {
+		if c.String() == string(b) {
+			*r = c
+			return nil
+		}
+	}
+	return fmt.Errorf("window close reason %q: want owner, handshake, timeout or none", b)
+}
+
 // WindowState is a window, open or the last one closed.
 type WindowState struct {
 	Open   bool      `json:"open"`

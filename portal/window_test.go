@@ -2,6 +2,7 @@ package portal
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -244,5 +245,30 @@ func TestWindowMarkerFails(t *testing.T) {
 	}
 	if w.State().Open {
 		t.Fatal("still open")
+	}
+}
+
+func TestWindowStateJSON(t *testing.T) {
+	for _, st := range []WindowState{
+		{Open: true, Device: laptop, By: "command", Opened: t0, Until: t0.Add(DefaultWindow)},
+		{Device: phone, By: "page", Opened: t0, Until: t0.Add(MaxWindow), Closed: t0.Add(time.Minute), Reason: ClosedByHandshake},
+		{},
+	} {
+		b, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back WindowState
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		if back.Open != st.Open || back.Device != st.Device || back.By != st.By || !back.Opened.Equal(st.Opened) ||
+			!back.Until.Equal(st.Until) || !back.Closed.Equal(st.Closed) || back.Reason != st.Reason {
+			t.Fatalf("round trip of %s: %+v, want %+v", b, back, st)
+		}
+	}
+	var r CloseReason
+	if err := r.UnmarshalText([]byte("later")); err == nil {
+		t.Fatal("an unknown reason was read")
 	}
 }
