@@ -38,6 +38,7 @@ const (
 	keyCD   = 1 << 0
 	keyDO   = 1 << 1
 	keyEDNS = 1 << 2
+	keyWay  = 1 << 3 // answered by Resolver, not the home upstream (breakout.go)
 )
 
 // maxKeyLen is a question (name up to 255 bytes, type, class) plus the flag byte.

@@ -53,6 +53,16 @@ type Config struct {
 	MaxTTL      time.Duration  // cap on cached TTLs, positive and negative (RFC 2308) (default 1h)
 	Logger      *slog.Logger   // nil: discard
 
+	// Local breakout (see breakout.go): questions of LocalClients and for LocalDomains go to
+	// Resolver; the addresses of LocalDomains answers go to LocalSet before the answer leaves.
+	Resolver     netip.AddrPort // the local ISP's resolver, host:53; zero: no breakout, the fields below unused
+	LocalDomains []string       // names whose answers come from Resolver, and all names below them
+	LocalClients []netip.Addr   // clients whose every question goes to Resolver (Bypass devices)
+	LocalSet     LocalSet       // required with LocalDomains
+	// ResolverDial, if set, replaces the dialer of the sockets to Resolver; the default is a plain
+	// dialer: the gateway's own traffic, routed by the main table to the local ISP, never the tunnel.
+	ResolverDial func(ctx context.Context, network, address string) (net.Conn, error)
+
 	// Dial, if set, replaces the dialer of upstream sockets ("udp" and "tcp" to Upstream). Tests use it
 	// to reach a loopback upstream; the default dialer binds every socket to Interface.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
@@ -68,6 +78,7 @@ type Forwarder struct {
 	dial   func(ctx context.Context, network, address string) (net.Conn, error)
 	cache  *cache // nil when disabled
 	coal   *coalescer
+	brk    *breakout // nil without Resolver
 	st     counters
 	metric *collector
 
@@ -80,6 +91,7 @@ type Forwarder struct {
 	tcp     net.Listener
 	addr    netip.AddrPort
 	ups     *upstreams
+	local   *upstreams // Resolver; nil without the breakout
 	done    chan struct{}
 
 	tcpMu    sync.Mutex
@@ -143,6 +155,7 @@ func New(cfg Config) (*Forwarder, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	var err error
 	f := &Forwarder{cfg: cfg, log: cfg.Logger, dial: cfg.Dial, done: make(chan struct{}), coal: newCoalescer(),
 		rotateQueries: udpRotateQueries}
 	if f.dial == nil {
@@ -150,6 +163,9 @@ func New(cfg Config) (*Forwarder, error) {
 	}
 	if cfg.CacheSize > 0 {
 		f.cache = newCache(cfg.CacheSize, cfg.CacheBytes, cfg.MaxTTL)
+	}
+	if f.brk, err = newBreakout(cfg); err != nil {
+		return nil, err
 	}
 	f.metric = newCollector(f)
 	return f, nil

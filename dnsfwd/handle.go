@@ -42,13 +42,18 @@ func (f *Forwarder) handle(msg []byte, out []byte, cl client) []byte {
 	if q.edns {
 		msg = stripOptions(msg, q.opt)
 	}
+	w := f.brk.choose(cl.addr.Addr(), msg, q.end)
 	var kb [maxKeyLen]byte
-	key := cacheKey(&kb, msg, &q)
+	key := w.key(cacheKey(&kb, msg, &q))
 	if f.cache != nil {
 		t := now()
 		if e := f.cache.get(key, t); e != nil {
 			f.st.hits.Add(1)
 			out = e.render(out, msg, q.end, t)
+			if !f.passLocal(w, out, q.end) {
+				f.reply(cl, shortReply(msg, q, rcodeServFail), q)
+				return out
+			}
 			f.reply(cl, out, q)
 			return out
 		}
@@ -63,15 +68,19 @@ func (f *Forwarder) handle(msg []byte, out []byte, cl client) []byte {
 		return out
 	}
 	p := newPending(msg, q)
-	p.udp, p.addr, p.tcp = cl.udp, cl.addr, cl.tcp
+	p.udp, p.addr, p.tcp, p.way = cl.udp, cl.addr, cl.tcp, w
 	if f.coal.join(key, p) {
 		f.st.coalesced.Add(1)
 		return out
 	}
+	ups := f.ups
+	if w.local() {
+		ups = f.local
+	}
 	if cl.tcp != nil {
-		f.ups.sendTCP(p)
+		ups.sendTCP(p)
 	} else {
-		f.ups.sendUDP(p)
+		ups.sendUDP(p)
 	}
 	return out
 }
@@ -82,6 +91,10 @@ func (f *Forwarder) finish(p *pending, msg []byte, q question, info *rrInfo) {
 	f.metric.latency.Observe(float64(now()-p.sent) / 1e9)
 	if q.edns {
 		msg = stripOptions(msg, q.opt) // the upstream's cookie and subnet are no client's business
+	}
+	if p.way.fills() && !f.fillLocal(msg, q.end) {
+		f.fail(p, rcodeServFail) // no client may use an address whose route is not there
+		return
 	}
 	if rc := msg[offFlags2] & maskRcode; f.cache != nil && (rc == rcodeSuccess || rc == rcodeNXDomain) &&
 		msg[offFlags1]&flagTC == 0 && scanAnswer(msg, q.end, info) && info.keep > 0 {
@@ -96,6 +109,9 @@ func (f *Forwarder) finish(p *pending, msg []byte, q question, info *rrInfo) {
 // deliver sends the answer msg to p's client, rewriting ID and question spelling to p's.
 func (f *Forwarder) deliver(p *pending, msg []byte, q question) {
 	f.st.inflight.Add(-1)
+	if p.way.local() {
+		f.st.local.Add(1)
+	}
 	binary.BigEndian.PutUint16(msg[offID:], p.clientID)
 	copy(msg[headerLen:q.end], p.query[headerLen:q.end])
 	f.reply(client{udp: p.udp, addr: p.addr, tcp: p.tcp}, msg, p.q)

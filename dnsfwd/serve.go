@@ -41,13 +41,23 @@ func (f *Forwarder) Start() error {
 			c.Close()
 		}
 	}
-	ups, err := f.openUpstreams(ctx)
+	ups, err := f.openUpstreams(ctx, f.cfg.Upstream, f.dial)
 	if err != nil {
 		closeAll()
 		tl.Close()
 		return err
 	}
-	f.udp, f.tcp, f.addr, f.ups, f.started = udp, tl, addr, ups, true
+	var local *upstreams
+	if f.brk != nil {
+		if local, err = f.openUpstreams(ctx, f.cfg.Resolver, f.brk.dial); err != nil {
+			ups.close()
+			closeAll()
+			tl.Close()
+			return err
+		}
+		local.start()
+	}
+	f.udp, f.tcp, f.addr, f.ups, f.local, f.started = udp, tl, addr, ups, local, true
 
 	for _, c := range udp {
 		f.wg.Add(1)
@@ -56,7 +66,7 @@ func (f *Forwarder) Start() error {
 	ups.start()
 	f.wg.Add(1)
 	go f.serveTCP(tl)
-	f.log.Info("dnsfwd: serving", "listen", addr, "upstream", f.cfg.Upstream, "interface", f.cfg.Interface)
+	f.log.Info("dnsfwd: serving", "listen", addr, "upstream", f.cfg.Upstream, "interface", f.cfg.Interface, "resolver", f.cfg.Resolver)
 	return nil
 }
 
@@ -107,6 +117,9 @@ func (f *Forwarder) Close() error {
 		}
 		f.tcp.Close()
 		f.ups.close()
+		if f.local != nil {
+			f.local.close()
+		}
 	}
 	f.mu.Unlock()
 	f.tcpMu.Lock()
@@ -167,5 +180,9 @@ func (f *Forwarder) serveUDP(c *net.UDPConn) {
 
 // String describes the forwarder for logs.
 func (f *Forwarder) String() string {
-	return fmt.Sprintf("dnsfwd %s -> %s via %q", f.cfg.Listen, f.cfg.Upstream, f.cfg.Interface)
+	s := fmt.Sprintf("dnsfwd %s -> %s via %q", f.cfg.Listen, f.cfg.Upstream, f.cfg.Interface)
+	if f.brk != nil {
+		s += fmt.Sprintf(", local breakout -> %s", f.cfg.Resolver)
+	}
+	return s
 }

@@ -35,6 +35,8 @@ type Stats struct {
 	Retransmits      uint64 `json:"retransmits"`       // UDP queries sent upstream again (new ID, new socket) after no answer in time
 	Mismatched       uint64 `json:"mismatched"`        // upstream answers dropped: unknown ID (late answers to a retransmitted query too), or question not matching the query
 	TruncatedRetried uint64 `json:"truncated_retried"` // upstream UDP answers with TC retried over TCP
+	Local            uint64 `json:"local"`             // questions answered through Resolver (local breakout), from it or the cache
+	LocalSetErrors   uint64 `json:"local_set_errors"`  // LocalDomains answers not sent (SERVFAIL instead) because LocalSet failed
 	CacheEntries     int    `json:"cache_entries"`     // entries in the cache now
 	CacheBytes       int    `json:"cache_bytes"`       // bytes they cost now, as counted against Config.CacheBytes
 }
@@ -43,6 +45,7 @@ type counters struct {
 	queries, ok, nxdomain, servfail, refused, formerr, other, truncated atomic.Uint64
 	dropped, nonLAN, malformed, full, hits, misses, coalesced           atomic.Uint64
 	timeouts, upErrors, retransmits, mismatch, tcRetried                atomic.Uint64
+	local, localSetErrors                                               atomic.Uint64
 	inflight                                                            atomic.Int64
 }
 
@@ -89,6 +92,8 @@ func (f *Forwarder) Stats() Stats {
 		Retransmits:      c.retransmits.Load(),
 		Mismatched:       c.mismatch.Load(),
 		TruncatedRetried: c.tcRetried.Load(),
+		Local:            c.local.Load(),
+		LocalSetErrors:   c.localSetErrors.Load(),
 	}
 	if f.cache != nil {
 		s.CacheEntries = f.cache.len()
@@ -136,6 +141,8 @@ var metricTable = []metric{
 	{"upstream_events_total", "", counter, "event=tc_retried", func(s *Stats) float64 { return float64(s.TruncatedRetried) }},
 	{"upstream_events_total", "", counter, "event=overload", func(s *Stats) float64 { return float64(s.RefusedFull) }},
 	{"upstream_retransmits_total", "UDP queries sent upstream again, with a new ID from a new source port, after no answer in time.", counter, "", func(s *Stats) float64 { return float64(s.Retransmits) }},
+	{"local_answers_total", "Questions answered through Resolver (local breakout), from it or the cache.", counter, "", func(s *Stats) float64 { return float64(s.Local) }},
+	{"local_set_errors_total", "LocalDomains answers withheld (SERVFAIL) because their addresses could not be put into the local set.", counter, "", func(s *Stats) float64 { return float64(s.LocalSetErrors) }},
 	{"upstream_inflight", "Upstream queries pending.", gauge, "", func(s *Stats) float64 { return float64(s.InFlight) }},
 	{"cache_entries", "Entries in the cache.", gauge, "", func(s *Stats) float64 { return float64(s.CacheEntries) }},
 	{"cache_bytes", "Bytes the cache's entries cost, answers and bookkeeping.", gauge, "", func(s *Stats) float64 { return float64(s.CacheBytes) }},

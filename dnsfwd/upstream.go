@@ -40,6 +40,7 @@ type pending struct {
 	resend   int64 // now() after which the sweeper sends a UDP query again
 	rto      int64 // nanoseconds from the last UDP send to resend
 	tries    int   // TCP sends so far
+	way      way   // which upstream, and whether the answer fills the local set
 
 	udp  *net.UDPConn // client over UDP: listening socket and address
 	addr netip.AddrPort
@@ -113,7 +114,9 @@ func (tb *table) expired(t int64, out, due []*pending) ([]*pending, []*pending) 
 
 type upstreams struct {
 	f    *Forwarder
-	udp  [udpUpstreams]atomic.Pointer[udpUpstream] // sockets in service
+	addr netip.AddrPort                                                       // the resolver
+	dial func(ctx context.Context, network, address string) (net.Conn, error) // its sockets' dialer
+	udp  [udpUpstreams]atomic.Pointer[udpUpstream]                            // sockets in service
 	tcp  [tcpUpstreams]tcpUpstream
 	next atomic.Uint32
 
@@ -141,10 +144,11 @@ type tcpUpstream struct {
 	dial  sync.Mutex // serialises dialing
 }
 
-// openUpstreams dials the UDP sockets; TCP connections are dialled when first needed. The caller
-// starts the readers (start).
-func (f *Forwarder) openUpstreams(ctx context.Context) (*upstreams, error) {
-	u := &upstreams{f: f}
+// openUpstreams dials the UDP sockets to addr; TCP connections are dialled when first needed. The
+// caller starts the readers (start).
+func (f *Forwarder) openUpstreams(ctx context.Context, addr netip.AddrPort,
+	dial func(ctx context.Context, network, address string) (net.Conn, error)) (*upstreams, error) {
+	u := &upstreams{f: f, addr: addr, dial: dial}
 	for i := range u.udp {
 		s, err := u.dialUDP(ctx)
 		if err != nil {
@@ -162,9 +166,9 @@ func (f *Forwarder) openUpstreams(ctx context.Context) (*upstreams, error) {
 }
 
 func (u *upstreams) dialUDP(ctx context.Context) (*udpUpstream, error) {
-	c, err := u.f.dial(ctx, "udp", u.f.cfg.Upstream.String())
+	c, err := u.dial(ctx, "udp", u.addr.String())
 	if err != nil {
-		return nil, fmt.Errorf("dnsfwd: open UDP socket to upstream %s: %w", u.f.cfg.Upstream, err)
+		return nil, fmt.Errorf("dnsfwd: open UDP socket to upstream %s: %w", u.addr, err)
 	}
 	if sc, ok := c.(syscall.Conn); ok {
 		sizeBuffers(sc)

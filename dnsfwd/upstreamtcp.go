@@ -16,7 +16,7 @@ func (u *upstreams) sendTCP(p *pending) {
 	t := &u.tcp[u.next.Add(1)%tcpUpstreams]
 	if err := t.connect(); err != nil {
 		u.f.st.upErrors.Add(1)
-		u.f.log.Debug("dnsfwd: upstream TCP connection failed", "upstream", u.f.cfg.Upstream, "err", err)
+		u.f.log.Debug("dnsfwd: upstream TCP connection failed", "upstream", u.addr, "err", err)
 		u.f.fail(p, rcodeServFail)
 		return
 	}
@@ -70,10 +70,10 @@ func (t *tcpUpstream) connect() error {
 	}
 	f := t.ups.f
 	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Timeout)
-	c, err := f.dial(ctx, "tcp", f.cfg.Upstream.String())
+	c, err := t.ups.dial(ctx, "tcp", t.ups.addr.String())
 	cancel()
 	if err != nil {
-		return fmt.Errorf("dnsfwd: connect TCP to upstream %s: %w", f.cfg.Upstream, err)
+		return fmt.Errorf("dnsfwd: connect TCP to upstream %s: %w", t.ups.addr, err)
 	}
 	f.mu.Lock() // before t.mu, as in Close: a connection is either seen by Close or never made
 	defer f.mu.Unlock()

@@ -1,11 +1,12 @@
 package masq
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -51,12 +52,14 @@ func New(cfg Config, opts ...Option) (*NAT, error) {
 func (n *NAT) String() string { return describe(n.cfg) }
 
 // Apply installs the desired state in one transaction, replacing fobgw's
-// table whole (anything another program put into it goes); with
-// Config.Enabled false it removes the table instead. It is idempotent:
-// after any number of calls there is one table with one rule per LAN
-// prefix.
+// table whole: anything another program put into it goes. Elements with a
+// timeout (the local sets' destinations, device windows) are carried over
+// with the time they have left, so a repair neither forgets a route the
+// DNS forwarder promised nor ends a window. With neither Masquerade nor the
+// breakout it removes the table instead. It is idempotent: after any number
+// of calls there is one table as String prints it.
 func (n *NAT) Apply() error {
-	if !n.cfg.Enabled {
+	if !n.cfg.installs() {
 		return n.Remove()
 	}
 	c, err := nftables.New(n.opts...)
@@ -64,26 +67,40 @@ func (n *NAT) Apply() error {
 		return opErr("open nftables", err)
 	}
 	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	kept, err := timedElements(c, n.cfg)
+	if err != nil {
+		return err
+	}
 	// Add before delete: the delete then never fails for a missing table,
 	// and the kernel applies the batch as one, so no packet sees a gap.
 	c.AddTable(t)
 	c.DelTable(t)
 	c.AddTable(t)
-	ch := c.AddChain(&nftables.Chain{
-		Name:     ChainName,
-		Table:    t,
-		Type:     nftables.ChainTypeNAT,
-		Hooknum:  nftables.ChainHookPostrouting,
-		Priority: nftables.ChainPriorityNATSource,
-		Policy:   policyRef(nftables.ChainPolicyAccept),
-	})
-	for _, p := range n.cfg.LAN {
-		c.AddRule(&nftables.Rule{
+	tp := plan(n.cfg)
+	for _, sp := range tp.sets {
+		s := &nftables.Set{Table: t, Name: sp.name, KeyType: sp.keyType, HasTimeout: true, Counter: sp.counter}
+		if err := c.AddSet(s, append(sp.elements, kept[sp.name]...)); err != nil {
+			return opErr("prepare set "+sp.name, err)
+		}
+	}
+	for _, cp := range tp.chains {
+		ch := c.AddChain(&nftables.Chain{
+			Name:     cp.name,
 			Table:    t,
-			Chain:    ch,
-			Exprs:    ruleExprs(n.cfg.TunnelInterface, p),
-			UserData: userdata.AppendString(nil, userdata.TypeComment, "fobgw Masquerade"),
+			Type:     cp.typ,
+			Hooknum:  cp.hook,
+			Priority: cp.prio,
+			Policy:   policyRef(nftables.ChainPolicyAccept),
 		})
+		for _, r := range cp.rules {
+			note := cmp.Or(r.note, cp.ruleNote)
+			c.AddRule(&nftables.Rule{
+				Table:    t,
+				Chain:    ch,
+				Exprs:    r.exprs,
+				UserData: userdata.AppendString(nil, userdata.TypeComment, note),
+			})
+		}
 	}
 	if err := c.Flush(); err != nil {
 		return opErr("install table inet "+TableName, err)
@@ -91,10 +108,50 @@ func (n *NAT) Apply() error {
 	return nil
 }
 
+// timedElements reads the elements with a timeout of the breakout's sets
+// now in the kernel, by set, each with the time it has left as its timeout;
+// a configured Bypass element is left to the plan. A missing table or set
+// holds none.
+func timedElements(c *nftables.Conn, cfg Config) (map[string][]nftables.SetElement, error) {
+	if !cfg.Breakout.Enabled {
+		return nil, nil
+	}
+	t, err := findTable(c)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	sets, err := c.GetSets(t)
+	if err != nil {
+		return nil, opErr("list sets", err)
+	}
+	out := make(map[string][]nftables.SetElement)
+	for _, sp := range plan(cfg).sets {
+		i := slices.IndexFunc(sets, func(s *nftables.Set) bool { return s.Name == sp.name })
+		if i < 0 || sets[i].KeyType.Name != sp.keyType.Name || !sets[i].HasTimeout {
+			continue // Apply makes it anew
+		}
+		els, err := c.GetSetElements(sets[i])
+		if err != nil {
+			return nil, opErr("list elements of set "+sp.name, err)
+		}
+		for _, e := range els {
+			// A configured element has no timeout; one of the plan's keys
+			// would be added twice in one transaction.
+			if e.Timeout == 0 || e.Expires <= 0 || slices.ContainsFunc(sp.elements, func(x nftables.SetElement) bool { return string(x.Key) == string(e.Key) }) {
+				continue
+			}
+			out[sp.name] = append(out[sp.name], nftables.SetElement{Key: e.Key, Timeout: e.Expires})
+		}
+	}
+	return out, nil
+}
+
 // Check compares the kernel's state with the desired one and changes
-// nothing. It returns one line per difference (a missing table, chain or
-// rule, a changed rule, a rule or chain of someone else's in fobgw's table,
-// a table present while Masquerade is off); none means no drift.
+// nothing. It returns one line per difference (a missing table, set, chain
+// or rule, a changed rule, a missing Bypass element, a rule, set or chain of
+// someone else's in fobgw's table, a table present while nothing asks for
+// it); none means no drift. Elements added at run time (the local sets,
+// device windows) are not drift.
 func (n *NAT) Check() ([]string, error) {
 	c, err := nftables.New(n.opts...)
 	if err != nil {
@@ -104,7 +161,7 @@ func (n *NAT) Check() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !n.cfg.Enabled {
+	if !n.cfg.installs() {
 		if t != nil {
 			return []string{fmt.Sprintf("table inet %s is present while Masquerade is off", TableName)}, nil
 		}
@@ -120,41 +177,90 @@ func (n *NAT) Check() ([]string, error) {
 	if flags&unix.NFT_TABLE_F_DORMANT != 0 {
 		drift = append(drift, fmt.Sprintf("table inet %s is dormant", TableName))
 	}
+	tp := plan(n.cfg)
+	sd, err := setsDrift(c, t, tp.sets)
+	if err != nil {
+		return nil, err
+	}
+	drift = append(drift, sd...)
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return nil, opErr("list chains", err)
 	}
-	var ch *nftables.Chain
+	have := make(map[string]*nftables.Chain)
 	for _, x := range chains {
-		switch {
-		case x.Table == nil || x.Table.Name != TableName:
-		case x.Name == ChainName:
-			ch = x
-		default:
+		if x.Table == nil || x.Table.Name != TableName {
+			continue
+		}
+		if !slices.ContainsFunc(tp.chains, func(cp chainPlan) bool { return cp.name == x.Name }) {
 			drift = append(drift, fmt.Sprintf("table inet %s has a chain %s that fobgw did not make", TableName, x.Name))
+			continue
+		}
+		have[x.Name] = x
+	}
+	for _, cp := range tp.chains {
+		ch := have[cp.name]
+		if ch == nil {
+			drift = append(drift, fmt.Sprintf("chain %s is missing from table inet %s", cp.name, TableName))
+			continue
+		}
+		if d := chainDrift(ch, cp); d != "" {
+			drift = append(drift, d)
+		}
+		rules, err := c.GetRules(t, ch)
+		if err != nil {
+			return nil, opErr("list rules of chain "+cp.name, err)
+		}
+		for i, r := range cp.rules {
+			switch {
+			case i >= len(rules):
+				drift = append(drift, fmt.Sprintf("rule %q is missing", r.text))
+			case canonical(rules[i].Exprs) != canonical(r.exprs):
+				drift = append(drift, fmt.Sprintf("rule %d of chain %s is not %q (handle %d)", i+1, cp.name, r.text, rules[i].Handle))
+			}
+		}
+		for i := len(cp.rules); i < len(rules); i++ {
+			drift = append(drift, fmt.Sprintf("rule %d of chain %s (handle %d) is not fobgw's", i+1, cp.name, rules[i].Handle))
 		}
 	}
-	if ch == nil {
-		return append(drift, fmt.Sprintf("chain %s is missing from table inet %s", ChainName, TableName)), nil
-	}
-	if d := chainDrift(ch); d != "" {
-		drift = append(drift, d)
-	}
-	rules, err := c.GetRules(t, ch)
+	return drift, nil
+}
+
+// setsDrift compares the sets of table t with the planned ones.
+func setsDrift(c *nftables.Conn, t *nftables.Table, want []setPlan) ([]string, error) {
+	sets, err := c.GetSets(t)
 	if err != nil {
-		return nil, opErr("list rules of chain "+ChainName, err)
+		return nil, opErr("list sets", err)
 	}
-	for i, p := range n.cfg.LAN {
-		want := ruleText(n.cfg.TunnelInterface, p)
-		switch {
-		case i >= len(rules):
-			drift = append(drift, fmt.Sprintf("rule %q is missing", want))
-		case canonical(rules[i].Exprs) != canonical(ruleExprs(n.cfg.TunnelInterface, p)):
-			drift = append(drift, fmt.Sprintf("rule %d is not %q (handle %d)", i+1, want, rules[i].Handle))
+	var drift []string
+	for _, s := range sets {
+		if !slices.ContainsFunc(want, func(sp setPlan) bool { return sp.name == s.Name }) {
+			drift = append(drift, fmt.Sprintf("table inet %s has a set %s that fobgw did not make", TableName, s.Name))
 		}
 	}
-	for i := len(n.cfg.LAN); i < len(rules); i++ {
-		drift = append(drift, fmt.Sprintf("rule %d (handle %d) is not fobgw's", i+1, rules[i].Handle))
+	for _, sp := range want {
+		i := slices.IndexFunc(sets, func(s *nftables.Set) bool { return s.Name == sp.name })
+		if i < 0 {
+			drift = append(drift, fmt.Sprintf("set %s is missing from table inet %s", sp.name, TableName))
+			continue
+		}
+		s := sets[i]
+		if s.KeyType.Name != sp.keyType.Name || !s.HasTimeout || s.IsMap || s.Interval {
+			drift = append(drift, fmt.Sprintf("set %s is not of type %s with flags timeout", sp.name, sp.keyType.Name))
+			continue
+		}
+		if len(sp.elements) == 0 {
+			continue
+		}
+		els, err := c.GetSetElements(s)
+		if err != nil {
+			return nil, opErr("list elements of set "+sp.name, err)
+		}
+		for j, e := range sp.elements {
+			if !slices.ContainsFunc(els, func(x nftables.SetElement) bool { return string(x.Key) == string(e.Key) && x.Timeout == 0 }) {
+				drift = append(drift, fmt.Sprintf("set %s lacks %s", sp.name, sp.texts[j]))
+			}
+		}
 	}
 	return drift, nil
 }
@@ -209,10 +315,10 @@ func findTable(c *nftables.Conn) (*nftables.Table, error) {
 	return nil, nil
 }
 
-func chainDrift(ch *nftables.Chain) string {
-	ok := ch.Type == nftables.ChainTypeNAT &&
-		ch.Hooknum != nil && *ch.Hooknum == *nftables.ChainHookPostrouting &&
-		ch.Priority != nil && *ch.Priority == *nftables.ChainPriorityNATSource &&
+func chainDrift(ch *nftables.Chain, cp chainPlan) string {
+	ok := ch.Type == cp.typ &&
+		ch.Hooknum != nil && *ch.Hooknum == *cp.hook &&
+		ch.Priority != nil && *ch.Priority == *cp.prio &&
 		(ch.Policy == nil || *ch.Policy == nftables.ChainPolicyAccept)
 	if ok {
 		return ""
@@ -227,53 +333,21 @@ func chainDrift(ch *nftables.Chain) string {
 	if ch.Policy != nil && *ch.Policy == nftables.ChainPolicyDrop {
 		policy = "drop"
 	}
-	return fmt.Sprintf("chain %s is type %q hook %s priority %s policy %s, want type nat hook postrouting (%d) priority srcnat (%d) policy accept",
-		ChainName, ch.Type, hook, prio, policy, *nftables.ChainHookPostrouting, *nftables.ChainPriorityNATSource)
-}
-
-// ruleExprs is ruleText in nftables expressions, in the order nft(8)
-// compiles it: oifname, the family (an inet table sees both), the source
-// prefix, masquerade.
-func ruleExprs(ifname string, p netip.Prefix) []expr.Any {
-	var name [unix.IFNAMSIZ]byte // compared whole: "fobgw0" must not match "fobgw01"
-	copy(name[:], ifname)
-	nfproto, off := byte(unix.NFPROTO_IPV4), uint32(12) // IPv4 source address: RFC 791
-	if p.Addr().Is6() {
-		nfproto, off = unix.NFPROTO_IPV6, 8 // IPv6 source address: RFC 8200
-	}
-	addr := p.Addr().AsSlice()
-	es := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name[:]},
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
-	}
-	if p.Bits() > 0 {
-		es = append(es, &expr.Payload{
-			OperationType: expr.PayloadLoad,
-			DestRegister:  1,
-			Base:          expr.PayloadBaseNetworkHeader,
-			Offset:        off,
-			Len:           uint32(len(addr)),
-		})
-		if p.Bits() < len(addr)*8 {
-			mask := make([]byte, len(addr))
-			for i := 0; i < p.Bits(); i++ {
-				mask[i/8] |= 0x80 >> (i % 8)
-			}
-			es = append(es, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(addr)),
-				Mask: mask, Xor: make([]byte, len(addr))})
-		}
-		es = append(es, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr})
-	}
-	return append(es, &expr.Masq{})
+	return fmt.Sprintf("chain %s is type %q hook %s priority %s policy %s, want %s (hook %d priority %d)",
+		cp.name, ch.Type, hook, prio, policy, strings.TrimSuffix(cp.header, ";"), *cp.hook, *cp.prio)
 }
 
 // canonical is a rule's expressions as text for comparison; the kernel's
-// rules decode into the same types and fields as ruleExprs builds.
+// rules decode into the same types and fields as plan builds, but for a ct
+// store: the library decodes "ct mark set" without its source register
+// (Register 0, which no load can have), so a ct expression in register 0
+// reads as the store from register 1 that plan writes.
 func canonical(es []expr.Any) string {
 	var b strings.Builder
 	for _, e := range es {
+		if ct, ok := e.(*expr.Ct); ok && ct.Register == 0 && !ct.SourceRegister {
+			e = &expr.Ct{Register: 1, SourceRegister: true, Key: ct.Key, Direction: ct.Direction}
+		}
 		fmt.Fprintf(&b, "%T%+v;", e, e)
 	}
 	return b.String()

@@ -270,15 +270,15 @@ func TestDrift(t *testing.T) {
 			h := ruleHandles(t, ns)[0]
 			nft(t, ns, "replace", "rule", "inet", "fobgw", "postrouting", "handle", h,
 				"oifname", "fobgw0", "ip", "saddr", "192.168.0.0/16", "masquerade")
-		}, `rule 1 is not "oifname \"fobgw0\" ip saddr 192.168.86.0/24 masquerade"`},
+		}, `rule 1 of chain postrouting is not "oifname \"fobgw0\" ip saddr 192.168.86.0/24 masquerade"`},
 		{"other interface", func(t *testing.T, ns netns.NsHandle) {
 			h := ruleHandles(t, ns)[1]
 			nft(t, ns, "replace", "rule", "inet", "fobgw", "postrouting", "handle", h,
 				"oifname", "fobgw01", "ip6", "saddr", "fd86::/64", "masquerade")
-		}, `rule 2 is not "oifname \"fobgw0\" ip6 saddr fd86::/64 masquerade"`},
+		}, `rule 2 of chain postrouting is not "oifname \"fobgw0\" ip6 saddr fd86::/64 masquerade"`},
 		{"rule added", func(t *testing.T, ns netns.NsHandle) {
 			nft(t, ns, "add", "rule", "inet", "fobgw", "postrouting", "ip", "saddr", "10.0.0.0/8", "masquerade")
-		}, "rule 3 (handle"},
+		}, "rule 3 of chain postrouting (handle"},
 		{"chain added", func(t *testing.T, ns netns.NsHandle) {
 			nft(t, ns, "add", "chain", "inet", "fobgw", "other")
 		}, "has a chain other that fobgw did not make"},

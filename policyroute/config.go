@@ -20,6 +20,12 @@ type Config struct {
 	TunnelInterface string         // e.g. fobgw0
 	HomeNetworks    []netip.Prefix // routed via the tunnel in the main table (gateway's own traffic)
 	KillSwitch      bool
+
+	// BypassMark, when not 0, is the packet mark (and mask) of the LAN's
+	// traffic that leaves through the local ISP on purpose (local
+	// breakout): a rule ahead of the LAN's sends such packets to the main
+	// table. Who marks them is not this package's business.
+	BypassMark uint32
 }
 
 var (

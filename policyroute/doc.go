@@ -34,6 +34,23 @@
 // holds for the home networks in the main table, for the gateway's own
 // traffic.
 //
+// # Local breakout
+//
+// With Config.BypassMark, one rule per LAN prefix ahead of the LAN's
+// (`from 192.168.86.0/24 iif br0 fwmark M/M lookup main priority 5199`)
+// sends the LAN's marked packets to the main table, the local ISP's; the
+// unmarked keep the LAN's table and its kill switch. If the main table has
+// no route for a marked packet, it falls through to the LAN's table: the
+// kill switch, never a leak. The rule is a rule like the others: Remove(true)
+// keeps it with the kill switch, so after a crash or a stop a device goes
+// out directly exactly as long as whoever marks its packets (fobgw's
+// nftables table) still does, and `fobgw down` (Remove(false)) takes it.
+// A marked packet needs no src_valid_mark: the reverse-path check of a
+// LAN source coming in on the LAN interface finds the LAN's connected
+// route in the main table whatever the mark (the LAN rule selects by input
+// interface, which the check does not have), and the replies come from
+// the WAN to a LAN address, which only the main table routes.
+//
 // # Sysctls
 //
 // net.ipv4.ip_forward=1, net.ipv6.conf.all.forwarding=1 (only with an IPv6
@@ -63,6 +80,11 @@ const (
 	// well before the main table (32766) and the rules wg-quick uses (32764,
 	// 32765), so that a default route in main never sees LAN traffic.
 	RulePriority = 5200
+
+	// RulePriorityBypass is the priority of the local breakout's rule
+	// (Config.BypassMark): just ahead of the LAN rule, so that marked LAN
+	// packets take the main table and everything else the LAN's.
+	RulePriorityBypass = RulePriority - 1
 
 	// MetricTunnel is the metric of the routes through the tunnel.
 	MetricTunnel = 100

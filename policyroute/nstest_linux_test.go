@@ -261,6 +261,12 @@ func (w *world) dump(tb testing.TB, onlyOwned bool) []string {
 		if r.IifName != "" {
 			s += " iif " + r.IifName
 		}
+		if r.Mark != 0 || r.Mask != nil {
+			s += fmt.Sprintf(" fwmark %#x", r.Mark)
+			if r.Mask != nil {
+				s += fmt.Sprintf("/%#x", *r.Mask)
+			}
+		}
 		s += fmt.Sprintf(" lookup %d pref %d", r.Table, r.Priority)
 		if !onlyOwned {
 			s += fmt.Sprintf(" proto %d", r.Protocol)
@@ -322,7 +328,13 @@ func famName(f int) string {
 // unreachable answer is "unreachable".
 func (w *world) routeGet(tb testing.TB, iif, src, dst string) string {
 	tb.Helper()
-	opts := &netlink.RouteGetOptions{Iif: iif}
+	return w.routeGetMarked(tb, iif, src, dst, 0)
+}
+
+// routeGetMarked is routeGet for a packet carrying mark.
+func (w *world) routeGetMarked(tb testing.TB, iif, src, dst string, mark uint32) string {
+	tb.Helper()
+	opts := &netlink.RouteGetOptions{Iif: iif, Mark: mark}
 	if src != "" {
 		opts.SrcAddr = net.ParseIP(src)
 	}

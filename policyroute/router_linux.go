@@ -238,6 +238,11 @@ func nlRule(w Rule) *netlink.Rule {
 	nr.IifName = w.IifName
 	nr.Table = w.Table
 	nr.Protocol = Protocol
+	if w.Mark != 0 {
+		nr.Mark = w.Mark
+		mask := w.Mark
+		nr.Mask = &mask
+	}
 	return nr
 }
 
@@ -265,8 +270,17 @@ func ruleMatches(k netlink.Rule, w Rule) bool {
 		k.Priority == w.Priority &&
 		k.Table == w.Table &&
 		k.IifName == w.IifName &&
-		k.OifName == "" && k.Dst == nil && k.Mark == 0 && k.Mask == nil && !k.Invert &&
+		k.OifName == "" && k.Dst == nil && k.Mark == w.Mark && sameMask(k.Mask, w.Mark) && !k.Invert &&
 		k.Src != nil && netaddr.Prefix(k.Src) == w.Src
+}
+
+// sameMask reports whether a rule's fwmark mask is the one fobgw gives a
+// rule with mark: none without a mark, the mark itself with one.
+func sameMask(m *uint32, mark uint32) bool {
+	if mark == 0 {
+		return m == nil || *m == 0
+	}
+	return m != nil && *m == mark
 }
 
 // sameSlot reports whether k and w share table, destination and metric: the
@@ -321,5 +335,9 @@ func describeRule(k netlink.Rule) string {
 	if k.Src != nil {
 		src = k.Src.String()
 	}
-	return fmt.Sprintf("from %s iif %s lookup %d priority %d", src, k.IifName, k.Table, k.Priority)
+	mark := ""
+	if k.Mark != 0 {
+		mark = fmt.Sprintf(" fwmark %#x", k.Mark)
+	}
+	return fmt.Sprintf("from %s iif %s%s lookup %d priority %d", src, k.IifName, mark, k.Table, k.Priority)
 }

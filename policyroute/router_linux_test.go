@@ -853,3 +853,85 @@ func mustIPNet(tb testing.TB, s string) *net.IPNet {
 	}
 	return n
 }
+
+// TestBypassRule: marked LAN packets take the main table (the WAN),
+// unmarked ones the tunnel or, with it gone, the kill switch; a marked
+// packet that main cannot route falls to the kill switch, never further.
+// The rule is repaired like the others, kept by Remove(true) and taken by
+// Remove(false).
+func TestBypassRule(t *testing.T) {
+	const mark = 0x1000000
+	w := newWorld(t)
+	cfg := storyConfig()
+	cfg.LAN = pfx("192.168.86.0/24", "fd86::/64")
+	cfg.BypassMark = mark
+	r := w.router(t, cfg)
+	if err := r.Apply(); err != nil {
+		t.Fatal(err)
+	}
+	rules := []string{
+		"rule v4 from 192.168.86.0/24 iif br0 fwmark 0x1000000/0x1000000 lookup 254 pref 5199",
+		"rule v4 from 192.168.86.0/24 iif br0 lookup 100 pref 5200",
+		"rule v6 from fd86::/64 iif br0 fwmark 0x1000000/0x1000000 lookup 254 pref 5199",
+		"rule v6 from fd86::/64 iif br0 lookup 100 pref 5200",
+	}
+	var owned []string
+	for _, s := range w.owned(t) {
+		if strings.HasPrefix(s, "rule") {
+			owned = append(owned, s)
+		}
+	}
+	if d := diff(owned, rules); d != "" {
+		t.Errorf("rules after Apply:\n%s", d)
+	}
+	for _, tc := range []struct {
+		src, dst string
+		mark     uint32
+		want     string
+	}{
+		{"192.168.86.254", "203.0.113.80", 0, "dev fobgw0"},
+		{"192.168.86.254", "203.0.113.80", mark, "dev wan0"},
+		{"192.168.86.254", "203.0.113.80", mark | 0x5, "dev wan0"}, // other bits are others'
+		{"192.168.86.254", "203.0.113.80", 0x2000000, "dev fobgw0"},
+		{"192.168.86.254", "192.168.88.1", mark, "dev fobgw0"}, // main's home route: the tunnel
+	} {
+		if got := w.routeGetMarked(t, "br0", tc.src, tc.dst, tc.mark); got != tc.want {
+			t.Errorf("%s -> %s mark %#x: %s, want %s", tc.src, tc.dst, tc.mark, got, tc.want)
+		}
+	}
+	before := w.snapshot(t)
+	delOwned(t, w, func(s string) bool { return s == "rule" })
+	if n, err := r.Repair(); err != nil || n != 4 {
+		t.Errorf("Repair after the rules went = %d, %v; want 4", n, err)
+	}
+	assertSnapshot(t, w, before, "after Repair")
+
+	w.delTunnel(t) // the process crashed
+	if err := r.Remove(true); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mark uint32
+		want string
+	}{{0, "unreachable"}, {mark, "dev wan0"}} {
+		if got := w.routeGetMarked(t, "br0", "192.168.86.254", "203.0.113.80", tc.mark); got != tc.want {
+			t.Errorf("after Remove(true), mark %#x: %s, want %s", tc.mark, got, tc.want)
+		}
+	}
+	// Main without a default: a marked packet meets the kill switch.
+	wanDefault := &netlink.Route{LinkIndex: w.wan.Attrs().Index, Gw: net.ParseIP("192.168.2.1")}
+	if err := w.h.RouteDel(wanDefault); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.routeGetMarked(t, "br0", "192.168.86.254", "203.0.113.80", mark); got != "unreachable" {
+		t.Errorf("marked, main without a default: %s, want unreachable", got)
+	}
+	if err := w.h.RouteAdd(wanDefault); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Remove(false); err != nil {
+		t.Fatal(err)
+	}
+	// (IPv6 forwarding adds the kernel's anycast routes: compare fobgw's.)
+	assertOwned(t, w, nil)
+}

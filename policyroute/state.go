@@ -3,6 +3,7 @@ package policyroute
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -14,10 +15,12 @@ type State struct {
 	Sysctls []Sysctl
 }
 
-// Rule is one policy rule: `from Src iif IifName lookup Table priority Priority`.
+// Rule is one policy rule: `from Src iif IifName [fwmark Mark/Mark] lookup
+// Table priority Priority`.
 type Rule struct {
 	Src      netip.Prefix
 	IifName  string
+	Mark     uint32 // 0: no fwmark selector; else Mark with itself as mask
 	Table    int
 	Priority int
 }
@@ -54,6 +57,9 @@ func Desired(cfg Config) (State, error) {
 	has6 := false
 	for _, lan := range cfg.LAN {
 		has6 = has6 || lan.Addr().Is6()
+		if cfg.BypassMark != 0 {
+			s.Rules = append(s.Rules, Rule{Src: lan, IifName: cfg.LANInterface, Mark: cfg.BypassMark, Table: tableMain, Priority: RulePriorityBypass})
+		}
 		s.Rules = append(s.Rules, Rule{Src: lan, IifName: cfg.LANInterface, Table: cfg.Table, Priority: RulePriority})
 	}
 	// Table T: one default per LAN family.
@@ -128,6 +134,14 @@ func (s State) String() string {
 }
 
 func (r Rule) String() string {
+	if r.Mark != 0 {
+		table := strconv.Itoa(r.Table)
+		if r.Table == tableMain {
+			table = "main"
+		}
+		return fmt.Sprintf("ip %srule add from %s iif %s fwmark %#x/%#x lookup %s priority %d protocol %d",
+			family(r.Src), r.Src, r.IifName, r.Mark, r.Mark, table, r.Priority, Protocol)
+	}
 	return fmt.Sprintf("ip %srule add from %s iif %s lookup %d priority %d protocol %d",
 		family(r.Src), r.Src, r.IifName, r.Table, r.Priority, Protocol)
 }

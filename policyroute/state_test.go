@@ -81,6 +81,27 @@ func TestDesiredString(t *testing.T) {
 			},
 		},
 		{
+			name: "local breakout: marked LAN packets to main, ahead of the LAN's table",
+			cfg: func(c *Config) {
+				c.LAN = pfx("192.168.86.0/24", "fd86::/64")
+				c.HomeNetworks = nil
+				c.BypassMark = 0x1000000
+			},
+			want: []string{
+				"ip rule add from 192.168.86.0/24 iif br0 fwmark 0x1000000/0x1000000 lookup main priority 5199 protocol 70",
+				"ip rule add from 192.168.86.0/24 iif br0 lookup 100 priority 5200 protocol 70",
+				"ip -6 rule add from fd86::/64 iif br0 fwmark 0x1000000/0x1000000 lookup main priority 5199 protocol 70",
+				"ip -6 rule add from fd86::/64 iif br0 lookup 100 priority 5200 protocol 70",
+				"ip route add default dev fobgw0 table 100 metric 100 proto 70",
+				"ip route add unreachable default table 100 metric 4000 proto 70",
+				"ip -6 route add default dev fobgw0 table 100 metric 100 proto 70",
+				"ip -6 route add unreachable default table 100 metric 4000 proto 70",
+				"sysctl -w net.ipv4.ip_forward=1",
+				"sysctl -w net.ipv6.conf.all.forwarding=1",
+				"sysctl -w net.ipv4.conf.fobgw0.rp_filter=2",
+			},
+		},
+		{
 			name: "only v6 LAN, dotted tunnel name, v6 home",
 			cfg: func(c *Config) {
 				c.LAN = pfx("fd86::/64")
