@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/fobgw/fobgw/portal"
 )
 
 // Defaults of the configuration file (README.md is the reference).
@@ -91,6 +93,7 @@ type Config struct {
 	Masquerade    bool           // the LAN's packets leave the tunnel with the tunnel address (masq)
 	MetricsListen string         // "" disables the metrics listener
 	StatusListen  netip.AddrPort // the LAN status page; invalid (unset) disables it
+	PortalCheck   portal.Check   // captive portal detection while no handshake succeeds; the zero Check is off
 
 	// ResolvConf is used when Resolver is not set: the resolv.conf file
 	// whose nameservers are read at each resolution of the Endpoint's name

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/fobgw/fobgw/portal"
 )
 
 // parser collects the errors of a configuration, all reported at once.
@@ -38,6 +40,7 @@ func parseConfig(name string, data []byte) (*Config, error) {
 			ClampMode:     ClampAuto,
 			KillSwitch:    true,
 			MetricsListen: DefaultMetricsListen,
+			PortalCheck:   portal.DefaultCheck,
 		},
 		seenSection: map[string]int{},
 		seenKey:     map[string]int{},
