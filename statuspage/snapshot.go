@@ -27,6 +27,10 @@ type Snapshot struct {
 	KillSwitch      bool   `json:"kill_switch"`      // KillSwitch = on
 	RouteRepairs    uint64 `json:"route_repairs"`    // routes, rules and sysctls put back after drift
 	EndpointChanges uint64 `json:"endpoint_changes"` // times the peer was pointed at another address
+
+	// Portal is the captive portal; nil when the gateway does not look for
+	// one (PortalCheck = off).
+	Portal *Portal `json:"portal,omitempty"`
 }
 
 // DNS are the LAN's DNS forwarder's counters.
