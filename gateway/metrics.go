@@ -34,7 +34,7 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-var metricDefs = []metricDef{
+var metricDefs = append([]metricDef{
 	{"fobgw_tunnel_up", "1 when the last handshake is less than 180 s old.", false, func(s *Status) float64 { return b2f(s.TunnelUp) }},
 	{"fobgw_last_handshake_timestamp_seconds", "Unix time of the last handshake (0: never).", false, func(s *Status) float64 {
 		if s.LastHandshake.IsZero() {
@@ -69,7 +69,7 @@ var metricDefs = []metricDef{
 	{"fobgw_endpoint_entry_switches_total", "Times the gateway went to another entry of the Endpoint list.", true, func(s *Status) float64 { return float64(s.EndpointEntrySwitches) }},
 	{"fobgw_endpoint_entry_trials_total", "Tries of the Endpoint list's first entry while on another.", true, func(s *Status) float64 { return float64(s.EndpointEntryTrials) }},
 	{"fobgw_clock_ok", "1 when the clock is synchronised and not before the build time.", false, func(s *Status) float64 { return b2f(s.Clock == nil || s.Clock.OK()) }},
-}
+}, portalMetrics...)
 
 func mtuField(s *Status, f func(*MTUStatus) int) float64 {
 	if s.MTU == nil {

@@ -71,6 +71,7 @@ type gateway struct {
 	heal   *health.Healer
 	nat    *masq.NAT       // Masquerade; Apply with it off removes a leftover table
 	lan    *health.LANPath // the LAN-path probe; nil when it cannot be compared
+	portal *captive        // captive portals (portal.go); nil with PortalCheck = off
 
 	repairs   atomic.Uint64
 	mu        sync.Mutex
@@ -141,6 +142,9 @@ func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (
 	})
 	if err != nil {
 		return config.Key{}, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	if g.portal, err = newCaptive(cfg, g.nat, g.fwd, g.lastHandshake, log); err != nil {
+		return config.Key{}, err
 	}
 	ctlPath := ControlSocket(opt.RunDir, cfg.Name)
 	if uapiAlive(cfg.Name) || socketAlive(ctlPath) {
@@ -284,6 +288,9 @@ func (g *gateway) startWatchers(undo *undoStack) {
 		run(g.lan.Run)
 	}
 	run(g.heal.Run)
+	if g.portal != nil {
+		run(g.portal.run)
+	}
 }
 
 // checkUpstream waits up to 30 s for the first handshake, then asks the
