@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -95,11 +96,22 @@ type Config struct {
 	StatusListen  netip.AddrPort // the LAN status page; invalid (unset) disables it
 	PortalCheck   portal.Check   // captive portal detection while no handshake succeeds; the zero Check is off
 
+	// Local breakout: devices and names that leave through the local ISP.
+	BypassAddrs  []netip.Addr       // Bypass by address, each inside LAN
+	BypassMACs   []net.HardwareAddr // Bypass by MAC: 6-byte unicast addresses
+	LocalDomains []string           // names answered through Resolver, with all names below; lower case, no final dot
+
 	// ResolvConf is used when Resolver is not set: the resolv.conf file
 	// whose nameservers are read at each resolution of the Endpoint's name
 	// (so a WAN whose DHCP is not done at boot is waited for, not fatal).
 	// LoadConfig sets it; "" means DefaultResolvConf.
 	ResolvConf string
+}
+
+// Breakout reports whether the configuration asks for the local breakout
+// (Bypass or LocalDomains).
+func (c *Config) Breakout() bool {
+	return len(c.BypassAddrs)+len(c.BypassMACs)+len(c.LocalDomains) > 0
 }
 
 // ConfigError is an error in the configuration file. Every error that a

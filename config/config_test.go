@@ -434,3 +434,69 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestParseConfigBreakout(t *testing.T) {
+	text := withLine(t, "MetricsListen", "Bypass = 192.168.86.50, 02:11:22:33:44:55, 192.168.86.50, 02-11-22-33-44-55\nLocalDomains = Example.DE., bank.example, example.de")
+	c := mustParse(t, text)
+	if got := fmt.Sprint(c.BypassAddrs, c.BypassMACs, c.LocalDomains); got != "[192.168.86.50] [02:11:22:33:44:55] [example.de bank.example]" {
+		t.Errorf("parsed %s", got)
+	}
+	if !c.Breakout() {
+		t.Error("Breakout() is false with Bypass and LocalDomains set")
+	}
+	c = mustParse(t, withLine(t, "MetricsListen", "Bypass =\nLocalDomains ="))
+	if c.Breakout() || c.BypassAddrs != nil || c.LocalDomains != nil {
+		t.Errorf("empty keys give %v %v %v", c.BypassAddrs, c.BypassMACs, c.LocalDomains)
+	}
+	if mustParse(t, baseConfig).Breakout() {
+		t.Error("the default asks for the breakout")
+	}
+}
+
+func TestParseConfigBreakoutErrors(t *testing.T) {
+	tests := []struct {
+		name, value string
+		line        int
+		key, want   string
+	}{
+		{"address outside lan", "Bypass = 192.168.87.50", 24, "Bypass", "192.168.87.50 is not inside LAN"},
+		{"the gateway itself", "Bypass = 192.168.86.1", 24, "Bypass", "the gateway's own LAN address"},
+		{"malformed mac", "Bypass = 02:11:22:33:44", 24, "Bypass", "neither an address nor a MAC"},
+		{"long hardware address", "Bypass = 02-11-22-33-44-55-66-77", 24, "Bypass", "8-byte hardware address"},
+		{"multicast mac", "Bypass = 01:00:5e:00:00:01", 24, "Bypass", "not a device's (unicast) MAC"},
+		{"zero mac", "Bypass = 00:00:00:00:00:00", 24, "Bypass", "not a device's (unicast) MAC"},
+		{"name with a space", "LocalDomains = bank example", 24, "LocalDomains", "not a domain name"},
+		{"empty label", "LocalDomains = bank..example", 24, "LocalDomains", "labels of 1 to 63"},
+		{"root", "LocalDomains = .", 24, "LocalDomains", "the root"},
+		{"address as name", "LocalDomains = 203.0.113.80", 24, "LocalDomains", "an address, not a domain name"},
+		{"hyphen", "LocalDomains = -bank.example", 24, "LocalDomains", "begin or end with '-'"},
+		{"endpoint's own name", "LocalDomains = Home.Example.Net", 24, "LocalDomains", "the Endpoint's name home.example.net or a parent"},
+		{"endpoint's parent", "LocalDomains = example.net", 24, "LocalDomains", "Resolver already"},
+		{"top-level parent", "LocalDomains = net", 24, "LocalDomains", "or a parent of it"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig("test.conf", []byte(withLine(t, "MetricsListen", tt.value)))
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			msg := err.Error()
+			if p := fmt.Sprintf("test.conf:%d: key %q: ", tt.line, tt.key); !strings.Contains(msg, p) {
+				t.Errorf("error %q does not begin with %q", msg, p)
+			}
+			if !strings.Contains(msg, tt.want) || !strings.Contains(msg, "; ") {
+				t.Errorf("error %q does not say %q and what is expected", msg, tt.want)
+			}
+		})
+	}
+	// Not a parent: a name beside or below the endpoint's is fine.
+	mustParse(t, withLine(t, "MetricsListen", "LocalDomains = example.org, tv.home.example.net, myexample.net"))
+	// Every error at once, nothing returned.
+	c, err := ParseConfig("t.conf", []byte(withLine(t, "MetricsListen", "Bypass = 10.9.9.9, 02:11:22:33:44:55\nLocalDomains = example.net")))
+	if c != nil || err == nil {
+		t.Fatalf("got %v, %v", c, err)
+	}
+	if !strings.Contains(err.Error(), "t.conf:24: key \"Bypass\"") || !strings.Contains(err.Error(), "t.conf:25: key \"LocalDomains\"") {
+		t.Errorf("want both lines' errors, got %v", err)
+	}
+}

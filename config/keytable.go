@@ -226,6 +226,22 @@ var sections = map[string][]keyDef{
 			c.Masquerade = b
 			return "", ""
 		}},
+		{"Bypass", func(p *parser, c *Config, v string) (string, string) {
+			addrs, macs, msg := parseBypass(v)
+			if msg != "" {
+				return msg, "LAN addresses or MAC addresses of devices, comma-separated, e.g. 192.168.86.50, 02:11:22:33:44:55; or nothing"
+			}
+			c.BypassAddrs, c.BypassMACs = addrs, macs
+			return "", ""
+		}},
+		{"LocalDomains", func(p *parser, c *Config, v string) (string, string) {
+			names, msg := parseDomains(v)
+			if msg != "" {
+				return msg, "domain names, comma-separated, e.g. example.de, bank.example; or nothing"
+			}
+			c.LocalDomains = names
+			return "", ""
+		}},
 		{"MetricsListen", func(p *parser, c *Config, v string) (string, string) {
 			if v != "" {
 				if msg := checkListen(v); msg != "" {

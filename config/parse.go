@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/fobgw/fobgw/portal"
@@ -141,7 +142,7 @@ func (l *lexer) keyLine(line string) {
 		return
 	}
 	l.seenKey[id] = l.lines
-	if v == "" && def.name != "MetricsListen" && def.name != "StatusListen" && def.name != "HomeNetworks" {
+	if v == "" && !slices.Contains(emptyAllowed, def.name) {
 		l.errorf(l.lines, def.name, "a value, or remove the line for the default", "empty value")
 		return
 	}
@@ -149,6 +150,9 @@ func (l *lexer) keyLine(line string) {
 		l.errorf(l.lines, def.name, expected, "%s", problem)
 	}
 }
+
+// emptyAllowed are the keys whose empty value means none.
+var emptyAllowed = []string{"MetricsListen", "StatusListen", "HomeNetworks", "Bypass", "LocalDomains"}
 
 // checkRequired reports missing sections and required keys.
 func (l *lexer) checkRequired() {

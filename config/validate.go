@@ -33,6 +33,7 @@ func (c *Config) validate(line func(section, key string) int) error {
 	v.clamp()
 	v.metricsListen()
 	v.statusListen()
+	v.breakout()
 	if len(v.errs) > 0 {
 		return errors.Join(v.errs...)
 	}

@@ -63,6 +63,7 @@ type breakout struct {
 	domains [][]byte // LocalDomains in wire form, lower case
 	set     LocalSet
 	lan     []netip.Prefix
+	isLocal func(netip.Addr) bool // Config.LocalClient; nil: none
 
 	mu      sync.Mutex                           // serialises changes of clients
 	clients atomic.Pointer[map[netip.Addr]int64] // client -> now() at the end of its window, 0: never; replaced whole, read without lock
@@ -73,7 +74,7 @@ type breakout struct {
 // newBreakout validates the breakout's part of cfg; nil without Resolver.
 func newBreakout(cfg Config) (*breakout, error) {
 	if !cfg.Resolver.IsValid() {
-		if len(cfg.LocalDomains) > 0 || len(cfg.LocalClients) > 0 {
+		if len(cfg.LocalDomains) > 0 || len(cfg.LocalClients) > 0 || cfg.LocalClient != nil {
 			return nil, errors.New("dnsfwd: LocalDomains or LocalClients without Resolver: give the local ISP's resolver, e.g. 192.168.2.1:53")
 		}
 		return nil, nil
@@ -84,7 +85,7 @@ func newBreakout(cfg Config) (*breakout, error) {
 	if cfg.Resolver == cfg.Upstream {
 		return nil, fmt.Errorf("dnsfwd: Resolver %s is DNSUpstream: the local breakout needs the local ISP's resolver", cfg.Resolver)
 	}
-	b := &breakout{dial: cfg.ResolverDial, set: cfg.LocalSet, lan: cfg.LAN}
+	b := &breakout{dial: cfg.ResolverDial, set: cfg.LocalSet, lan: cfg.LAN, isLocal: cfg.LocalClient}
 	if b.dial == nil {
 		b.dial = (&net.Dialer{Timeout: cfg.Timeout}).DialContext
 	}
@@ -154,6 +155,9 @@ func (b *breakout) choose(client netip.Addr, msg []byte, qend int) way {
 		return wayLocal | wayFill
 	}
 	if end, ok := (*b.clients.Load())[client.Unmap()]; ok && (end == 0 || now() < end) {
+		return wayLocal
+	}
+	if b.isLocal != nil && b.isLocal(client.Unmap()) {
 		return wayLocal
 	}
 	return 0

@@ -391,3 +391,37 @@ func TestWindowEnds(t *testing.T) {
 		}
 	}
 }
+
+// A client that Config.LocalClient names (a device bypassed by MAC, whose address the gateway
+// follows) is asked about per question: its answer follows the lookup's as it changes.
+func TestBreakoutLocalClientFunc(t *testing.T) {
+	var mu sync.Mutex
+	current := netip.MustParseAddr("127.0.0.4") // protected by mu
+	f, _, _ := startBreakout(t, &fakeSet{}, func(c *Config) {
+		c.LocalClient = func(a netip.Addr) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return a == current
+		}
+	})
+	ask := func(from string) string { return firstA(t, exchangeFrom(t, f, from, query("tv.example", dns.TypeA))) }
+	if got := ask("127.0.0.4"); got != "192.0.2.1" {
+		t.Errorf("the device at its first address got %s, want the local answer", got)
+	}
+	if got := ask("127.0.0.5"); got != "10.0.0.1" {
+		t.Errorf("another client got %s, want the home answer", got)
+	}
+	mu.Lock()
+	current = netip.MustParseAddr("127.0.0.5") // a new lease
+	mu.Unlock()
+	if got := ask("127.0.0.5"); got != "192.0.2.1" {
+		t.Errorf("the device at its new address got %s, want the local answer", got)
+	}
+	if got := ask("127.0.0.4"); got != "10.0.0.1" {
+		t.Errorf("its old address got %s, want the home answer", got)
+	}
+	if _, err := New(Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), LAN: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Upstream: netip.MustParseAddrPort("127.0.0.1:53"), Interface: "lo", LocalClient: func(netip.Addr) bool { return true }}); err == nil {
+		t.Error("LocalClient without Resolver: no error")
+	}
+}

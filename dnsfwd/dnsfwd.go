@@ -59,6 +59,11 @@ type Config struct {
 	LocalDomains []string       // names whose answers come from Resolver, and all names below them
 	LocalClients []netip.Addr   // clients whose every question goes to Resolver (Bypass devices)
 	LocalSet     LocalSet       // required with LocalDomains
+	// LocalClient, if set, is asked about each question's client not in LocalClients nor in a window:
+	// true sends the question to Resolver too (devices bypassed by MAC, whose addresses the gateway
+	// follows). It is called from the serving goroutines, concurrently, per question: it must be fast
+	// and must not block.
+	LocalClient func(client netip.Addr) bool
 	// ResolverDial, if set, replaces the dialer of the sockets to Resolver; the default is a plain
 	// dialer: the gateway's own traffic, routed by the main table to the local ISP, never the tunnel.
 	ResolverDial func(ctx context.Context, network, address string) (net.Conn, error)

@@ -92,6 +92,7 @@ func Check(cfg *config.Config, opt Options, w io.Writer) error {
 		return err
 	}
 	b.WriteString(nat.String())
+	writeBreakoutPlan(&b, cfg)
 	fmt.Fprintf(&b, "# listeners\n")
 	if cfg.ListenPort != 0 {
 		fmt.Fprintf(&b, "udp *:%d WireGuard (all addresses)\n", cfg.ListenPort)

@@ -210,3 +210,38 @@ func TestCheckPrintsStateAndChangesNothing(t *testing.T) {
 		t.Errorf("check created the key directory")
 	}
 }
+
+// TestCheckBreakout: check prints the breakout's table, its rule, where
+// the bypassed devices' and LocalDomains' questions go and what stays on
+// stop.
+func TestCheckBreakout(t *testing.T) {
+	c := mustParse(t, withLine(t, "MetricsListen", "Bypass = 192.168.86.50, 02:11:22:33:44:55\nLocalDomains = example.de"))
+	var b bytes.Buffer
+	err := Check(c, Options{RunDir: t.TempDir()}, &b)
+	var ce *config.ConfigError
+	if err != nil && (!errors.As(err, &ce) || ce.Key != "LANInterface") {
+		t.Fatalf("Check: %v", err)
+	}
+	for _, w := range []string{
+		"fwmark 0x1000000/0x1000000 lookup main",
+		"set bypassmac",
+		"02:11:22:33:44:55",
+		"bypass 192.168.86.50, 02:11:22:33:44:55: out through the local ISP, masqueraded; their DNS questions to 192.168.2.1:53 (from Resolver)",
+		"their addresses followed in the neighbour table of br0",
+		"local domains example.de (and below): asked of 192.168.2.1:53 (from Resolver) for every client",
+		"on stop or crash the table and the bypass rule stay with the kill switch; fobgw down removes them",
+	} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("check output lacks %q:\n%s", w, b.String())
+		}
+	}
+	// Without Resolver, the first nameserver of resolv.conf that Resolver's rules accept.
+	c.Resolver = nil
+	c.ResolvConf = filepath.Join(t.TempDir(), "resolv.conf")
+	os.WriteFile(c.ResolvConf, []byte("nameserver 192.168.86.1\nnameserver 192.168.2.1\nnameserver 192.168.2.9\n"), 0o644)
+	b.Reset()
+	Check(c, Options{RunDir: t.TempDir()}, &b)
+	if w := "192.168.2.1:53 (from " + c.ResolvConf + ")"; !strings.Contains(b.String(), w) {
+		t.Errorf("check output lacks %q:\n%s", w, b.String())
+	}
+}

@@ -53,5 +53,6 @@ func (g *gateway) pageSnapshot() statuspage.Snapshot {
 		RouteRepairs:    s.RouteRepairs,
 		EndpointChanges: s.EndpointChanges,
 		Portal:          pagePortal(s.Portal),
+		Breakout:        pageBreakout(s),
 	}
 }

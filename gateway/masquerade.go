@@ -14,7 +14,7 @@ import (
 
 // masqConfig is the masq part of cfg.
 func masqConfig(cfg *config.Config) masq.Config {
-	return masq.Config{Enabled: cfg.Masquerade, LAN: slices.Clone(cfg.LAN), TunnelInterface: cfg.Name}
+	return masq.Config{Enabled: cfg.Masquerade, LAN: slices.Clone(cfg.LAN), TunnelInterface: cfg.Name, Breakout: breakoutConfig(cfg)}
 }
 
 // newNAT returns the NAT for cfg; its configuration errors are *ConfigError.

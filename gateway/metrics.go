@@ -68,6 +68,10 @@ var metricDefs = append([]metricDef{
 	}},
 	{"fobgw_endpoint_entry_switches_total", "Times the gateway went to another entry of the Endpoint list.", true, func(s *Status) float64 { return float64(s.EndpointEntrySwitches) }},
 	{"fobgw_endpoint_entry_trials_total", "Tries of the Endpoint list's first entry while on another.", true, func(s *Status) float64 { return float64(s.EndpointEntryTrials) }},
+	// The local breakout (the forwarder counts its answers: fobgw_dns_local_answers_total).
+	{"fobgw_bypass_devices_seen", "Bypass devices (and open windows) that sent packets or hold a LAN address now.", false, bypassSeen},
+	{"fobgw_bypass_bytes_total", "Bytes of bypassed devices, counted by the kernel while they were bypassed.", true, bypassBytes},
+	{"fobgw_local_set_addresses", "Addresses in the local set (LocalDomains answers) now.", false, localSetSize},
 	{"fobgw_clock_ok", "1 when the clock is synchronised and not before the build time.", false, func(s *Status) float64 { return b2f(s.Clock == nil || s.Clock.OK()) }},
 }, portalMetrics...)
 

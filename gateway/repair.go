@@ -18,7 +18,7 @@ func (g *gateway) repairRoutes() {
 		g.repairs.Add(uint64(n))
 		g.log.Warn("routing drift repaired", "items", n)
 	}
-	if g.cfg.Masquerade {
+	if g.cfg.Masquerade || breakoutEnabled(g.cfg) {
 		// Off, start removed any leftover table; a kernel without nf_tables
 		// must then not make every round an error.
 		drift, nerr := g.nat.Repair()

@@ -57,6 +57,7 @@ func routeConfig(cfg *config.Config) policyroute.Config {
 		TunnelInterface: cfg.Name,
 		HomeNetworks:    slices.Clone(cfg.HomeNetworks),
 		KillSwitch:      cfg.KillSwitch,
+		BypassMark:      bypassMark(cfg),
 	}
 }
 
@@ -72,6 +73,7 @@ type gateway struct {
 	nat    *masq.NAT       // Masquerade; Apply with it off removes a leftover table
 	lan    *health.LANPath // the LAN-path probe; nil when it cannot be compared
 	portal *captive        // captive portals (portal.go); nil with PortalCheck = off
+	brk    *breakout       // local breakout; nil without it
 
 	repairs   atomic.Uint64
 	mu        sync.Mutex
@@ -106,6 +108,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	}
 	defer h.Close()
 	g := &gateway{cfg: cfg, log: opt.logger()}
+	defer func() { g.brk.close() }()
 	priv, err := g.prepare(ctx, h, opt)
 	if err != nil {
 		return err
@@ -133,13 +136,18 @@ func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (
 	if g.nat, err = newNAT(cfg); err != nil {
 		return config.Key{}, err
 	}
-	g.fwd, err = dnsfwd.New(dnsfwd.Config{
+	if g.brk, err = newBreakout(cfg, g.nat, log); err != nil {
+		return config.Key{}, err
+	}
+	dc := dnsfwd.Config{
 		Listen:    cfg.DNSListen,
 		LAN:       slices.Clone(cfg.LAN),
 		Upstream:  cfg.DNSUpstream,
 		Interface: cfg.Name,
 		Logger:    log.With("part", "dns"),
-	})
+	}
+	g.brk.dnsConfig(&dc)
+	g.fwd, err = dnsfwd.New(dc)
 	if err != nil {
 		return config.Key{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
@@ -224,6 +232,10 @@ func (g *gateway) startRouting(h *netlink.Handle, priv config.Key, undo *undoSta
 	// After the routes, as the LAN's packets start to flow; Masquerade off
 	// removes a table a killed run left.
 	undo.push(func() {
+		if natStays(cfg) {
+			log.Info("the local breakout's table stays with the kill switch: bypassed devices keep the local ISP", "table", "inet "+masq.TableName)
+			return
+		}
 		if err := g.nat.Remove(); err != nil {
 			log.Error("undo masquerade", "err", err)
 		}
@@ -287,6 +299,7 @@ func (g *gateway) startWatchers(undo *undoStack) {
 	if g.lan != nil {
 		run(g.lan.Run)
 	}
+	run(g.brk.run)
 	run(g.heal.Run)
 	if g.portal != nil {
 		run(g.portal.run)

@@ -42,7 +42,8 @@ type Status struct {
 	// Health beyond the tunnel probe.
 	LANPath    *health.LANPathStatus `json:"lan_path,omitempty"` // the probe from the LAN address; nil when not run
 	Masquerade bool                  `json:"masquerade"`
-	Portal     *PortalStatus         `json:"portal,omitempty"` // captive portals; nil with PortalCheck = off
+	Portal     *PortalStatus         `json:"portal,omitempty"`   // captive portals; nil with PortalCheck = off
+	Breakout   *BreakoutStatus       `json:"breakout,omitempty"` // the local breakout; nil without it
 
 	LastError string `json:"last_error,omitempty"`
 }
@@ -133,6 +134,7 @@ func (s *Status) writeHealth(w io.Writer) error {
 		fmt.Fprintf(&b, "lan path:         %s (from %s; %d probes, %d missed)\n", state, l.Source, l.Probes, l.Misses)
 	}
 	fmt.Fprintf(&b, "masquerade:       %s\n", onOff(s.Masquerade))
+	s.Breakout.writeText(&b, s.DNS.Local)
 	if c := s.Clock; c != nil {
 		state := "ok"
 		if !c.OK() {
@@ -184,6 +186,7 @@ func (g *gateway) status() *Status {
 	}
 	s.Masquerade = g.cfg.Masquerade
 	s.Portal = g.portal.status()
+	s.Breakout = g.brk.status()
 	s.RouteRepairs = g.repairs.Load()
 	g.mu.Lock()
 	s.RouteCheckError = g.repairErr

@@ -168,7 +168,7 @@ func (p *Page) view(r *http.Request) view {
 	return v
 }
 
-var pageTemplate = template.Must(template.New("page").Parse(pageHTML))
+var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{"bytes": bytesIEC}).Parse(pageHTML))
 
 const pageHTML = `<!DOCTYPE html>
 <html lang="en">
@@ -254,7 +254,16 @@ footer { margin-top: 18px; color: var(--muted); font-size: .85rem; }
 </dl>
 </section>
 
-<section>
+{{with .S.Breakout}}<section>
+<h2>Local breakout</h2>
+<dl id="breakout">
+{{range .Devices}}<dt>{{.Name}}</dt><dd class="bypass">{{if .Seen}}seen{{else}}not seen{{end}}, {{bytes .Bytes}} through the local ISP</dd>
+{{end}}<dt>Local addresses</dt><dd id="local-set">{{.LocalSet}}</dd>
+<dt>Local DNS answers</dt><dd id="local-answers">{{.LocalAnswers}}</dd>
+</dl>
+</section>
+
+{{end}}<section>
 <h2>Safety</h2>
 <dl>
 <dt>Kill switch</dt><dd id="killswitch">{{.KillSwitch}}</dd>

@@ -327,3 +327,32 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestPageBreakout: with the local breakout the page lists the bypassed
+// devices, the local set and the local answers; without it, nothing.
+func TestPageBreakout(t *testing.T) {
+	s := home()
+	if page := body(t, get(t, NewPage(func() Snapshot { return s }, samplerFor(s.Time, s.Time), nil, nil), "GET", "/")); strings.Contains(page, "Local breakout") {
+		t.Error("the page shows a breakout that is not configured")
+	}
+	s.Breakout = &Breakout{LocalSet: 3, LocalAnswers: 17, Devices: []Device{
+		{Name: "192.168.86.50", Seen: true, Bytes: 3 << 20},
+		{Name: "02:11:22:33:44:55 (192.168.86.60)", Seen: true, Bytes: 2048},
+		{Name: "192.168.86.70"},
+	}}
+	page := body(t, get(t, NewPage(func() Snapshot { return s }, samplerFor(s.Time, s.Time), nil, nil), "GET", "/"))
+	for id, want := range map[string]string{"local-set": "3", "local-answers": "17"} {
+		if got := byID(t, page, id); got != want {
+			t.Errorf("#%s says %q, want %q", id, got, want)
+		}
+	}
+	for _, want := range []string{
+		"<dt>192.168.86.50</dt><dd class=\"bypass\">seen, 3.00 MiB through the local ISP</dd>",
+		"<dt>02:11:22:33:44:55 (192.168.86.60)</dt><dd class=\"bypass\">seen, 2.00 KiB through the local ISP</dd>",
+		"<dt>192.168.86.70</dt><dd class=\"bypass\">not seen, 0 B through the local ISP</dd>",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+}

@@ -31,6 +31,23 @@ type Snapshot struct {
 	// Portal is the captive portal; nil when the gateway does not look for
 	// one (PortalCheck = off).
 	Portal *Portal `json:"portal,omitempty"`
+
+	Breakout *Breakout `json:"breakout,omitempty"` // the local breakout; nil without it
+}
+
+// Breakout is what leaves through the local ISP on purpose (Bypass,
+// LocalDomains).
+type Breakout struct {
+	Devices      []Device `json:"devices"`       // the bypassed devices
+	LocalSet     int      `json:"local_set"`     // addresses of LocalDomains answers routed direct now
+	LocalAnswers uint64   `json:"local_answers"` // DNS questions answered through the local ISP's resolver
+}
+
+// Device is a bypassed device.
+type Device struct {
+	Name  string `json:"name"`  // its address or MAC (with its addresses now)
+	Seen  bool   `json:"seen"`  // it sent packets, or holds an address on the LAN
+	Bytes uint64 `json:"bytes"` // counted while it was bypassed
 }
 
 // DNS are the LAN's DNS forwarder's counters.
