@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/fobgw/fobgw/config"
-	"github.com/fobgw/fobgw/dnsfwd"
 	"github.com/fobgw/fobgw/health"
 	"github.com/fobgw/fobgw/masq"
 	"github.com/fobgw/fobgw/portal"
@@ -53,7 +52,7 @@ type captive struct {
 
 // newCaptive builds the captive-portal part for cfg, nil when PortalCheck is
 // off. The window marks through nat and fwd; handshake reads the device.
-func newCaptive(cfg *config.Config, nat *masq.NAT, fwd *dnsfwd.Forwarder, handshake func() time.Time, log *slog.Logger) (*captive, error) {
+func newCaptive(cfg *config.Config, nat *masq.NAT, fwd clientDNS, handshake func() time.Time, log *slog.Logger) (*captive, error) {
 	if !cfg.PortalCheck.On() {
 		return nil, nil
 	}
@@ -407,6 +406,12 @@ func (m *windowMarker) markLocked(d portal.Device, until, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	if m.fwd == nil {
+		if m.dev.IsZero() {
+			m.log.Warn("portal window: no local resolver (Resolver): the device's DNS questions still go home; set Resolver", "device", d)
+		}
+		return nil
+	}
 	if m.dns == nil {
 		m.dns = map[netip.Addr]bool{}
 	}
@@ -439,7 +444,7 @@ func (m *windowMarker) Unmark(d portal.Device) error {
 
 func (m *windowMarker) unmarkLocked(d portal.Device) error {
 	err := m.nat.RevokeDevice(masqDevice(d))
-	for a := range m.dns {
+	for a := range m.dns { // none without m.fwd
 		err = errors.Join(err, m.fwd.AllowClient(a, 0))
 	}
 	m.dns, m.dev, m.until = nil, portal.Device{}, time.Time{}
@@ -491,6 +496,15 @@ func neighbours(lanIf string, mac net.HardwareAddr) ([]netip.Addr, error) {
 	return out, nil
 }
 
+// windowDNS is the forwarder as a window's DNS marker: nil when it has no
+// Resolver (none configured and none in resolv.conf at start).
+func (g *gateway) windowDNS() clientDNS {
+	if g.brk == nil || !g.brk.resolver.IsValid() {
+		return nil
+	}
+	return g.fwd
+}
+
 // lastHandshake is the device's latest handshake, zero when none or
 // unreadable.
 func (g *gateway) lastHandshake() time.Time {
@@ -527,4 +541,14 @@ func pagePortal(p *PortalStatus) *statuspage.Portal {
 		out.Reason = p.Window.Reason.String()
 	}
 	return out
+}
+
+// writePortalPlan writes the captive-portal part of `fobgw check`.
+func writePortalPlan(b *strings.Builder, cfg *config.Config) {
+	if !cfg.PortalCheck.On() {
+		b.WriteString("# captive portal: PortalCheck = off, no detection, no window\n")
+		return
+	}
+	fmt.Fprintf(b, "# captive portal\ncheck %s from the gateway's own WAN path every %v while no handshake succeeds\n", cfg.PortalCheck, portal.DefaultInterval)
+	fmt.Fprintf(b, "a window (fobgw portal open) lets one device out directly through sets %s/%s/%s with a timeout at its end\n", masq.SetBypass4, masq.SetBypass6, masq.SetBypassMAC)
 }

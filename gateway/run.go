@@ -151,7 +151,7 @@ func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (
 	if err != nil {
 		return config.Key{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	if g.portal, err = newCaptive(cfg, g.nat, g.fwd, g.lastHandshake, log); err != nil {
+	if g.portal, err = newCaptive(cfg, g.nat, g.windowDNS(), g.lastHandshake, log); err != nil {
 		return config.Key{}, err
 	}
 	ctlPath := ControlSocket(opt.RunDir, cfg.Name)
