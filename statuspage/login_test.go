@@ -76,6 +76,10 @@ func TestPortalButtonPost(t *testing.T) {
 	if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self'") {
 		t.Errorf("CSP %q: forms must post only to the page", csp)
 	}
+	// no-referrer would make a browser send "Origin: null" with the form.
+	if rp := r.Header.Get("Referrer-Policy"); rp != "same-origin" {
+		t.Errorf("Referrer-Policy %q, want same-origin", rp)
+	}
 	l.refuse = errors.New("the request comes from another site")
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, httptest.NewRequest("POST", LoginPath, nil))

@@ -39,7 +39,10 @@ func NewPage(snapshot func() Snapshot, sampler *Sampler, log *slog.Logger, login
 func securityHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// Not no-referrer: under it a browser sends "Origin: null" with the
+	// button's POST, which the gateway cannot tell from another site's.
+	// same-origin names the page to itself and to no other site.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 }
 
