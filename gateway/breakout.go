@@ -364,6 +364,9 @@ func (b *breakout) status() *BreakoutStatus {
 		s.Devices = append(s.Devices, bd)
 	}
 	s.Local4, s.Local6 = c.Local4, c.Local6
+	if !b.cfg.Breakout() && len(s.Devices) == 0 && s.Error == "" {
+		return nil // on only for portal windows, and none is open: nothing to show
+	}
 	return s
 }
 
