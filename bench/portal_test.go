@@ -340,21 +340,33 @@ func mustEval(t *testing.T, b *browser, expr string) string {
 	return s
 }
 
-// TestCaptivePortalWindowEnds: a window nobody logs in through ends at its
-// time limit, and the client is behind the kill switch again. The command
-// takes any length up to 30 minutes, seconds too: a shorter window only
-// ever gives less, so the test needs no path of its own.
+// TestCaptivePortalWindowEnds: a window opened for the client by its MAC
+// lets it out (its DNS through the local ISP once the neighbour table has
+// its address); nobody logs in, and the window ends at its time limit, the
+// client behind the kill switch again. The command takes any length up to
+// 30 minutes, seconds too: a shorter window only ever gives less, so the
+// test needs no path of its own.
 func TestCaptivePortalWindowEnds(t *testing.T) {
 	portalWorld(t)
 	conf := filepath.Join(lab.dir, "fobgw.conf")
+	mac := regexp.MustCompile(`link/ether ([0-9a-f:]{17})`).FindStringSubmatch(mustNS(t, "client", "ip", "link", "show", "eth0"))
+	if mac == nil {
+		t.Fatal("the client's eth0 has no MAC address")
+	}
 	const length = 8 * time.Second
-	if out, err := fobgwCmd("portal", "open", "-config", conf, "192.168.86.254", "-for", length.String()); err != nil {
+	if out, err := fobgwCmd("portal", "open", "-config", conf, mac[1], "-for", length.String()); err != nil {
 		t.Fatalf("portal open: %v\n%s", err, out)
 	}
 	opened := mustPortalStatus(t).Portal.Window.Opened
 	if page, err := ns("client", "curl", "-fsS", "--max-time", "3", webURL+"/"); err != nil || !strings.Contains(page, `id="login"`) {
 		t.Fatalf("in its window the client gets no portal page: %v\n%s", err, page)
 	}
+	waitFor(t, "the client's DNS through the local ISP", 5*time.Second, func() error {
+		if a, err := dig("client", "192.168.86.1", "connectivitycheck.gstatic.com", false); err != nil || len(a) != 1 || a[0] != "203.0.113.80" {
+			return fmt.Errorf("the check's name resolves to %v (%v), want the local ISP's answer", a, err)
+		}
+		return nil
+	})
 	waitFor(t, "the window to end", length+5*time.Second, func() error {
 		s, err := readPortalStatus(t)
 		if err != nil {
