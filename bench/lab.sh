@@ -33,6 +33,12 @@
 #                         is dropped, UDP home included, until the page's form is sent; lookups at
 #                         the ISP resolver keep working
 #   portal-off            no portal: nothing intercepted or dropped
+#   lan-device NAME ADDR [MAC]  another LAN device: namespace $FOBL_NS-NAME on muc's br0 with
+#                         ADDR/24 (and MAC), default route via the gateway; again: made anew
+#   lan-device-addr NAME ADDR   the device takes another address (a new DHCP lease)
+#   lan-device-del NAME   remove the device
+#   cdn on|off            web also serves HTTP at 203.0.113.90 and .91 (tv.example as the local
+#                         ISP's resolver and the home Pi-hole answer it)
 #
 # Environment: FOBL_NS (prefix of the lab's namespace names; default fobl, so fobl-client...;
 #              two labs with different prefixes and FOBL_DIRs can run side by side),
@@ -669,6 +675,71 @@ cmd_portal_off() {
 	log "no captive portal"
 }
 
+# lan_device_name NAME: check a LAN device's name (it names a namespace and muc's end of its link).
+lan_device_name() {
+	[[ ${1:-} =~ ^dev[0-9]{1,2}$ ]] || die "LAN device '${1:-}': want a name like dev2"
+}
+
+# cmd_lan_device NAME ADDR [MAC]: another device on the FOB's LAN, in a namespace of its own.
+cmd_lan_device() {
+	local name=${1:-} addr=${2:-} mac=${3:-}
+	lan_device_name "$name"
+	[[ $addr =~ ^192\.168\.86\.[0-9]{1,3}$ ]] || die "lan-device $name: address '$addr': want one inside 192.168.86.0/24"
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	cmd_lan_device_del "$name"
+	ip netns add "${NSP}-$name"
+	ip -n "${NSP}-$name" link set lo up
+	veth "$name" eth0 muc "lan-$name"
+	if [[ -n $mac ]]; then
+		ip -n "${NSP}-$name" link set eth0 address "$mac"
+	fi
+	ip -n ${NSP}-muc link set "lan-$name" master br0
+	cmd_lan_device_addr "$name" "$addr"
+	log "LAN device $name at $addr ($(ip -n "${NSP}-$name" -br link show eth0 | awk '{print $3}'))"
+}
+
+cmd_lan_device_addr() {
+	local name=${1:-} addr=${2:-}
+	lan_device_name "$name"
+	[[ $addr =~ ^192\.168\.86\.[0-9]{1,3}$ ]] || die "lan-device-addr $name: address '$addr': want one inside 192.168.86.0/24"
+	ip -n "${NSP}-$name" addr flush dev eth0
+	ip -n "${NSP}-$name" addr add "$addr/24" dev eth0
+	ip -n "${NSP}-$name" route replace default via 192.168.86.1
+	# The bridge's ports forward at once; the device is reachable when the gateway answers it.
+	wait_for "LAN device $name to reach the gateway" 10 nsx "$name" ping -n -c 1 -W 1 192.168.86.1
+}
+
+cmd_lan_device_del() {
+	local name=${1:-}
+	lan_device_name "$name"
+	if ip netns list | awk '{print $1}' | grep -qx "${NSP}-$name"; then
+		ip netns del "${NSP}-$name"
+	fi
+}
+
+# cmd_cdn on|off: labweb also at 203.0.113.90 and .91 (addresses on web's eth0), or no more.
+cmd_cdn() {
+	local a
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	for a in 90 91; do
+		stop_pid "$LAB/web$a.pid"
+		ip -n ${NSP}-web addr del "203.0.113.$a/24" dev eth0 2>/dev/null || true
+	done
+	case ${1:-} in
+	on)
+		for a in 90 91; do
+			ip -n ${NSP}-web addr add "203.0.113.$a/24" dev eth0
+			start "web$a" web "$BIN/labweb" -listen "203.0.113.$a:80"
+		done
+		for a in 90 91; do
+			wait_for "the web server at 203.0.113.$a" 10 nsx net curl -fsS --max-time 1 "http://203.0.113.$a/ip"
+		done
+		;;
+	off) ;;
+	*) die "usage: lab.sh cdn on|off" ;;
+	esac
+}
+
 main() {
 	local cmd=${1:-}
 	shift || true
@@ -692,6 +763,10 @@ main() {
 	beg-port) cmd_beg_port "$@" ;;
 	portal-on) cmd_portal_on "$@" ;;
 	portal-off) cmd_portal_off ;;
+	lan-device) cmd_lan_device "$@" ;;
+	lan-device-addr) cmd_lan_device_addr "$@" ;;
+	lan-device-del) cmd_lan_device_del "$@" ;;
+	cdn) cmd_cdn "$@" ;;
 	*)
 		sed -n '2,/^set -euo/{/^set -euo/!p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2

@@ -106,30 +106,6 @@ func portalWorld(t *testing.T) {
 	}
 }
 
-// lanDevice adds a device to the LAN: namespace NAME (under the lab's
-// prefix) on muc's bridge with address addr, removed at the test's end.
-func lanDevice(t *testing.T, name, addr string) {
-	t.Helper()
-	full := nsName(name)
-	exec.Command("ip", "netns", "del", full).Run() // a leftover of a killed run
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", full)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", full).Run() })
-	peer := "l" + name // muc's end, on the bridge
-	run("-n", nsName("muc"), "link", "add", peer, "type", "veth", "peer", "name", "eth0", "netns", full)
-	t.Cleanup(func() { exec.Command("ip", "-n", nsName("muc"), "link", "del", peer).Run() })
-	run("-n", nsName("muc"), "link", "set", peer, "master", "br0", "up")
-	run("-n", full, "link", "set", "lo", "up")
-	run("-n", full, "link", "set", "eth0", "up")
-	run("-n", full, "addr", "add", addr+"/24", "dev", "eth0")
-	run("-n", full, "route", "add", "default", "via", "192.168.86.1")
-}
-
 // leakPort is where the second LAN device sends its packets: a port
 // nothing else in the lab uses.
 const leakPort = "40404"
@@ -141,7 +117,8 @@ const leakPort = "40404"
 // before net's own NAT.
 func leakWatch(t *testing.T, name, addr string) (sent, crossed func() int) {
 	t.Helper()
-	lanDevice(t, name, addr)
+	lab.lab(t, "lan-device", name, addr)
+	t.Cleanup(func() { lab.lab(t, "lan-device-del", name) })
 	nft := func(where string, args ...string) {
 		t.Helper()
 		mustNS(t, where, append([]string{"nft"}, args...)...)
@@ -224,7 +201,7 @@ func portalLogin(t *testing.T) time.Time {
 // packets all along and none of them crossed the WAN.
 func TestCaptivePortalCommand(t *testing.T) {
 	portalWorld(t)
-	sent, crossed := leakWatch(t, "lan2", "192.168.86.60")
+	sent, crossed := leakWatch(t, "dev9", "192.168.86.60")
 	conf := filepath.Join(lab.dir, "fobgw.conf")
 
 	for _, bad := range []struct{ args, want string }{
@@ -251,7 +228,7 @@ func TestCaptivePortalCommand(t *testing.T) {
 		t.Errorf("in its window the client resolves the check's name to %v (%v), want the local ISP's answer 203.0.113.80", a, err)
 	}
 	// The second device still cannot get out.
-	if a, err := publicAddress("lan2"); err == nil {
+	if a, err := publicAddress("dev9"); err == nil {
 		t.Errorf("the second LAN device reaches web as %s while the client's window is open", a)
 	}
 
@@ -281,7 +258,7 @@ func TestCaptivePortalCommand(t *testing.T) {
 // origin, with a token the page gave this very client, opens nothing.
 func TestCaptivePortalButton(t *testing.T) {
 	portalWorld(t)
-	sent, crossed := leakWatch(t, "lan2", "192.168.86.60")
+	sent, crossed := leakWatch(t, "dev9", "192.168.86.60")
 	const page = "http://192.168.86.1/"
 
 	// A page elsewhere (here a file, another origin) posts the form with a

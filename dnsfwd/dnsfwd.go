@@ -62,7 +62,7 @@ type Config struct {
 	// LocalClient, if set, is asked about each question's client not in LocalClients nor in a window:
 	// true sends the question to Resolver too (devices bypassed by MAC, whose addresses the gateway
 	// follows). It is called from the serving goroutines, concurrently, per question: it must be fast
-	// and must not block.
+	// (a rare look-up in the kernel is fine) and must not wait on the network.
 	LocalClient func(client netip.Addr) bool
 	// ResolverDial, if set, replaces the dialer of the sockets to Resolver; the default is a plain
 	// dialer: the gateway's own traffic, routed by the main table to the local ISP, never the tunnel.

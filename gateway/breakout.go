@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/dnsfwd"
@@ -192,10 +193,13 @@ func bypassList(cfg *config.Config) []string {
 	return out
 }
 
-// neighbors follows the addresses that devices bypassed by MAC hold on the
-// LAN interface, from the kernel's neighbour table (a dump at subscription,
-// then its updates), so the forwarder can send their questions to Resolver
-// whatever lease they have.
+// neighbors follows the LAN interface's neighbour table (a dump at
+// subscription, then its updates), so the forwarder can send the questions
+// of devices bypassed by MAC to Resolver whatever lease they have. It holds
+// every neighbour of the LAN, not only the bypassed ones: an address it
+// does not know yet (a device whose first packets of a new lease are its
+// DNS question, the table's news still on its way) is looked up in the
+// kernel at once, at most every minLookupGap.
 type neighbors struct {
 	ifname string
 	macs   []net.HardwareAddr
@@ -204,14 +208,28 @@ type neighbors struct {
 	done   chan struct{}
 	closed sync.Once
 
-	mu    sync.Mutex                                      // serialises writers of addrs
-	addrs atomic.Pointer[map[netip.Addr]net.HardwareAddr] // the bypassed devices' addresses now; replaced whole, read without lock
+	lanIndex   atomic.Int64 // the LAN interface's index as last looked up
+	lanChecked atomic.Int64 // when (UnixNano) an unknown index last made it look again
+	lastLookup atomic.Int64 // when (UnixNano) an unknown address was last looked up in the kernel
+
+	mu    sync.Mutex                           // serialises writers of addrs
+	addrs atomic.Pointer[map[netip.Addr]neigh] // the LAN's neighbours now; replaced whole, read without lock
 }
+
+// neigh is a LAN neighbour: its MAC, and whether that is a Bypass MAC.
+type neigh struct {
+	mac    net.HardwareAddr
+	bypass bool
+}
+
+// minLookupGap bounds the kernel lookups of unknown addresses, which any
+// LAN client can cause by asking from a new address.
+const minLookupGap = 50 * time.Millisecond
 
 func newNeighbors(ifname string, macs []net.HardwareAddr, log *slog.Logger) (*neighbors, error) {
 	n := &neighbors{ifname: ifname, macs: macs, log: log.With("part", "breakout"),
 		ch: make(chan netlink.NeighUpdate, 64), done: make(chan struct{})}
-	m := map[netip.Addr]net.HardwareAddr{}
+	m := map[netip.Addr]neigh{}
 	n.addrs.Store(&m)
 	err := netlink.NeighSubscribeWithOptions(n.ch, n.done, netlink.NeighSubscribeOptions{
 		ListExisting: true,
@@ -231,8 +249,46 @@ func newNeighbors(ifname string, macs []net.HardwareAddr, log *slog.Logger) (*ne
 
 // bypassed reports whether a is held now by a device bypassed by MAC.
 func (n *neighbors) bypassed(a netip.Addr) bool {
-	_, ok := (*n.addrs.Load())[a]
-	return ok
+	if e, ok := (*n.addrs.Load())[a]; ok {
+		return e.bypass
+	}
+	return n.lookup(a)
+}
+
+// lookup asks the kernel about an address the table's news has not
+// brought yet.
+func (n *neighbors) lookup(a netip.Addr) bool {
+	now := time.Now().UnixNano()
+	last := n.lastLookup.Load()
+	if now-last < int64(minLookupGap) || !n.lastLookup.CompareAndSwap(last, now) {
+		return false
+	}
+	ifi, err := net.InterfaceByName(n.ifname)
+	if err != nil {
+		return false
+	}
+	family := netlink.FAMILY_V4
+	if a.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	list, err := netlink.NeighList(ifi.Index, family)
+	if err != nil {
+		return false
+	}
+	for _, e := range list {
+		if b, ok := netip.AddrFromSlice(e.IP); ok && b.Unmap() == a && e.State&(unix.NUD_FAILED|unix.NUD_INCOMPLETE) == 0 {
+			return n.isBypassMAC(e.HardwareAddr) != nil
+		}
+	}
+	return false
+}
+
+// isBypassMAC returns the Bypass MAC equal to m, or nil.
+func (n *neighbors) isBypassMAC(m net.HardwareAddr) net.HardwareAddr {
+	if i := slices.IndexFunc(n.macs, func(x net.HardwareAddr) bool { return string(x) == string(m) }); i >= 0 {
+		return n.macs[i]
+	}
+	return nil
 }
 
 // devices returns each bypassed MAC's addresses now.
@@ -241,8 +297,10 @@ func (n *neighbors) devices() map[string][]netip.Addr {
 	if n == nil {
 		return out
 	}
-	for a, m := range *n.addrs.Load() {
-		out[m.String()] = append(out[m.String()], a)
+	for a, e := range *n.addrs.Load() {
+		if e.bypass {
+			out[e.mac.String()] = append(out[e.mac.String()], a)
+		}
 	}
 	for _, as := range out {
 		slices.SortFunc(as, func(x, y netip.Addr) int { return x.Compare(y) })
@@ -268,46 +326,61 @@ func (n *neighbors) run(ctx context.Context) {
 // update applies one message of the neighbour table.
 func (n *neighbors) update(u netlink.NeighUpdate) {
 	a, ok := netip.AddrFromSlice(u.IP)
-	if !ok || u.Family == unix.AF_BRIDGE {
+	if !ok || u.Family == unix.AF_BRIDGE || !n.onLAN(u.LinkIndex) {
 		return
 	}
 	a = a.Unmap()
-	cur := *n.addrs.Load()
 	held := u.Type == unix.RTM_NEWNEIGH && u.State&(unix.NUD_FAILED|unix.NUD_INCOMPLETE) == 0 && len(u.HardwareAddr) == 6
-	var mac net.HardwareAddr
+	var e neigh
 	if held {
-		i := slices.IndexFunc(n.macs, func(m net.HardwareAddr) bool { return string(m) == string(u.HardwareAddr) })
-		if i < 0 || !n.onLAN(u.LinkIndex) {
-			held = false
-		} else {
-			mac = n.macs[i]
+		e.mac = slices.Clone(u.HardwareAddr)
+		if m := n.isBypassMAC(u.HardwareAddr); m != nil {
+			e.mac, e.bypass = m, true
 		}
 	}
-	old, had := cur[a]
-	if held == had && (!held || string(old) == string(mac)) {
+	old, had := (*n.addrs.Load())[a]
+	if held == had && (!held || string(old.mac) == string(e.mac)) {
 		return
 	}
 	n.mu.Lock()
-	next := make(map[netip.Addr]net.HardwareAddr, len(cur)+1)
-	for k, v := range *n.addrs.Load() {
+	cur := *n.addrs.Load()
+	next := make(map[netip.Addr]neigh, len(cur)+1)
+	for k, v := range cur {
 		next[k] = v
 	}
 	if held {
-		next[a] = mac
-		n.log.Info("bypassed device seen", "mac", mac, "addr", a)
+		next[a] = e
 	} else {
 		delete(next, a)
-		n.log.Info("bypassed device left an address", "mac", old, "addr", a)
 	}
 	n.addrs.Store(&next)
 	n.mu.Unlock()
+	switch {
+	case e.bypass && !(had && old.bypass && string(old.mac) == string(e.mac)):
+		n.log.Info("bypassed device seen", "mac", e.mac.String(), "addr", a)
+	case had && old.bypass && !e.bypass:
+		n.log.Info("bypassed device left an address", "mac", old.mac.String(), "addr", a)
+	}
 }
 
-// onLAN reports whether the link index is the LAN interface's now (looked
-// up each time: a bridge made anew has another index).
+// onLAN reports whether the link index is the LAN interface's (looked up
+// again, at most once a second, when another index comes: a bridge made
+// anew has another).
 func (n *neighbors) onLAN(index int) bool {
+	if int64(index) == n.lanIndex.Load() {
+		return true
+	}
+	now := time.Now().UnixNano()
+	if last := n.lanChecked.Load(); now-last < int64(time.Second) && last != 0 {
+		return false
+	}
+	n.lanChecked.Store(now)
 	ifi, err := net.InterfaceByName(n.ifname)
-	return err == nil && ifi.Index == index
+	if err != nil {
+		return false
+	}
+	n.lanIndex.Store(int64(ifi.Index))
+	return ifi.Index == index
 }
 
 // close ends the subscription; what its goroutine still sends is drained.

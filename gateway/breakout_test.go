@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fobgw/fobgw/dnsfwd"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -90,8 +91,9 @@ func TestNeighborsFollowMACs(t *testing.T) {
 	mac, _ := net.ParseMAC("02:11:22:33:44:55")
 	other, _ := net.ParseMAC("02:99:99:99:99:99")
 	n := &neighbors{ifname: "lo", macs: []net.HardwareAddr{mac}, log: discardLogger()}
-	m := map[netip.Addr]net.HardwareAddr{}
+	m := map[netip.Addr]neigh{}
 	n.addrs.Store(&m)
+	n.lastLookup.Store(time.Now().Add(time.Hour).UnixNano()) // no kernel lookups here: lo has no such neighbours
 	upd := func(typ uint16, ip string, hw net.HardwareAddr, state int, link int) {
 		n.update(netlink.NeighUpdate{Type: typ, Neigh: netlink.Neigh{LinkIndex: link, Family: unix.AF_INET, State: state, IP: net.ParseIP(ip), HardwareAddr: hw}})
 	}
@@ -117,5 +119,8 @@ func TestNeighborsFollowMACs(t *testing.T) {
 	upd(unix.RTM_NEWNEIGH, "192.168.86.64", other, unix.NUD_REACHABLE, lo.Index)
 	if d := n.devices(); len(d) != 0 {
 		t.Errorf("devices %v, want none", d)
+	}
+	if len(*n.addrs.Load()) != 2 {
+		t.Errorf("LAN neighbours %v, want .60 (another device's) and .64", *n.addrs.Load())
 	}
 }

@@ -18,14 +18,19 @@
 // 2, otherwise, from `fobgw check` too), then: the kill switch and LAN rules
 // (policyroute.ApplyKillSwitch), the TUN and the WireGuard device, its
 // address and link up, the tunnel routes (policyroute.Apply), the
-// masquerade table (masq; with Masquerade = off a leftover one is removed),
-// the DNS forwarder, the endpoint healer (which also reads the clock) and
-// the LAN-path probe, the captive-portal watcher, the control socket and the
-// metrics listener; then
+// masquerade table (masq, with the local breakout's sets and marks when
+// Bypass or LocalDomains is set or PortalCheck is on; with none of them a
+// leftover one is removed), the DNS forwarder (with the breakout, its
+// second upstream, Resolver, and masq's local set; breakout.go), the
+// endpoint healer (which also reads the clock) and the LAN-path probe, the
+// captive-portal watcher, the control socket and the metrics listener; then
 // READY=1. Every 10 s (RepairInterval) drift in the routing state and the
 // masquerade table is repaired. On cancel it stops in reverse and removes
 // fobgw's routes and rules except, with KillSwitch = on, the kill switch:
-// the LAN stays cut off from the local ISP while fobgw is down. A start that fails half
+// the LAN stays cut off from the local ISP while fobgw is down. With the
+// kill switch the local breakout's table and rule stay too, as after a
+// crash: a bypassed device keeps the local ISP while fobgw is down, and
+// nothing else gets it. A start that fails half
 // way undoes what it did, except the kill switch. [Down] removes
 // everything, the kill switch and the masquerade table too.
 //
