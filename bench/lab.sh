@@ -231,7 +231,9 @@ cmd_up() {
 	ip -n ${NSP}-client route add default via 192.168.86.1
 
 	# muc: a stock home router (bridge LAN, masquerade on WAN); the gateway runs here.
-	ip -n ${NSP}-muc link add br0 type bridge
+	# An address of its own: a bridge without one takes its ports' lowest, so a LAN device added
+	# or removed later (lan-device) would move the gateway's MAC under the clients' ARP caches.
+	ip -n ${NSP}-muc link add br0 address 02:fb:00:00:00:01 type bridge
 	ip -n ${NSP}-muc link set lan0 master br0
 	ip -n ${NSP}-muc link set br0 up
 	ip -n ${NSP}-muc addr add 192.168.86.1/24 dev br0
