@@ -71,11 +71,13 @@ func fobgwCmd(args ...string) (string, error) {
 	return ns("muc", append([]string{filepath.Join(lab.bin, "fobgw")}, args...)...)
 }
 
-// portalWorld puts the portal in front of the FOB and starts the gateway
+// portalWorld puts the portal in front of the FOB (mode page: its login
+// page for every request; redirect: a 302 to http://portal.example/ first)
+// and starts the gateway
 // behind it, with the status page on the LAN, and waits until status reports
 // the portal (within 15 s of the start). At the end the portal goes and the
 // lab's own gateway is back.
-func portalWorld(t *testing.T) {
+func portalWorld(t *testing.T, mode string) {
 	t.Helper()
 	if lab.gateway != "fobgw" {
 		t.Skipf("the %s gateway knows nothing of captive portals", lab.gateway)
@@ -87,7 +89,7 @@ func portalWorld(t *testing.T) {
 	})
 	t.Setenv("FOBL_GW_EXTRA", "StatusListen = 192.168.86.1:80")
 	t.Setenv("FOBL_GW_WAIT", "none")
-	lab.lab(t, "portal-on")
+	lab.lab(t, "portal-on", mode)
 	start := time.Now()
 	lab.lab(t, "gw", lab.gateway, "auto")
 	waitFor(t, "status to report the captive portal", 15*time.Second, func() error {
@@ -200,7 +202,7 @@ func portalLogin(t *testing.T) time.Time {
 // window has closed by itself at the handshake. A second LAN device sent
 // packets all along and none of them crossed the WAN.
 func TestCaptivePortalCommand(t *testing.T) {
-	portalWorld(t)
+	portalWorld(t, "page")
 	sent, crossed := leakWatch(t, "dev9", "192.168.86.60")
 	conf := filepath.Join(lab.dir, "fobgw.conf")
 
@@ -257,7 +259,7 @@ func TestCaptivePortalCommand(t *testing.T) {
 // headless Chromium on the client; a POST of the button's form from another
 // origin, with a token the page gave this very client, opens nothing.
 func TestCaptivePortalButton(t *testing.T) {
-	portalWorld(t)
+	portalWorld(t, "page")
 	sent, crossed := leakWatch(t, "dev9", "192.168.86.60")
 	const page = "http://192.168.86.1/"
 
@@ -317,14 +319,18 @@ func mustEval(t *testing.T, b *browser, expr string) string {
 	return s
 }
 
-// TestCaptivePortalWindowEnds: a window opened for the client by its MAC
+// TestCaptivePortalWindowEnds: behind a portal that redirects, status
+// names the redirect's target; a window opened for the client by its MAC
 // lets it out (its DNS through the local ISP once the neighbour table has
 // its address); nobody logs in, and the window ends at its time limit, the
 // client behind the kill switch again. The command takes any length up to
 // 30 minutes, seconds too: a shorter window only ever gives less, so the
 // test needs no path of its own.
 func TestCaptivePortalWindowEnds(t *testing.T) {
-	portalWorld(t)
+	portalWorld(t, "redirect")
+	if u := mustPortalStatus(t).Portal.URL; u != "http://portal.example/" {
+		t.Errorf("status names the portal's page %q, want the redirect's target http://portal.example/", u)
+	}
 	conf := filepath.Join(lab.dir, "fobgw.conf")
 	mac := regexp.MustCompile(`link/ether ([0-9a-f:]{17})`).FindStringSubmatch(mustNS(t, "client", "ip", "link", "show", "eth0"))
 	if mac == nil {
@@ -335,15 +341,23 @@ func TestCaptivePortalWindowEnds(t *testing.T) {
 		t.Fatalf("portal open: %v\n%s", err, out)
 	}
 	opened := mustPortalStatus(t).Portal.Window.Opened
-	if page, err := ns("client", "curl", "-fsS", "--max-time", "3", webURL+"/"); err != nil || !strings.Contains(page, `id="login"`) {
-		t.Fatalf("in its window the client gets no portal page: %v\n%s", err, page)
+	if head, err := ns("client", "curl", "-sS", "--max-time", "3", "-o", "/dev/null", "-D-", webURL+"/"); err != nil || !strings.Contains(head, "Location: http://portal.example/") {
+		t.Fatalf("in its window the client is not sent to the portal: %v\n%s", err, head)
 	}
+	// Its DNS goes to the local ISP's resolver once the neighbour table
+	// knows its address: the portal's name resolves, and its page loads.
+	var portalAddr string
 	waitFor(t, "the client's DNS through the local ISP", 5*time.Second, func() error {
-		if a, err := dig("client", "192.168.86.1", "connectivitycheck.gstatic.com", false); err != nil || len(a) != 1 || a[0] != "203.0.113.80" {
-			return fmt.Errorf("the check's name resolves to %v (%v), want the local ISP's answer", a, err)
+		a, err := dig("client", "192.168.86.1", "portal.example", false)
+		if err != nil || len(a) != 1 {
+			return fmt.Errorf("portal.example resolves to %v (%v), want the local ISP's answer", a, err)
 		}
+		portalAddr = a[0]
 		return nil
 	})
+	if page, err := ns("client", "curl", "-fsS", "--max-time", "3", "--resolve", "portal.example:80:"+portalAddr, "http://portal.example/"); err != nil || !strings.Contains(page, `id="login"`) {
+		t.Fatalf("in its window the client gets no portal page: %v\n%s", err, page)
+	}
 	waitFor(t, "the window to end", length+5*time.Second, func() error {
 		s, err := readPortalStatus(t)
 		if err != nil {
