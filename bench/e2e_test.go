@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,6 +40,19 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		return 1
 	}
+	// Two runs with the same prefix would tear down each other's lab (lab.sh up removes whatever
+	// carries the prefix) and fail in ways that say nothing of the cause: refuse the second one.
+	prefix := strings.TrimSuffix(nsName(""), "-")
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "fobgw-lab-"+prefix+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: the lab's lock file:", err)
+		return 1
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: another run of the bench tests holds the lab prefix %q (%s: %v): wait for it, or give this run a prefix of its own with FOBL_NS\n", prefix, lock.Name(), err)
+		return 1
+	}
 	tmp, err := os.MkdirTemp("", "fobl-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: make a temporary directory:", err)
@@ -54,7 +69,7 @@ func testMain(m *testing.M) int {
 	if os.Getenv("FOBL_E2E_GATEWAY") == "stock" {
 		w.gateway, w.iface = "stock", wgName("wgstock0")
 	}
-	if out, err := w.labRun("build"); err != nil {
+	if out, err := w.labRun(nil, "build"); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: build the lab's binaries:", err, out)
 		return 1
 	}
@@ -65,7 +80,7 @@ func testMain(m *testing.M) int {
 
 	// Tear the world down on every way out, Ctrl-C included.
 	down := func() {
-		if out, err := w.labRun("down"); err != nil {
+		if out, err := w.labRun(nil, "down"); err != nil {
 			fmt.Fprintln(os.Stderr, "lab down:", err, out)
 		}
 	}
@@ -78,13 +93,23 @@ func testMain(m *testing.M) int {
 		os.Exit(1)
 	}()
 	defer down()
+	// go test's -timeout panics and exits without deferred calls: shortly before it, say what the
+	// lab looks like and take it down, so that a timed-out run leaves a diagnosis and no namespace.
+	flag.Parse()
+	if d := flag.Lookup("test.timeout").Value.(flag.Getter).Get().(time.Duration); d > time.Minute {
+		watchdog := time.AfterFunc(d-30*time.Second, func() {
+			fmt.Fprintf(os.Stderr, "FAIL: the bench tests are about to pass -timeout %v; the lab now:\n%s\n", d, w.diagnosis())
+			down()
+		})
+		defer watchdog.Stop()
+	}
 
 	start := time.Now()
-	if out, err := w.labRun("up"); err != nil {
+	if out, err := w.labRun(nil, "up"); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: bring the lab up (a network namespace could not be made?):", err, out)
 		return 1
 	}
-	if out, err := w.labRun("gw", w.gateway, "auto"); err != nil {
+	if out, err := w.labRun(stdEnv, "gw", w.gateway, "auto"); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: start the gateway:", err, out)
 		if b, err := os.ReadFile(filepath.Join(w.dir, "gw.log")); err == nil {
 			fmt.Fprintf(os.Stderr, "gateway log:\n%s\n", b)
@@ -92,10 +117,25 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "lab: world and %s up in %v\n", w.gateway, time.Since(start).Round(time.Millisecond))
+	if b, err := os.ReadFile(filepath.Join(w.dir, "gw.pid")); err == nil {
+		w.stdPID, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if w.gateway == "fobgw" {
+		conf, err := os.ReadFile(filepath.Join(w.dir, "fobgw.conf"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL: the lab's fobgw.conf:", err)
+			return 1
+		}
+		w.stdConf = string(conf)
+	}
+	if d := w.drift(); len(d) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: the lab just brought up is not the standard world: %s\n%s\n", strings.Join(d, "; "), w.diagnosis())
+		return 1
+	}
 	lab = w
 	code := m.Run()
 	if code != 0 {
-		fmt.Fprintf(os.Stderr, "the gateway's log (%s) ends with:\n%s\n", filepath.Join(w.dir, "gw.log"), w.gatewayLog())
+		fmt.Fprintf(os.Stderr, "the lab after the tests:\n%s\n", w.diagnosis())
 	}
 	return code
 }
@@ -103,6 +143,7 @@ func testMain(m *testing.M) int {
 // TestPublicAddresses: the client's traffic leaves through the home router, the gateway's own
 // through the local ISP.
 func TestPublicAddresses(t *testing.T) {
+	lab.standard(t)
 	for _, tc := range []struct {
 		name, ns, want string
 	}{
@@ -123,6 +164,7 @@ func TestPublicAddresses(t *testing.T) {
 
 // TestHomeConfig: beg is configured with exactly the allowed addresses `fobgw home-config` prints.
 func TestHomeConfig(t *testing.T) {
+	lab.standard(t)
 	out, err := ns("muc", filepath.Join(lab.bin, "fobgw"), "home-config", "-config", filepath.Join(lab.dir, "fobgw.conf"), "-format", "wg-quick")
 	if err != nil {
 		t.Fatal(err)
@@ -149,6 +191,7 @@ func TestHomeConfig(t *testing.T) {
 
 // TestDNSThroughHomePihole: the client's lookups are answered by the home Pi-hole, over UDP and TCP.
 func TestDNSThroughHomePihole(t *testing.T) {
+	lab.standard(t)
 	// The local ISP's resolver answers differently: a leak would show.
 	if got, err := dig("muc", "192.168.2.1", "tv.example", false); err != nil || !slices.Equal(got, []string{germanCDN}) {
 		t.Fatalf("control: the ISP resolver answers tv.example with %v (%v), want %s", got, err, germanCDN)
@@ -179,6 +222,7 @@ func TestDNSThroughHomePihole(t *testing.T) {
 // TestNoDNSToWAN: the forwarder answers nobody on the WAN side, at the gateway's WAN address
 // nor at its LAN address reached from the WAN.
 func TestNoDNSToWAN(t *testing.T) {
+	lab.standard(t)
 	// Let net reach the FOB LAN's addresses through muc, as a hostile ISP could.
 	mustNS(t, "net", "ip", "route", "add", "192.168.86.0/24", "via", "192.168.2.2")
 	t.Cleanup(func() {
@@ -208,6 +252,7 @@ func TestNoDNSToWAN(t *testing.T) {
 
 // TestWgShow: `wg show` works against the running gateway and shows the home peer with a handshake.
 func TestWgShow(t *testing.T) {
+	lab.standard(t)
 	out := mustNS(t, "muc", "wg", "show", lab.iface)
 	for _, want := range []string{
 		"peer: " + lab.fileString(t, "beg.pub"),
@@ -224,13 +269,14 @@ func TestWgShow(t *testing.T) {
 // TestBlackHole: the PMTUD black hole of the story is real, and the clamp fixes it: the client's
 // SYN reaches web with MSS 1380 (tunnel MTU 1420 - 40) and a 256 KiB download completes.
 func TestBlackHole(t *testing.T) {
+	lab.standard(t)
 	download := func(maxTime string) (string, error) {
 		return ns("client", "curl", "-sS", "--max-time", maxTime, "-o", "/dev/null", "-w", "%{size_download}",
 			fmt.Sprintf("%s/big?size=%d", webURL, bigSize))
 	}
 	t.Run("without clamp the download hangs", func(t *testing.T) {
-		t.Cleanup(func() { lab.lab(t, "gw", lab.gateway, "auto") })
-		lab.lab(t, "gw", lab.gateway, "off")
+		t.Cleanup(func() { lab.restore(t) }) // the next subtest wants the clamp
+		lab.labEnv(t, stdEnv, "gw", lab.gateway, "off")
 		out, err := download("4")
 		if err == nil {
 			t.Fatalf("with ClampMSS off a %d-byte download through the black hole completed (%s bytes): the lab's black hole is not real", bigSize, out)
@@ -263,6 +309,7 @@ func TestBlackHole(t *testing.T) {
 
 // TestStrictRPFilter: the gateway works where the system has strict reverse-path filtering.
 func TestStrictRPFilter(t *testing.T) {
+	lab.standard(t)
 	old := strings.TrimSpace(mustNS(t, "muc", "sysctl", "-n", "net.ipv4.conf.all.rp_filter"))
 	t.Cleanup(func() {
 		if _, err := ns("muc", "sysctl", "-qw", "net.ipv4.conf.all.rp_filter="+old); err != nil {
@@ -270,7 +317,7 @@ func TestStrictRPFilter(t *testing.T) {
 		}
 	})
 	mustNS(t, "muc", "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1")
-	lab.lab(t, "gw", lab.gateway, "auto") // started on a system that was strict from boot
+	lab.labEnv(t, stdEnv, "gw", lab.gateway, "auto") // started on a system that was strict from boot
 	if got, err := publicAddress("client"); err != nil || got != lab.begAddress(t) {
 		t.Errorf("with rp_filter=1 the client's request to web: %q, %v; want it from %s", got, err, lab.begAddress(t))
 	}
@@ -282,6 +329,7 @@ func TestStrictRPFilter(t *testing.T) {
 // TestKillSwitch: after kill -9 of the gateway the client gets nothing, and not one packet of the
 // LAN reaches the WAN link; a restart over the crashed run's leftovers works and leaves one rule.
 func TestKillSwitch(t *testing.T) {
+	lab.standard(t)
 	const leak, toWeb, other = "lan_src", "to_web", "other"
 	resetCounters := func() {
 		mustNS(t, "net", "nft", "reset", "counters", "table", "ip", "fobl-watch")
@@ -333,7 +381,7 @@ func TestKillSwitch(t *testing.T) {
 		}
 	})
 	t.Run("restart over the leftovers", func(t *testing.T) {
-		lab.lab(t, "gw-over", lab.gateway, "auto")
+		lab.labEnv(t, stdEnv, "gw-over", lab.gateway, "auto")
 		if got, err := publicAddress("client"); err != nil || got != lab.begAddress(t) {
 			t.Errorf("after the restart the client's request to web: %q, %v; want it from %s", got, err, lab.begAddress(t))
 		}
@@ -351,16 +399,11 @@ func TestKillSwitch(t *testing.T) {
 }
 
 // TestHomeAddressChange: the home router's public address changes and its DDNS record follows;
-// the client is through again within 30 s. It moves the world's home router, so it runs last.
+// the client is through again within 30 s. standard's cleanup moves the home router back.
 func TestHomeAddressChange(t *testing.T) {
+	lab.standard(t)
 	const bar = 30 * time.Second
-	if _, err := publicAddress("client"); err != nil {
-		t.Fatalf("before the move: %v", err)
-	}
 	to := begMoved
-	if lab.begAddress(t) == begMoved {
-		to = begFirst
-	}
 	start := time.Now()
 	lab.lab(t, "ddns-move", to)
 	waitFor(t, "the client through the moved home router", bar+15*time.Second, func() error {

@@ -38,6 +38,7 @@ func TestExporterMatchesWgShow(t *testing.T) {
 	if lab.gateway != "fobgw" {
 		t.Skipf("the %s gateway serves no metrics", lab.gateway)
 	}
+	lab.standard(t)
 	addr := metricsListen(t)
 	// Scrape, dump, scrape: the counters only grow, so the dump's lie
 	// between the two scrapes' (keepalives may pass meanwhile).

@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,11 +13,13 @@ import (
 
 // The tests of issue 12 (health beyond the story): the LAN's own way home, Masquerade, an
 // endpoint list. They need the fobgw gateway.
+// healthGateway skips the test for the stock gateway, and brings the lab to the standard world.
 func healthGateway(t *testing.T) {
 	t.Helper()
 	if lab.gateway != "fobgw" {
 		t.Skipf("the %s gateway has no LAN-path probe, Masquerade or endpoint list", lab.gateway)
 	}
+	lab.standard(t)
 }
 
 // TestLANPath: a home peer that allows only the tunnel address (10.1.200.2/32), as the story's
@@ -29,11 +29,7 @@ func healthGateway(t *testing.T) {
 func TestLANPath(t *testing.T) {
 	healthGateway(t)
 	const bar = 15 * time.Second
-	lab.lab(t, "beg-allowed", "10.1.200.2/32")
-	t.Cleanup(func() {
-		lab.lab(t, "beg-allowed", "10.1.200.2/32,192.168.86.0/24")
-		lab.lab(t, "gw", lab.gateway, "auto")
-	})
+	lab.lab(t, "beg-allowed", "10.1.200.2/32") // standard's cleanup allows the LAN again
 
 	t.Run("Masquerade off: LAN path reported broken", func(t *testing.T) {
 		logStart := logSize(t, lab)
@@ -72,8 +68,14 @@ func TestLANPath(t *testing.T) {
 		if out, err := ns("client", "curl", "-sS", "--max-time", "3", webURL+"/ip"); err == nil {
 			t.Errorf("control: the client reaches web while home drops its packets: %s", out)
 		}
-		// One warning, not one per probe: wait past a few probes, then count.
-		time.Sleep(5 * time.Second)
+		// One warning, not one per probe: wait for two more probes of the LAN path, then count.
+		probes := st.LANPath.Probes
+		waitFor(t, "two more probes of the LAN path", bar, func() error {
+			if lp := lab.status(t).LANPath; lp == nil || lp.Probes < probes+2 {
+				return fmt.Errorf("lan_path %+v, want %d probes", lp, probes+2)
+			}
+			return nil
+		})
 		if n := countLog(t, lab, logStart, "level=WARN", "Masquerade = on"); n != 1 {
 			t.Errorf("%d warnings in the log name the fix, want 1:\n%s", n, lab.gatewayLog())
 		}
@@ -115,6 +117,9 @@ func TestLANPath(t *testing.T) {
 	})
 
 	t.Run("fobgw down leaves no NAT rule", func(t *testing.T) {
+		if !strings.Contains(lab.fileString(t, "fobgw.conf"), "Masquerade = on") { // run alone
+			lab.labEnv(t, []string{"FOBL_GW_EXTRA=Masquerade = on"}, "gw", "fobgw", "auto")
+		}
 		lab.killGateway(t)
 		// Control: a killed gateway leaves its table behind.
 		if out := mustNS(t, "muc", "nft", "list", "ruleset"); !strings.Contains(out, "table inet fobgw") {
@@ -144,13 +149,9 @@ func TestLANPath(t *testing.T) {
 func TestEndpointList(t *testing.T) {
 	healthGateway(t)
 	const bar = 30 * time.Second
+	// standard's cleanup unblocks the port, takes 443 away and restarts the standard gateway.
 	lab.lab(t, "block-udp", "13231")
 	lab.lab(t, "beg-port", "443")
-	t.Cleanup(func() {
-		lab.lab(t, "unblock-udp")
-		lab.lab(t, "beg-port")
-		lab.lab(t, "gw", lab.gateway, "auto")
-	})
 	start := time.Now()
 	lab.labEnv(t, []string{"FOBL_GW_WAIT=none", "FOBL_ENDPOINTS=home.example:13231, home.example:443"}, "gw", "fobgw", "auto")
 	waitFor(t, "the client through the home router", bar+15*time.Second, func() error {
@@ -240,20 +241,6 @@ func (w *world) metrics(tb testing.TB) map[string]float64 {
 		}
 	}
 	return m
-}
-
-// labEnv is lab with extra environment for lab.sh (FOBL_GW_EXTRA, FOBL_ENDPOINTS, FOBL_GW_WAIT).
-func (w *world) labEnv(tb testing.TB, env []string, args ...string) string {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*cmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(w.bench, "lab.sh")}, args...)...)
-	cmd.Env = append(w.env(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		tb.Fatalf("%s lab.sh %s: %v\n%s\ngateway log:\n%s", strings.Join(env, " "), strings.Join(args, " "), err, out, w.gatewayLog())
-	}
-	return string(out)
 }
 
 // logSize is the length of the gateway's log (it grows across runs), for countLog.

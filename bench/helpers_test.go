@@ -19,32 +19,53 @@ import (
 )
 
 // world is the lab of lab.sh that the tests of this package share: one world, brought up by
-// TestMain, with the gateway under test running at muc.
+// TestMain, with the gateway under test running at muc. Tests change it (they kill and restart the
+// gateway, move the home router, block ports); each test starts with standard, which brings it to
+// the standard world, and leaves it so when it ends, in whatever order the tests run.
 type world struct {
 	bench   string // this directory, holding lab.sh
 	dir     string // FOBL_DIR: the lab's state, keys and logs
 	bin     string // FOBL_BIN: fobgw, wireguard-go, labweb
 	gateway string // "fobgw", or "stock" to run the same tests against the stock recipe
 	iface   string // the gateway's WireGuard interface at muc
+
+	stdConf string // the standard gateway's fobgw.conf (fobgw only)
+	stdPID  int    // the standard gateway's pid: another pid is a gateway a test started
 }
 
 // cmdTimeout bounds every command a test runs, so that a hung tool fails the test instead of
 // hanging the package.
 const cmdTimeout = 60 * time.Second
 
+// command is exec.CommandContext made safe to wait for: the child gets its own process group,
+// all of which the timeout kills, and Wait gives up on pipes that a grandchild (a process lab.sh
+// started) still holds open, instead of waiting for it past the timeout.
+func command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
 func (w *world) env() []string {
 	return append(os.Environ(), "FOBL_DIR="+w.dir, "FOBL_BIN="+w.bin)
 }
 
-// labRun runs `bash lab.sh ARGS...` and returns its combined output.
-func (w *world) labRun(args ...string) (string, error) {
+// stdEnv is the environment of lab.sh's standard gateway: none of the variables with which tests
+// vary it, whatever the test process's environment holds.
+var stdEnv = []string{"FOBL_GW_EXTRA=", "FOBL_ENDPOINTS=", "FOBL_GW_WAIT=", "FOBL_GW_CGROUP="}
+
+// labRun runs `bash lab.sh ARGS...` with extra environment env (later entries win) and returns
+// its combined output.
+func (w *world) labRun(env []string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*cmdTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(w.bench, "lab.sh")}, args...)...)
-	cmd.Env = w.env()
+	cmd := command(ctx, "bash", append([]string{filepath.Join(w.bench, "lab.sh")}, args...)...)
+	cmd.Env = append(w.env(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("lab.sh %s: %w\n%s", strings.Join(args, " "), err, out)
+		return string(out), fmt.Errorf("%s lab.sh %s: %w\n%s", strings.Join(env, " "), strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
 }
@@ -52,11 +73,101 @@ func (w *world) labRun(args ...string) (string, error) {
 // lab runs lab.sh and fails the test if it fails.
 func (w *world) lab(tb testing.TB, args ...string) string {
 	tb.Helper()
-	out, err := w.labRun(args...)
+	return w.labEnv(tb, nil, args...)
+}
+
+// labEnv is lab with extra environment for lab.sh (FOBL_GW_EXTRA, FOBL_ENDPOINTS, FOBL_GW_WAIT,
+// FOBL_GW_CGROUP).
+func (w *world) labEnv(tb testing.TB, env []string, args ...string) string {
+	tb.Helper()
+	out, err := w.labRun(env, args...)
 	if err != nil {
 		tb.Fatalf("%v\ngateway log:\n%s", err, w.gatewayLog())
 	}
 	return out
+}
+
+// standard brings the lab to the standard world, the one TestMain made: every knob of lab.sh as
+// `up` set it, the home router at its first address, the gateway under test running with the
+// lab's own configuration, started by standard or TestMain, and the client through to web. It
+// registers a cleanup that leaves the world so after the test (after the test's own cleanups) and,
+// if the test failed, logs the lab's state first.
+func (w *world) standard(tb testing.TB) {
+	tb.Helper()
+	w.restore(tb)
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("the lab when the test ended:\n%s", w.diagnosis())
+		}
+		w.restore(tb)
+	})
+}
+
+// restore brings the lab back to the standard world where it differs from it.
+func (w *world) restore(tb testing.TB) {
+	tb.Helper()
+	drift := w.drift()
+	if len(drift) == 0 {
+		return
+	}
+	tb.Logf("restoring the standard world: %s", strings.Join(drift, "; "))
+	w.lab(tb, "reset")
+	w.labEnv(tb, stdEnv, "gw", w.gateway, "auto")
+	w.stdPID = w.gatewayPID(tb)
+	if drift := w.drift(); len(drift) > 0 {
+		tb.Fatalf("the lab is not the standard world after restoring it: %s\n%s", strings.Join(drift, "; "), w.diagnosis())
+	}
+}
+
+// drift says how the lab differs from the standard world; nothing when it is the standard world.
+func (w *world) drift() []string {
+	var d []string
+	if out, err := w.labRun(nil, "drift"); err != nil {
+		d = append(d, err.Error())
+	} else if out = strings.TrimSpace(out); out != "" {
+		d = append(d, strings.Split(out, "\n")...)
+	}
+	if mode, err := os.ReadFile(filepath.Join(w.dir, "gw.mode")); err != nil || strings.TrimSpace(string(mode)) != w.gateway {
+		d = append(d, fmt.Sprintf("the gateway at muc is %q (%v), not %s", bytes.TrimSpace(mode), err, w.gateway))
+	}
+	b, err := os.ReadFile(filepath.Join(w.dir, "gw.pid"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	switch {
+	case err != nil || pid == 0 || !alive(pid):
+		d = append(d, "no gateway runs")
+	case pid != w.stdPID:
+		d = append(d, fmt.Sprintf("the gateway (pid %d) was started by a test", pid))
+	}
+	if w.gateway == "fobgw" {
+		if conf, err := os.ReadFile(filepath.Join(w.dir, "fobgw.conf")); err != nil || string(conf) != w.stdConf {
+			d = append(d, "the gateway's fobgw.conf is not the lab's own")
+		}
+	}
+	if len(d) > 0 {
+		return d
+	}
+	// The tunnel answering: a handshake may be under way (a rekey, an endpoint that moved back), so
+	// give it a few seconds; polling is the wait, the lab announces nothing.
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) { // polling: see above
+		if got, err = publicAddress("client"); err == nil && got == begFirst {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return []string{fmt.Sprintf("the client is not through the home router: web sees %q (%v)", got, err)}
+		}
+	}
+}
+
+// diagnosis is what a failed test leaves for its reader: the lab's status, what differs from the
+// standard world, and the end of the gateway's log.
+func (w *world) diagnosis() string {
+	var b strings.Builder
+	status, err := w.labRun(nil, "status")
+	fmt.Fprintf(&b, "lab.sh status (%v):\n%s\n", err, status)
+	fmt.Fprintf(&b, "differs from the standard world: %q\n", w.drift())
+	fmt.Fprintf(&b, "the gateway's log (%s) ends with:\n%s", filepath.Join(w.dir, "gw.log"), w.gatewayLog())
+	return b.String()
 }
 
 // gatewayLog is the tail of the gateway's log, for failure messages.
@@ -94,7 +205,7 @@ func wgName(name string) string {
 func ns(name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", nsName(name)}, args...)...).CombinedOutput()
+	out, err := command(ctx, "ip", append([]string{"netns", "exec", nsName(name)}, args...)...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("in %s: %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
@@ -112,7 +223,9 @@ func mustNS(tb testing.TB, name string, args ...string) string {
 }
 
 // waitFor polls cond every 100 ms until it returns nil, and fails the test with cond's last
-// error when timeout passes. It returns how long it waited.
+// error when timeout passes. It returns how long it waited. The conditions are states of processes
+// in the lab's namespaces (a route, a download, a status), which announce nothing: polling them is
+// the wait on the event.
 func waitFor(tb testing.TB, desc string, timeout time.Duration, cond func() error) time.Duration {
 	tb.Helper()
 	start := time.Now()
@@ -124,7 +237,7 @@ func waitFor(tb testing.TB, desc string, timeout time.Duration, cond func() erro
 		if time.Since(start) > timeout {
 			tb.Fatalf("%s: still not true after %v: %v", desc, timeout, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // polling is the wait: see above
 	}
 }
 
@@ -138,7 +251,8 @@ func (w *world) fileString(tb testing.TB, name string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// begAddress is beg's current public address (it moves in TestHomeAddressChange).
+// begAddress is beg's current public address (begFirst in the standard world; it moves in
+// TestHomeAddressChange).
 func (w *world) begAddress(tb testing.TB) string { return w.fileString(tb, "beg.addr") }
 
 // gatewayPID is the pid of the gateway process at muc.
@@ -212,7 +326,7 @@ type capture struct {
 func captureFirst(tb testing.TB, name, iface, filter string) *capture {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsName(name), "tcpdump", "-i", iface, "-n", "-l", "-c", "1", filter)
+	cmd := command(ctx, "ip", "netns", "exec", nsName(name), "tcpdump", "-i", iface, "-n", "-l", "-c", "1", filter)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		cancel()

@@ -39,6 +39,15 @@
 #   lan-device-del NAME   remove the device
 #   cdn on|off            web also serves HTTP at 203.0.113.90 and .91 (tv.example as the local
 #                         ISP's resolver and the home Pi-hole answer it)
+#   drift                 print what differs from the world `up` made (one line each; nothing: none)
+#   reset                 put back what drift finds, the gateway aside (bench's tests restart it)
+#   beg-stop              stop beg's WireGuard (the home router goes down: power cut, reboot);
+#                         prints "beg down at EPOCH" (seconds) as it stops it
+#   beg-start             start it again as a rebooted home router: the same key and port, the FOB's
+#                         peer with the AllowedIPs it had but no endpoint, no session; prints
+#                         "beg back at EPOCH" (seconds) once its interface is up and configured;
+#                         nothing when it runs
+#   beg-restart           beg-stop, then beg-start
 #
 # Environment: FOBL_NS (prefix of the lab's namespace names; default fobl, so fobl-client...;
 #              two labs with different prefixes and FOBL_DIRs can run side by side),
@@ -326,6 +335,7 @@ cmd_up() {
 	wait_for "the web server" 10 nsx net curl -fsS --max-time 1 http://203.0.113.80/ip
 	wait_for "iperf3" 10 sh -c "ip netns exec ${NSP}-web ss -Hltn 'sport = :5201' | grep -q 5201"
 	echo none >"$LAB/gw.mode"
+	nsx muc sysctl -n net.ipv4.conf.all.rp_filter >"$LAB/rp_filter.up"
 	up_done=1
 	log "world is up (state in $LAB)"
 }
@@ -620,6 +630,55 @@ cmd_path_mtu() {
 	log "the ISP-to-home link is at MTU $mtu; ICMP \"fragmentation needed\" dropped at net"
 }
 
+# cmd_drift: what the tests' knobs changed since up, one line each: beg's WireGuard running, its
+# allowed addresses and address, the ISP's blocked ports and path MTU, beg's extra ports, muc's forwarding and reverse-path
+# filter, routes added at net. The gateway itself is bench's to check (its mode, pid, config).
+cmd_drift() {
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	local v
+	if beg_wg_up; then
+		v=$(nsx beg wg show "$BEG_NAME" allowed-ips | cut -f2-)
+		[[ $v == "10.1.200.2/32 192.168.86.0/24" ]] || echo "beg allows $v from the FOB"
+	else
+		echo "beg's WireGuard is down"
+	fi
+	v=$(cat "$BEG_ADDR_FILE")
+	[[ $v == 198.51.100.2 ]] || echo "beg is at $v"
+	! nsx net nft list table ip fobl-block >/dev/null 2>&1 || echo "the ISP drops UDP ports"
+	! nsx beg nft list table ip fobl-altport >/dev/null 2>&1 || echo "beg answers on extra ports"
+	v=$(ip -n "${NSP}-net" -o link show beg0 | sed -n 's/.* mtu \([0-9]*\) .*/\1/p')
+	[[ $v == 1500 ]] || echo "the ISP-to-home link is at MTU $v"
+	v=$(nsx muc sysctl -n net.ipv4.ip_forward)
+	[[ $v == 1 ]] || echo "muc's ip_forward is $v"
+	v=$(nsx muc sysctl -n net.ipv4.conf.all.rp_filter)
+	[[ $v == "$(cat "$LAB/rp_filter.up")" ]] || echo "muc's rp_filter is $v"
+	v=$(ip -n "${NSP}-net" route show 192.168.86.0/24)
+	[[ -z $v ]] || echo "net routes the FOB's LAN: $v"
+	! nsx net nft list table ip fobl-portal >/dev/null 2>&1 || echo "the ISP has a captive portal"
+	for v in $(ip netns list | awk '{print $1}' | sed -n "s/^${NSP}-\(dev[0-9]*\)\$/\1/p"); do
+		echo "LAN device $v is on the bridge"
+	done
+}
+
+# cmd_reset: undo every knob cmd_drift reports.
+cmd_reset() {
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	beg_wg_up || cmd_beg_start >/dev/null
+	cmd_beg_allowed 10.1.200.2/32,192.168.86.0/24
+	[[ $(cat "$BEG_ADDR_FILE") == 198.51.100.2 ]] || cmd_ddns_move 198.51.100.2
+	set_ports fobl-block net ""
+	set_ports fobl-altport beg ""
+	cmd_path_mtu 1500
+	nsx muc sysctl -qw net.ipv4.ip_forward=1
+	nsx muc sysctl -qw net.ipv4.conf.all.rp_filter="$(cat "$LAB/rp_filter.up")"
+	ip -n "${NSP}-net" route del 192.168.86.0/24 2>/dev/null || true
+	cmd_portal_off >/dev/null
+	local d
+	for d in $(ip netns list | awk '{print $1}' | sed -n "s/^${NSP}-\(dev[0-9]*\)\$/\1/p"); do
+		cmd_lan_device_del "$d"
+	done
+}
+
 cmd_status() {
 	ip netns list | grep "^${NSP}-" || echo "no lab namespaces"
 	[[ -d $LAB ]] || return 0
@@ -742,6 +801,43 @@ cmd_cdn() {
 	esac
 }
 
+# beg_wg_up: beg's WireGuard process answers on its UAPI socket.
+beg_wg_up() { nsx beg wg show "$BEG_NAME" >/dev/null 2>&1; }
+
+# cmd_beg_stop: the home router's WireGuard goes away with its process: interface, address,
+# route, sessions, and the FOB's endpoint it had learnt. The FOB's peer's AllowedIPs are kept in
+# $LAB/beg.allowed for beg-start, as a router keeps its configuration across a reboot.
+cmd_beg_stop() {
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	if beg_wg_up; then
+		nsx beg wg show "$BEG_NAME" allowed-ips | cut -f2- | tr ' ' ',' >"$LAB/beg.allowed"
+	fi
+	echo "beg down at $(date +%s.%N)"
+	stop_pid "$LAB/beg-wg.pid"
+	wait_for "$BEG_NAME to disappear" 10 sh -c "! ip -n ${NSP}-beg link show $BEG_NAME"
+	log "beg's WireGuard is down"
+}
+
+# cmd_beg_start: beg's WireGuard as after a reboot (see the usage); nothing when it runs.
+cmd_beg_start() {
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	if beg_wg_up; then
+		log "beg's WireGuard runs already"
+		return 0
+	fi
+	local allowed=10.1.200.2/32,192.168.86.0/24
+	[[ -s $LAB/beg.allowed ]] && allowed=$(cat "$LAB/beg.allowed")
+	start beg-wg beg env WG_PROCESS_FOREGROUND=1 "$BIN/wireguard-go" "$BEG_NAME"
+	wait_for "$BEG_NAME's UAPI socket" 10 beg_wg_up
+	nsx beg wg set "$BEG_NAME" private-key "$LAB/beg.key" listen-port 13231 \
+		peer "$(cat "$LAB/fob.pub")" allowed-ips "$allowed"
+	ip -n ${NSP}-beg addr add 10.1.200.1/24 dev "$BEG_NAME"
+	ip -n ${NSP}-beg link set "$BEG_NAME" mtu 1420 up
+	ip -n ${NSP}-beg route add 192.168.86.0/24 dev "$BEG_NAME"
+	echo "beg back at $(date +%s.%N)"
+	log "beg's WireGuard is back (allowed from the FOB: $allowed; no endpoint)"
+}
+
 main() {
 	local cmd=${1:-}
 	shift || true
@@ -769,8 +865,13 @@ main() {
 	lan-device-addr) cmd_lan_device_addr "$@" ;;
 	lan-device-del) cmd_lan_device_del "$@" ;;
 	cdn) cmd_cdn "$@" ;;
+	drift) cmd_drift ;;
+	reset) cmd_reset ;;
+	beg-stop) cmd_beg_stop ;;
+	beg-start) cmd_beg_start ;;
+	beg-restart) cmd_beg_stop && cmd_beg_start ;;
 	*)
-		sed -n '2,/^set -euo/{/^set -euo/!p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2
 		;;
 	esac

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,7 +67,9 @@ func newMemcg(tb testing.TB, name string, limit int64) *memcg {
 					}
 				}
 			}
-			time.Sleep(100 * time.Millisecond)
+			// Nothing announces the moment the kernel is done with the cgroup's last process:
+			// trying again is the wait.
+			time.Sleep(100 * time.Millisecond) // see above
 		}
 		tb.Errorf("remove the memory cgroup %s: %v (processes: %q)", cg.dir, err, cg.read(tb, "cgroup.procs"))
 	})
@@ -135,18 +136,6 @@ func (cg *memcg) peak(tb testing.TB) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
-// labWith runs lab.sh with extra environment and fails the test if it fails.
-func (w *world) labWith(tb testing.TB, env []string, args ...string) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*cmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(w.bench, "lab.sh")}, args...)...)
-	cmd.Env = append(w.env(), env...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("lab.sh %s: %v\n%s\ngateway log:\n%s", strings.Join(args, " "), err, out, w.gatewayLog())
-	}
-}
-
 // iperf runs iperf3 from the client to web for secs seconds and returns the receiver's
 // Mbit/s; it fails the test when the run does not complete.
 func iperf(tb testing.TB, secs int, args ...string) float64 {
@@ -154,7 +143,7 @@ func iperf(tb testing.TB, secs int, args ...string) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+30)*time.Second)
 	defer cancel()
 	cmdArgs := append([]string{"netns", "exec", nsName("client"), "iperf3", "-c", "203.0.113.80", "-t", strconv.Itoa(secs), "-f", "m", "--connect-timeout", "3000"}, args...)
-	out, err := exec.CommandContext(ctx, "ip", cmdArgs...).CombinedOutput()
+	out, err := command(ctx, "ip", cmdArgs...).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("iperf3 %s did not complete: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -183,11 +172,12 @@ func TestMemoryCgroup(t *testing.T) {
 	if lab.gateway != "fobgw" {
 		t.Skip("the memory limit is fobgw's (FOBL_E2E_GATEWAY=stock runs the stock recipe)")
 	}
+	lab.standard(t)
 	const limit = 48 << 20
 	cg := newMemcg(t, "fobgw-e2e-"+nsName("memcg"), limit)
 	// Registered after the cgroup's removal, so run before it: the gateway leaves the cgroup.
-	t.Cleanup(func() { lab.lab(t, "gw", "fobgw", "auto") })
-	lab.labWith(t, []string{"FOBL_GW_CGROUP=" + cg.dir}, "gw", "fobgw", "auto")
+	t.Cleanup(func() { lab.restore(t) })
+	lab.labEnv(t, []string{"FOBL_GW_CGROUP=" + cg.dir}, "gw", "fobgw", "auto")
 	pid := lab.gatewayPID(t)
 	if procs := cg.read(t, "cgroup.procs"); !strings.Contains("\n"+procs, "\n"+strconv.Itoa(pid)+"\n") {
 		t.Fatalf("the gateway (pid %d) is not in %s: %q", pid, cg.dir, procs)

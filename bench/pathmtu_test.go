@@ -58,6 +58,7 @@ func TestPathMTU(t *testing.T) {
 	if lab.gateway != "fobgw" {
 		t.Skipf("the %s gateway does not discover the path MTU", lab.gateway)
 	}
+	lab.standard(t) // its cleanup puts the link back at 1500 and restarts the gateway
 	download := func() error {
 		out, err := ns("client", "curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{size_download}",
 			fmt.Sprintf("%s/big?size=%d", webURL, bigSize))
@@ -69,10 +70,6 @@ func TestPathMTU(t *testing.T) {
 		}
 		return nil
 	}
-	t.Cleanup(func() {
-		lab.lab(t, "path-mtu", "1500")
-		lab.lab(t, "gw", lab.gateway, "auto")
-	})
 	conf, err := os.ReadFile(filepath.Join(lab.dir, "fobgw.conf"))
 	if err != nil || !strings.Contains(string(conf), "MTU = 1420") {
 		t.Fatalf("the lab's configuration is not the story's (MTU = 1420): %v\n%s", err, conf)
@@ -86,7 +83,7 @@ func TestPathMTU(t *testing.T) {
 	}
 	t.Run("link at 1400: a download completes within 30 s of start", func(t *testing.T) {
 		start := time.Now()
-		lab.lab(t, "gw", lab.gateway, "auto")
+		lab.labEnv(t, stdEnv, "gw", lab.gateway, "auto")
 		waitFor(t, "a 256 KiB download through the narrow link", 30*time.Second-time.Since(start), download)
 		t.Logf("first complete download %v after the gateway's start", time.Since(start).Round(100*time.Millisecond))
 		st, err := gatewayMTU(t)

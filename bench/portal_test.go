@@ -76,22 +76,17 @@ func fobgwCmd(args ...string) (string, error) {
 // and starts the gateway
 // behind it, with the status page on the LAN, and waits until status reports
 // the portal (within 15 s of the start). At the end the portal goes and the
-// lab's own gateway is back.
+// lab's own gateway is back (lab.standard).
 func portalWorld(t *testing.T, mode string) {
 	t.Helper()
 	if lab.gateway != "fobgw" {
 		t.Skipf("the %s gateway knows nothing of captive portals", lab.gateway)
 	}
-	// Registered before Setenv, so it runs after the environment is back.
-	t.Cleanup(func() {
-		lab.lab(t, "portal-off")
-		lab.lab(t, "gw", lab.gateway, "auto")
-	})
-	t.Setenv("FOBL_GW_EXTRA", "StatusListen = 192.168.86.1:80")
-	t.Setenv("FOBL_GW_WAIT", "none")
+	lab.standard(t) // its cleanup starts the lab's own gateway again
 	lab.lab(t, "portal-on", mode)
+	t.Cleanup(func() { lab.lab(t, "portal-off") })
 	start := time.Now()
-	lab.lab(t, "gw", lab.gateway, "auto")
+	lab.labEnv(t, []string{"FOBL_GW_EXTRA=StatusListen = 192.168.86.1:80", "FOBL_GW_WAIT=none"}, "gw", lab.gateway, "auto")
 	waitFor(t, "status to report the captive portal", 15*time.Second, func() error {
 		s, err := readPortalStatus(t)
 		if err != nil {

@@ -24,8 +24,8 @@ const twoCaps = "0000000000001400"
 // client is through, the LAN's DNS answers on port 53, and its fobgw_build_info agrees with
 // `go version -m` of the binary.
 func TestUnitSandbox(t *testing.T) {
-	t.Cleanup(func() { lab.lab(t, "gw", lab.gateway, "auto") })
-	lab.lab(t, "gw", "fobgw-unit", "auto")
+	lab.standard(t) // its cleanup starts the lab's own gateway again
+	lab.labEnv(t, stdEnv, "gw", "fobgw-unit", "auto")
 	pid := lab.gatewayPID(t)
 
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

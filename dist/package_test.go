@@ -1,6 +1,7 @@
 package dist
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,20 +56,42 @@ func TestUnitSecurity(t *testing.T) {
 	}
 }
 
-// TestDebianPackage builds the amd64 package as make package does,
-// installs it with dpkg into this machine's root, checks what it installed,
-// and purges it, checking that nothing is left behind. A purge in Cleanup
-// undoes the install also when the test fails half way.
+// sandboxDeb, set in the environment, names the package that TestDebianPackage installs: the test
+// then runs in the throwaway root that the outer run made for it.
+const sandboxDeb = "FOBGW_TEST_SANDBOX_DEB"
+
+// sandboxScript runs the test binary ($3 and on) chrooted into an overlay of the machine's root
+// file system whose writable layer is a tmpfs at $1/layers, mounted at $1/root, with /proc, /sys
+// and /dev bound in, and with the directory $2 (the package and the binary) bound at its own path.
+// unshare runs it in a mount namespace of its own with private propagation: every mount, and
+// every file the install writes, goes when it exits.
+const sandboxScript = `
+set -eu
+d=$1 keep=$2
+shift 2
+mount -t tmpfs -o mode=0700 fobgw-test-layers "$d/layers"
+mkdir "$d/layers/upper" "$d/layers/work"
+mount -t overlay fobgw-test-root -o "lowerdir=/,upperdir=$d/layers/upper,workdir=$d/layers/work" "$d/root"
+for m in /proc /sys /dev; do mount --rbind "$m" "$d/root$m"; done
+mkdir -p "$d/root$keep"
+mount --bind "$keep" "$d/root$keep"
+exec chroot "$d/root" "$@"
+`
+
+// TestDebianPackage builds the amd64 package as make package does, then
+// runs itself again in a private mount namespace, chrooted into an overlay
+// of the machine's root (unshare and overlayfs), where it installs the
+// package with dpkg, checks what it installed, and purges it, checking that
+// nothing is left behind. The machine's root is never written: the test
+// shows it by comparing dpkg's status, /etc/passwd, /etc/group and
+// /etc/shadow before and after, byte for byte.
 func TestDebianPackage(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Fatal("this test installs a Debian package and needs root")
+		t.Fatal("this test installs a Debian package in a mount namespace of its own and needs root")
 	}
-	if out, err := exec.Command("dpkg-query", "-W", "-f", "${Status}", "fobgw").Output(); err == nil && len(out) > 0 &&
-		!strings.Contains(string(out), "not-installed") {
-		t.Fatalf("a fobgw package is on this machine already (%s); the test would remove it: dpkg --purge fobgw first", out)
-	}
-	if _, err := os.Stat("/etc/fobgw"); err == nil {
-		t.Fatal("/etc/fobgw exists on this machine; the test's purge would delete it: move it away first")
+	if deb := os.Getenv(sandboxDeb); deb != "" {
+		installAndPurge(t, deb)
+		return
 	}
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -79,12 +102,83 @@ func TestDebianPackage(t *testing.T) {
 	if err := os.Rename(filepath.Join(tmp, "fobgw"), filepath.Join(tmp, "fobgw-linux-amd64")); err != nil {
 		t.Fatal(err)
 	}
-	out := run(t, "go", "-C", filepath.Join(root, "dist", "pkg"), "run", ".",
+	// The package's path is dist/pkg's standard output alone: on a fresh machine the go
+	// command writes "go: downloading ..." lines to standard error first.
+	pkg := exec.Command("go", "-C", filepath.Join(root, "dist", "pkg"), "run", ".",
 		"-root", root, "-bin", tmp, "-out", tmp, "-version", "0.0~test1", "amd64")
-	deb := strings.TrimSpace(out)
+	var stderr bytes.Buffer
+	pkg.Stderr = &stderr
+	out, err := pkg.Output()
+	if err != nil {
+		t.Fatalf("dist/pkg: %v\n%s", err, stderr.Bytes())
+	}
+	deb := strings.TrimSpace(string(out))
 	if filepath.Base(deb) != "fobgw_0.0~test1_amd64.deb" {
 		t.Fatalf("dist/pkg wrote %q, want fobgw_0.0~test1_amd64.deb", deb)
 	}
+	// The test binary, where the chroot sees it (its own directory may be gone from the root file
+	// system's view: go test's work directory).
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(tmp, "dist.test")
+	run(t, "cp", self, bin)
+	sandbox := t.TempDir()
+	for _, d := range []string{"layers", "root"} {
+		if err := os.Mkdir(filepath.Join(sandbox, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	watched := []string{"/var/lib/dpkg/status", "/etc/passwd", "/etc/group", "/etc/shadow"}
+	before := map[string][]byte{}
+	for _, f := range watched {
+		if before[f], err = os.ReadFile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c", sandboxScript, "sandbox",
+		sandbox, tmp, bin, "-test.run", "^TestDebianPackage$", "-test.v", "-test.count", "1")
+	cmd.Env = append(os.Environ(), sandboxDeb+"="+deb)
+	out2, err := cmd.CombinedOutput()
+	t.Logf("in the overlay root:\n%s", out2)
+	if err != nil {
+		t.Errorf("the test in the overlay root failed: %v", err)
+	} else if !strings.Contains(string(out2), "--- PASS: TestDebianPackage") {
+		t.Errorf("the test in the overlay root did not pass")
+	}
+	for _, f := range watched {
+		after, err := os.ReadFile(f)
+		if err != nil || !bytes.Equal(after, before[f]) {
+			t.Errorf("the machine's %s changed (%v): the install was not confined to the overlay", f, err)
+		}
+	}
+	for _, p := range []string{"/usr/bin/fobgw", "/etc/fobgw", "/var/lib/fobgw"} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("the machine has %s after the test", p)
+		}
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err != nil || strings.Contains(string(b), "fobgw-test-") {
+		t.Errorf("a mount of the test's sandbox is in the machine's namespace (%v)", err)
+	}
+}
+
+// installAndPurge installs deb with dpkg into a root that must be the throwaway overlay
+// TestDebianPackage made, checks what it installed, and purges it. A purge in Cleanup undoes the
+// install also when the test fails half way (the overlay goes anyway).
+func installAndPurge(t *testing.T, deb string) {
+	if fs := strings.TrimSpace(run(t, "findmnt", "-n", "-o", "FSTYPE", "/")); fs != "overlay" {
+		t.Fatalf("the root file system is %s, not the test's overlay: refusing to install into it", fs)
+	}
+	if out, err := exec.Command("dpkg-query", "-W", "-f", "${Status}", "fobgw").Output(); err == nil && len(out) > 0 &&
+		!strings.Contains(string(out), "not-installed") {
+		t.Fatalf("a fobgw package is installed on this machine (%s): the test could not tell its files from the package's", out)
+	}
+	if _, err := os.Stat("/etc/fobgw"); err == nil {
+		t.Fatal("/etc/fobgw exists on this machine: the test could not tell its files from the package's")
+	}
+	tmp := t.TempDir()
 
 	t.Cleanup(func() {
 		if out, err := exec.Command("dpkg", "--purge", "fobgw").CombinedOutput(); err != nil {
@@ -98,6 +192,7 @@ func TestDebianPackage(t *testing.T) {
 			files = append(files, p)
 		}
 	}
+	t.Logf("dpkg installed %s; the package's user: %s", strings.Join(files, " "), strings.TrimSpace(run(t, "getent", "passwd", "fobgw")))
 	for _, want := range []string{"/usr/bin/fobgw", "/lib/systemd/system/fobgw.service", "/etc/fobgw/fobgw.conf.example"} {
 		if !contains(files, want) {
 			t.Errorf("the package does not install %s (it has %v)", want, files)

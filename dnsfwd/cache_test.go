@@ -140,3 +140,80 @@ func TestCacheBurstKeepsHotNames(t *testing.T) {
 		t.Error("the burst's last name is not cached: probation is not admitting new names")
 	}
 }
+
+// TestCacheAgesAndExpires: the cache's clock is the time its callers pass; an entry's TTLs are
+// served decremented by the whole seconds it was kept, and it is gone once its shortest TTL passed.
+func TestCacheAgesAndExpires(t *testing.T) {
+	c := newCache(100, DefaultCacheBytes, time.Minute)
+	store := func(name string, ttl uint32, at int64) {
+		t.Helper()
+		q := packed(t, query(name, dns.TypeA))
+		a, _ := answerA("192.0.2.9", ttl)("udp", query(name, dns.TypeA)).Pack()
+		c.put(string(cacheKeyOf(t, q)), a, answerInfo(t, a), at)
+	}
+	served := func(name string, at int64) (ttl uint32, ok bool) {
+		t.Helper()
+		q := packed(t, query(name, dns.TypeA))
+		e := c.get(cacheKeyOf(t, q), at)
+		if e == nil {
+			return 0, false
+		}
+		pq, _ := parseMessage(q)
+		r := new(dns.Msg)
+		if err := r.Unpack(e.render(nil, q, pq.end, at)); err != nil || len(r.Answer) != 1 {
+			t.Fatalf("%s: rendered %v, %v", name, r, err)
+		}
+		return r.Answer[0].Header().Ttl, true
+	}
+	const s = int64(time.Second)
+	t0 := 1000 * s // any point of the clock
+	store("short.example", 1, t0)
+	store("three.example", 3, t0)
+	store("long.example", 86400, t0)
+	for _, tc := range []struct {
+		name string
+		at   int64
+		ttl  uint32
+		ok   bool
+	}{
+		{"three.example", t0, 3, true},
+		{"three.example", t0 + 1100*s/1000, 2, true}, // 1.1 s later: one whole second off
+		{"three.example", t0 + 3*s - 1, 1, true},
+		{"three.example", t0 + 3*s, 0, false},
+		{"short.example", t0 + s - 1, 1, true},
+		{"short.example", t0 + s, 0, false},
+		{"long.example", t0, 60, true}, // capped at MaxTTL
+		{"long.example", t0 + 59*s, 1, true},
+		{"long.example", t0 + 60*s, 0, false},
+	} {
+		ttl, ok := served(tc.name, tc.at)
+		if ok != tc.ok || ttl != tc.ttl {
+			t.Errorf("%s at +%v: served %v with TTL %d, want served %v with TTL %d", tc.name, time.Duration(tc.at-t0), ok, ttl, tc.ok, tc.ttl)
+		}
+	}
+}
+
+// cacheKeyOf is the cache key of the packed query q.
+func cacheKeyOf(tb testing.TB, q []byte) []byte {
+	tb.Helper()
+	pq, ok := parseMessage(q)
+	if !ok {
+		tb.Fatalf("query does not parse: %x", q)
+	}
+	var kb [maxKeyLen]byte
+	return append([]byte(nil), cacheKey(&kb, q, &pq)...)
+}
+
+// answerInfo is what the forwarder learns of the packed answer a before caching it.
+func answerInfo(tb testing.TB, a []byte) *rrInfo {
+	tb.Helper()
+	q, ok := parseMessage(a)
+	if !ok {
+		tb.Fatalf("answer does not parse: %x", a)
+	}
+	var info rrInfo
+	if !scanAnswer(a, q.end, &info) {
+		tb.Fatalf("answer's records do not parse: %x", a)
+	}
+	return &info
+}

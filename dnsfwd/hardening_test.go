@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -28,6 +29,8 @@ func writeTCPQuery(tb testing.TB, c net.Conn, m *dns.Msg) {
 // neither another TCP client, nor a UDP client whose question is coalesced with one of its own.
 func TestStuckTCPClientStallsNobody(t *testing.T) {
 	const flood = 300 // answers of about 20 KiB each: far more than the stuck client's socket buffers
+	joined := make(chan struct{})
+	join := sync.OnceFunc(func() { close(joined) })
 	txt := make([]string, 80)
 	for i := range txt {
 		txt[i] = strings.Repeat("x", 250)
@@ -41,10 +44,11 @@ func TestStuckTCPClientStallsNobody(t *testing.T) {
 			m.Answer = []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: txt}}
 			return m
 		case name == "shared.example.":
-			time.Sleep(300 * time.Millisecond) // long enough in flight for the stuck client to join
+			<-joined // in flight until the stuck client has joined it
 		}
 		return answerA("192.0.2.16", 60)(network, r)
 	})
+	t.Cleanup(join) // before the upstream stops, also when the test fails early
 	const timeout = time.Second
 	f := startForwarder(t, up.addr, func(c *Config) { c.CacheSize = -1; c.Timeout = timeout })
 
@@ -60,8 +64,9 @@ func TestStuckTCPClientStallsNobody(t *testing.T) {
 	for i := range flood {
 		writeTCPQuery(t, stuck, query(fmt.Sprintf("flood%d.example", i), dns.TypeTXT))
 	}
-	waitFor(t, func() bool { return up.tcpQ.Load() >= flood/4 })
-	time.Sleep(300 * time.Millisecond) // the answers arrive and fill the stuck client's buffers
+	// Every flood question finished upstream, and the stuck client's buffers and queue so full that
+	// answers to it were dropped.
+	waitFor(t, func() bool { s := f.Stats(); return s.Queries == flood && s.InFlight == 0 && s.Dropped > 0 })
 
 	// A UDP client leads a question; the stuck client joins it as a follower.
 	type res struct {
@@ -78,6 +83,7 @@ func TestStuckTCPClientStallsNobody(t *testing.T) {
 	waitFor(t, func() bool { return up.udpQ.Load() == 1 })
 	writeTCPQuery(t, stuck, query("shared.example", dns.TypeA))
 	waitFor(t, func() bool { return f.Stats().Coalesced == 1 })
+	join()
 
 	// Another TCP client is answered at once, not after the stuck client's write times out.
 	tcpStart := time.Now()

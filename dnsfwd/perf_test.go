@@ -131,7 +131,8 @@ func startDnsmasq(tb testing.TB, path string, up netip.AddrPort, cached bool) ne
 		tb.Fatalf("start dnsmasq: %v", err)
 	}
 	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	// dnsmasq says nothing when it listens: trying to connect is the wait.
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) { // see above
 		if c, err := net.Dial("tcp", addr.String()); err == nil {
 			c.Close()
 			return addr

@@ -28,6 +28,11 @@ func TestLostQueryRetransmitted(t *testing.T) {
 				from netip.AddrPort
 				id   uint16
 			}
+			type firstTry struct {
+				q    []byte
+				from netip.AddrPort
+			}
+			first := make(chan firstTry, 1)
 			var mu sync.Mutex
 			tries := map[string][]try{}
 			up := rawUpstream(t, func(c *net.UDPConn, from netip.AddrPort, q []byte) {
@@ -37,10 +42,15 @@ func TestLostQueryRetransmitted(t *testing.T) {
 				n := len(tries[name])
 				mu.Unlock()
 				switch {
+				case n == 1 && late:
+					first <- firstTry{q, from} // answered only once the second try is
 				case n > 1:
 					c.WriteToUDPAddrPort(fastAnswer(q, 60), from)
-				case late:
-					time.AfterFunc(400*time.Millisecond, func() { c.WriteToUDPAddrPort(fastAnswer(q, 60), from) })
+					select {
+					case ft := <-first: // now late: the forwarder has moved on to the second try
+						c.WriteToUDPAddrPort(fastAnswer(ft.q, 60), ft.from)
+					default:
+					}
 				}
 			})
 			const timeout = 2 * time.Second
@@ -61,7 +71,7 @@ func TestLostQueryRetransmitted(t *testing.T) {
 				t.Fatalf("upstream got %+v: want two tries, new ID and new source port", ts)
 			}
 			if late {
-				time.Sleep(500 * time.Millisecond) // the late answer to the first try arrives
+				waitFor(t, func() bool { return f.Stats().Mismatched == 1 }) // the late answer to the first try
 			}
 			s := f.Stats()
 			if s.Retransmits != 1 || s.OK != 1 || s.ServFail != 0 || s.InFlight != 0 || (late && s.Mismatched != 1) {

@@ -74,6 +74,7 @@ type gateway struct {
 	lan    *health.LANPath // the LAN-path probe; nil when it cannot be compared
 	portal *captive        // captive portals (portal.go); nil with PortalCheck = off
 	brk    *breakout       // local breakout; nil without it
+	kick   *health.Kick    // starts a handshake when a probe finds the peer silent
 
 	repairs   atomic.Uint64
 	mu        sync.Mutex
@@ -273,10 +274,15 @@ func (g *gateway) startWatchers(undo *undoStack) {
 	if g.lan != nil {
 		subs = append(subs, g.lan.Observe)
 	}
+	// The kick starts a handshake at once when a probe finds the peer
+	// silent (a home router that restarted); closed before the watchers
+	// stop, so that nothing starts a handshake once stopping.
+	g.kick = health.NewKick(health.NewDNSProber(cfg.Name, cfg.Probe, netip.Addr{}), g.tun, g.log.With("part", "handshake"))
+	undo.push(g.kick.Close)
 	g.heal = health.New(health.Config{
 		Endpoints:   cfg.EndpointList(),
 		Resolver:    health.NewDNSResolver(cfg.Resolver, cfg.ResolvConfServers, health.ProbeTimeout),
-		Prober:      health.NewDNSProber(cfg.Name, cfg.Probe, netip.Addr{}),
+		Prober:      g.kick,
 		Peer:        g.tun,
 		Clock:       clock.System(),
 		BuildTime:   clock.BuildTime(),

@@ -26,6 +26,7 @@ type Status struct {
 
 	LastHandshake       time.Time `json:"last_handshake,omitzero"`
 	HandshakeAgeSeconds float64   `json:"handshake_age_seconds"` // -1: never
+	HandshakeKicks      uint64    `json:"handshake_kicks"`       // handshakes started at once when a probe found the peer silent
 	Endpoint            string    `json:"endpoint"`              // current address:port, "" while unresolved
 	RxBytes             uint64    `json:"rx_bytes"`
 	TxBytes             uint64    `json:"tx_bytes"`
@@ -133,6 +134,7 @@ func (s *Status) writeHealth(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "lan path:         %s (from %s; %d probes, %d missed)\n", state, l.Source, l.Probes, l.Misses)
 	}
+	fmt.Fprintf(&b, "handshake kicks:  %d (started at once when a probe found the peer silent)\n", s.HandshakeKicks)
 	fmt.Fprintf(&b, "masquerade:       %s\n", onOff(s.Masquerade))
 	s.Breakout.writeText(&b, s.DNS.Local)
 	if c := s.Clock; c != nil {
@@ -172,6 +174,9 @@ func (g *gateway) status() *Status {
 	}
 	if g.fwd != nil {
 		s.DNS = g.fwd.Stats()
+	}
+	if g.kick != nil {
+		s.HandshakeKicks = g.kick.Kicks()
 	}
 	if g.heal != nil {
 		hs, lastErr := g.heal.Status()

@@ -198,6 +198,17 @@ func (t *tunnel) SetEndpoint(ap netip.AddrPort) error {
 	return t.dev.IpcSet(fmt.Sprintf("public_key=%s\nupdate_only=true\nendpoint=%s\npersistent_keepalive_interval=%d\n", t.peer.Hex(), ap, t.keepalive))
 }
 
+// StartHandshake asks WireGuard to send a handshake initiation now (and to
+// retry it as it does its own); it sends nothing within REKEY_TIMEOUT of its
+// last initiation.
+func (t *tunnel) StartHandshake() error {
+	p := t.dev.LookupPeer(device.NoisePublicKey(t.peer))
+	if p == nil {
+		return errors.New("the peer is not configured")
+	}
+	return p.SendHandshakeInitiation(false)
+}
+
 // LastHandshake returns the time of the peer's last handshake (zero if none).
 func (t *tunnel) LastHandshake() (time.Time, error) {
 	ps, err := t.peerStats()

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -310,28 +312,30 @@ func TestDeviceMTUError(t *testing.T) {
 
 func TestDeviceClose(t *testing.T) {
 	t.Run("Close closes inner and events", func(t *testing.T) {
-		f := newFakeTUN(1420)
-		d := Wrap(f, 0)
-		for range eventBuffer + 2 { // nobody reads: the forwarder blocks, Close must not hang
-			f.events <- tun.EventUp
-		}
-		time.Sleep(10 * time.Millisecond)
-		for range 2 {
-			if err := d.Close(); err != nil {
-				t.Fatalf("Close: %v", err)
+		synctest.Test(t, func(t *testing.T) {
+			f := newFakeTUN(1420)
+			d := Wrap(f, 0)
+			for range eventBuffer + 2 { // nobody reads: the forwarder blocks, Close must not hang
+				f.events <- tun.EventUp
 			}
-		}
-		if n := f.closes.Load(); n != 1 {
-			t.Errorf("inner Close called %d times, want 1", n)
-		}
-		for {
-			if _, ok := recvEvent(t, d.Events()); !ok {
-				break
+			synctest.Wait() // the forwarder is blocked sending
+			for range 2 {
+				if err := d.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
 			}
-		}
-		if s := d.Stats(); s != (Stats{}) {
-			t.Errorf("Stats after Close = %+v", s)
-		}
+			if n := f.closes.Load(); n != 1 {
+				t.Errorf("inner Close called %d times, want 1", n)
+			}
+			for {
+				if _, ok := recvEvent(t, d.Events()); !ok {
+					break
+				}
+			}
+			if s := d.Stats(); s != (Stats{}) {
+				t.Errorf("Stats after Close = %+v", s)
+			}
+		})
 	})
 	t.Run("inner closes its events", func(t *testing.T) {
 		f := newFakeTUN(1420)
@@ -346,6 +350,7 @@ func TestDeviceClose(t *testing.T) {
 		f.record = false
 		d := Wrap(f, 0)
 		var wg sync.WaitGroup
+		var updates atomic.Int64
 		stop := make(chan struct{})
 		readerDone := make(chan struct{})
 		wg.Add(2)
@@ -375,11 +380,17 @@ func TestDeviceClose(t *testing.T) {
 					return
 				case f.events <- tun.EventMTUUpdate:
 					f.mtu.Store(int64(1280 + i%200))
+					updates.Add(1)
 				case <-time.After(time.Millisecond):
 				}
 			}
 		}()
-		time.Sleep(50 * time.Millisecond)
+		// Run until writes and MTU updates have overlapped many times.
+		for deadline := time.Now().Add(10 * time.Second); d.Stats().ClampedIn < 1000 || updates.Load() < 100; runtime.Gosched() {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 10 s: %d packets clamped, %d MTU updates; want 1000 and 100", d.Stats().ClampedIn, updates.Load())
+			}
+		}
 		close(stop)
 		wg.Wait() // the inner events channel is closed by Close: stop sending first
 		if err := d.Close(); err != nil {

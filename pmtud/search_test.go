@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -75,7 +76,7 @@ func (f *fakePath) Probe(ctx context.Context, size int, timeout time.Duration) e
 		f.before(f, len(f.log))
 	}
 	if f.delay != nil {
-		time.Sleep(f.delay(len(f.log)))
+		time.Sleep(f.delay(len(f.log))) // fake time: tests that set delay run in a synctest bubble
 	}
 	ok := !f.dead && size <= f.up && size <= f.down &&
 		f.rnd.Float64() >= f.loss && f.rnd.Float64() >= f.loss
@@ -332,84 +333,89 @@ func TestFlappingPath(t *testing.T) {
 	}
 }
 
+// waitFor waits in a synctest bubble until cond holds, for at most d of the bubble's fake time.
+// Each step lets every goroutine of the bubble run until it blocks, then moves the clock on by
+// 10 ms: the wait follows the searcher's timers, never the machine's load.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
-	for !cond() {
+	for synctest.Wait(); !cond(); synctest.Wait() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+			t.Fatalf("not true after %v of fake time: %s", d, what)
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // fake time: returns once the bubble is idle
 	}
 }
 
-// Run with small intervals: the path shrinks mid-run and grows back.
+// Run with the default intervals, on the fake clock: the path shrinks mid-run and is followed at
+// the next confirmation (10 s), then grows back and is followed at the next raise (1 min).
 func TestRunFollowsThePath(t *testing.T) {
-	f := newFakePath(1400)
-	var ch changes
-	s := NewSearcher(Config{
-		Ceiling:         1420,
-		Interval:        time.Hour,
-		ConfirmInterval: 2 * time.Millisecond,
-		RaiseInterval:   5 * time.Millisecond,
-		OnChange:        ch.record,
-	}, f)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	eff := func(want int) func() bool { return func() bool { return s.Status().Effective == want } }
-	waitFor(t, "effective 1400 at start", 10*time.Second, eff(1400))
-	f.set(1360, 1360)
-	waitFor(t, "effective 1360 after the path shrank", 10*time.Second, eff(1360))
-	f.set(1500, 1500)
-	waitFor(t, "effective 1420 after the path grew back", 10*time.Second, eff(1420))
-	checkGrows(t, f.probes(), ch.list(), 3)
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakePath(1400)
+		var ch changes
+		s := NewSearcher(Config{Ceiling: 1420, OnChange: ch.record}, f)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { s.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		eff := func(want int) func() bool { return func() bool { return s.Status().Effective == want } }
+		waitFor(t, "effective 1400 at start", 0, eff(1400))
+		f.set(1360, 1360)
+		waitFor(t, "effective 1360 at the next confirmation", s.cfg.ConfirmInterval, eff(1360))
+		f.set(1500, 1500)
+		waitFor(t, "effective 1420 at the next raise", s.cfg.RaiseInterval, eff(1420))
+		checkGrows(t, f.probes(), ch.list(), 3)
+	})
 }
 
 func TestRunConfirmsOnlyWhenActive(t *testing.T) {
-	f := newFakePath(1420)
-	var active sync.Mutex
-	isActive := false
-	s := NewSearcher(Config{
-		Ceiling:         1420,
-		Interval:        time.Hour,
-		ConfirmInterval: time.Millisecond,
-		Active: func() bool {
-			active.Lock()
-			defer active.Unlock()
-			a := isActive
-			isActive = false
-			return a
-		},
-	}, f)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	waitFor(t, "the first round", 10*time.Second, func() bool { return s.Status().State == StateOK })
-	n := len(f.probes())
-	time.Sleep(50 * time.Millisecond)
-	if m := len(f.probes()); m != n {
-		t.Errorf("idle tunnel: %d probes after the first round, want none", m-n)
-	}
-	active.Lock()
-	isActive = true
-	active.Unlock()
-	waitFor(t, "a confirmation once active", 10*time.Second, func() bool { return len(f.probes()) > n })
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakePath(1420)
+		var active sync.Mutex
+		isActive := false
+		s := NewSearcher(Config{
+			Ceiling:         1420,
+			Interval:        time.Hour,
+			ConfirmInterval: time.Millisecond,
+			Active: func() bool {
+				active.Lock()
+				defer active.Unlock()
+				a := isActive
+				isActive = false
+				return a
+			},
+		}, f)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { s.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		waitFor(t, "the first round", 10*time.Second, func() bool { return s.Status().State == StateOK })
+		n := len(f.probes())
+		time.Sleep(50 * time.Millisecond) // fake time: 50 confirmation intervals pass
+		synctest.Wait()
+		if m := len(f.probes()); m != n {
+			t.Errorf("idle tunnel: %d probes after the first round, want none", m-n)
+		}
+		active.Lock()
+		isActive = true
+		active.Unlock()
+		waitFor(t, "a confirmation once active", 10*time.Second, func() bool { return len(f.probes()) > n })
+	})
 }
 
 func TestTriggerStartsARound(t *testing.T) {
-	f := newFakePath(1420)
-	s := NewSearcher(Config{Ceiling: 1420, Interval: time.Hour, Active: func() bool { return false }}, f)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	waitFor(t, "the first round", 10*time.Second, func() bool { return s.Status().State == StateOK })
-	f.set(1340, 1340)
-	s.Trigger()
-	waitFor(t, "the triggered round to shrink", 10*time.Second, func() bool { return s.Status().Effective == 1340 })
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakePath(1420)
+		s := NewSearcher(Config{Ceiling: 1420, Interval: time.Hour, Active: func() bool { return false }}, f)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { s.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		waitFor(t, "the first round", 10*time.Second, func() bool { return s.Status().State == StateOK })
+		f.set(1340, 1340)
+		s.Trigger()
+		waitFor(t, "the triggered round to shrink", 10*time.Second, func() bool { return s.Status().Effective == 1340 })
+	})
 }
 
 func TestNoSearchWhenTheCeilingIsTheFloor(t *testing.T) {
@@ -427,38 +433,42 @@ func TestNoSearchWhenTheCeilingIsTheFloor(t *testing.T) {
 // A tunnel that is down at start (no endpoint yet, no handshake) is retried
 // soon, and the path is found once it is up.
 func TestRunRetriesWhileDown(t *testing.T) {
-	f := newFakePath(1340)
-	f.dead = true
-	s := NewSearcher(Config{Ceiling: 1420, Interval: time.Hour, DownRetry: 20 * time.Millisecond, Active: func() bool { return false }}, f)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	waitFor(t, "state down", 10*time.Second, func() bool { return s.Status().State == StateDown })
-	if e := s.Status().Effective; e != 1420 {
-		t.Errorf("effective %d while down, want the ceiling kept", e)
-	}
-	f.mu.Lock()
-	f.dead = false
-	f.mu.Unlock()
-	waitFor(t, "the path found once the tunnel is up", 10*time.Second, func() bool { return s.Status().Effective == 1340 })
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakePath(1340)
+		f.dead = true
+		s := NewSearcher(Config{Ceiling: 1420, Interval: time.Hour, DownRetry: 20 * time.Millisecond, Active: func() bool { return false }}, f)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { s.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		waitFor(t, "state down", 10*time.Second, func() bool { return s.Status().State == StateDown })
+		if e := s.Status().Effective; e != 1420 {
+			t.Errorf("effective %d while down, want the ceiling kept", e)
+		}
+		f.mu.Lock()
+		f.dead = false
+		f.mu.Unlock()
+		waitFor(t, "the path found once the tunnel is up", 10*time.Second, func() bool { return s.Status().Effective == 1340 })
+	})
 }
 
 // The first answer waits for a handshake; the round's timeout must come
 // from a round trip without one, or every lost probe of the search costs the
 // longest timeout.
 func TestTimeoutFromARoundTripWithoutHandshake(t *testing.T) {
-	f := newFakePath(1340)
-	f.delay = func(n int) time.Duration {
-		if n == 0 {
-			return 300 * time.Millisecond // the handshake
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakePath(1340)
+		f.delay = func(n int) time.Duration {
+			if n == 0 {
+				return 300 * time.Millisecond // the handshake (fake time: Probe sleeps in the bubble)
+			}
+			return 0
 		}
-		return 0
-	}
-	s := NewSearcher(Config{Ceiling: 1420, MinTimeout: 10 * time.Millisecond}, f)
-	s.full(context.Background())
-	// From the handshake's answer it would be 4 x 300 ms.
-	if s.timeout >= time.Second {
-		t.Errorf("probe timeout %v after a handshake of 300 ms and instant answers, want it from an instant round trip", s.timeout)
-	}
+		s := NewSearcher(Config{Ceiling: 1420, MinTimeout: 10 * time.Millisecond}, f)
+		s.full(context.Background())
+		// From the handshake's answer it would be 4 x 300 ms.
+		if s.timeout >= time.Second {
+			t.Errorf("probe timeout %v after a handshake of 300 ms and instant answers, want it from an instant round trip", s.timeout)
+		}
+	})
 }

@@ -129,7 +129,7 @@ func (w *world) settle(tb testing.TB) {
 		if time.Now().After(deadline) {
 			tb.Fatalf("IPv6 addresses did not settle in 3s: %s", missing)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // the work queue announces nothing: looking again is the wait
 	}
 }
 
