@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -54,22 +52,16 @@ func (w *world) breakoutStatus(tb testing.TB) breakoutStatus {
 	return st
 }
 
-// breakoutWorld brings what a breakout test needs: fobgw with the [Gateway] lines extra, no NAT
-// of muc's own on the WAN (a board has none: fobgw's must do), and the LAN devices; all of it is
-// undone when the test ends.
+// breakoutWorld brings what a breakout test needs, from the standard world: fobgw with the
+// [Gateway] lines extra, no NAT of muc's own on the WAN (a board has none: fobgw's must do), and
+// the LAN devices (name, address, MAC or ""). The standard world's cleanup undoes all of it (lab.sh
+// drift knows these changes).
 func breakoutWorld(t *testing.T, extra string, devices ...[3]string) {
 	t.Helper()
 	if lab.gateway != "fobgw" {
 		t.Skip("the local breakout is fobgw's (FOBL_E2E_GATEWAY=stock runs the stock recipe)")
 	}
-	// Undone in the end: muc's own NAT back, the gateway without the breakout.
-	mucNAT := mustNS(t, "muc", "nft", "list", "table", "ip", "fobl-nat")
-	t.Cleanup(func() {
-		if out, err := nsStdin("muc", mucNAT, "nft", "-f", "-"); err != nil {
-			t.Errorf("restore muc's NAT: %v: %s", err, out)
-		}
-		lab.lab(t, "gw", lab.gateway, "auto")
-	})
+	lab.standard(t)
 	mustNS(t, "muc", "nft", "delete", "table", "ip", "fobl-nat")
 	lab.labEnv(t, []string{"FOBL_GW_EXTRA=" + extra}, "gw", "fobgw", "auto")
 	for _, d := range devices {
@@ -78,7 +70,6 @@ func breakoutWorld(t *testing.T, extra string, devices ...[3]string) {
 			args = append(args, d[2])
 		}
 		lab.lab(t, args...)
-		t.Cleanup(func() { lab.lab(t, "lan-device-del", d[0]) })
 	}
 }
 
@@ -165,7 +156,6 @@ func TestBreakoutDevices(t *testing.T) {
 func TestBreakoutLocalDomains(t *testing.T) {
 	breakoutWorld(t, "LocalDomains = tv.example", [3]string{"dev2", "192.168.86.70", ""})
 	lab.lab(t, "cdn", "on")
-	t.Cleanup(func() { lab.lab(t, "cdn", "off") })
 	// Control: home's address for tv.example goes home.
 	if got, err := ns("client", "curl", "-fsS", "--max-time", "3", "http://"+homeCDN+"/ip"); err != nil || strings.TrimSpace(got) != lab.begAddress(t) {
 		t.Fatalf("control: the client reaches %s as %q (%v), want through home (%s)", homeCDN, got, err, lab.begAddress(t))
@@ -222,7 +212,6 @@ func TestBreakoutLocalDomains(t *testing.T) {
 func TestBreakoutKillSwitch(t *testing.T) {
 	breakoutWorld(t, "Bypass = "+bypassAddr+"\nLocalDomains = tv.example", [3]string{"dev2", bypassAddr, ""})
 	lab.lab(t, "cdn", "on")
-	t.Cleanup(func() { lab.lab(t, "cdn", "off") })
 	if got, err := dig("client", "192.168.86.1", "tv.example", false); err != nil || !slices.Equal(got, []string{germanCDN}) {
 		t.Fatalf("control: tv.example %v (%v), want [%s] (the local set filled)", got, err, germanCDN)
 	}
@@ -267,14 +256,4 @@ func TestBreakoutKillSwitch(t *testing.T) {
 	if got, err := publicAddress("dev2"); err == nil {
 		t.Errorf("after fobgw down the bypassed device still reaches web (as %s): nothing should translate it", got)
 	}
-}
-
-// nsStdin is ns with input on the command's standard input.
-func nsStdin(name, input string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", nsName(name)}, args...)...)
-	cmd.Stdin = strings.NewReader(input)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }

@@ -33,12 +33,6 @@
 #                         is dropped, UDP home included, until the page's form is sent; lookups at
 #                         the ISP resolver keep working
 #   portal-off            no portal: nothing intercepted or dropped
-#   lan-device NAME ADDR [MAC]  another LAN device: namespace $FOBL_NS-NAME on muc's br0 with
-#                         ADDR/24 (and MAC), default route via the gateway; again: made anew
-#   lan-device-addr NAME ADDR   the device takes another address (a new DHCP lease)
-#   lan-device-del NAME   remove the device
-#   cdn on|off            web also serves HTTP at 203.0.113.90 and .91 (tv.example as the local
-#                         ISP's resolver and the home Pi-hole answer it)
 #   drift                 print what differs from the world `up` made (one line each; nothing: none)
 #   reset                 put back what drift finds, the gateway aside (bench's tests restart it)
 #   beg-stop              stop beg's WireGuard (the home router goes down: power cut, reboot);
@@ -48,6 +42,12 @@
 #                         "beg back at EPOCH" (seconds) once its interface is up and configured;
 #                         nothing when it runs
 #   beg-restart           beg-stop, then beg-start
+#   lan-device NAME ADDR [MAC]  another LAN device: namespace $FOBL_NS-NAME on muc's br0 with
+#                         ADDR/24 (and MAC), default route via the gateway; again: made anew
+#   lan-device-addr NAME ADDR   the device takes another address (a new DHCP lease)
+#   lan-device-del NAME   remove the device
+#   cdn on|off            web also serves HTTP at 203.0.113.90 and .91 (tv.example as the local
+#                         ISP's resolver and the home Pi-hole answer it)
 #
 # Environment: FOBL_NS (prefix of the lab's namespace names; default fobl, so fobl-client...;
 #              two labs with different prefixes and FOBL_DIRs can run side by side),
@@ -161,8 +161,8 @@ cmd_build() {
 	GOBIN=$tmp go install "golang.zx2c4.com/wireguard@$ver"
 	mv "$tmp/wireguard" "$BIN/wireguard-go"
 	rmdir "$tmp"
-	go build -o "$BIN/labweb" ./bench/cmd/labweb
 	go build -o "$BIN/labportal" ./bench/cmd/labportal
+	go build -o "$BIN/labweb" ./bench/cmd/labweb
 	go build -o "$BIN/syscallfilter" ./bench/cmd/syscallfilter
 	if [[ -d cmd/fobgw ]]; then
 		log "building fobgw (wireguard-go $ver with patches/wireguard)"
@@ -240,20 +240,16 @@ cmd_up() {
 	ip -n ${NSP}-client route add default via 192.168.86.1
 
 	# muc: a stock home router (bridge LAN, masquerade on WAN); the gateway runs here.
-	# An address of its own: a bridge without one takes its ports' lowest, so a LAN device added
-	# or removed later (lan-device) would move the gateway's MAC under the clients' ARP caches.
-	ip -n ${NSP}-muc link add br0 address 02:fb:00:00:00:01 type bridge
+	# A MAC of its own: a bridge otherwise takes its lowest port's, and changes it when LAN devices
+	# come and go (lan-device), which leaves the others' ARP caches pointing nowhere for 30 s.
+	ip -n ${NSP}-muc link add br0 address 02:fb:00:00:86:01 type bridge
 	ip -n ${NSP}-muc link set lan0 master br0
 	ip -n ${NSP}-muc link set br0 up
 	ip -n ${NSP}-muc addr add 192.168.86.1/24 dev br0
 	ip -n ${NSP}-muc addr add 192.168.2.2/24 dev wan0
 	ip -n ${NSP}-muc route add default via 192.168.2.1
 	nsx muc sysctl -qw net.ipv4.ip_forward=1
-	nsx muc nft -f - <<-'EOF'
-		table ip fobl-nat {
-			chain post { type nat hook postrouting priority srcnat; oifname "wan0" masquerade; }
-		}
-	EOF
+	muc_nat
 
 	# net: the MUC ISP modem (masquerades the FOB's WAN) and the internet router.
 	ip -n ${NSP}-net addr add 192.168.2.1/24 dev muc0
@@ -655,9 +651,7 @@ cmd_drift() {
 	v=$(ip -n "${NSP}-net" route show 192.168.86.0/24)
 	[[ -z $v ]] || echo "net routes the FOB's LAN: $v"
 	! nsx net nft list table ip fobl-portal >/dev/null 2>&1 || echo "the ISP has a captive portal"
-	for v in $(ip netns list | awk '{print $1}' | sed -n "s/^${NSP}-\(dev[0-9]*\)\$/\1/p"); do
-		echo "LAN device $v is on the bridge"
-	done
+	breakout_drift
 }
 
 # cmd_reset: undo every knob cmd_drift reports.
@@ -673,10 +667,7 @@ cmd_reset() {
 	nsx muc sysctl -qw net.ipv4.conf.all.rp_filter="$(cat "$LAB/rp_filter.up")"
 	ip -n "${NSP}-net" route del 192.168.86.0/24 2>/dev/null || true
 	cmd_portal_off >/dev/null
-	local d
-	for d in $(ip netns list | awk '{print $1}' | sed -n "s/^${NSP}-\(dev[0-9]*\)\$/\1/p"); do
-		cmd_lan_device_del "$d"
-	done
+	breakout_reset
 }
 
 cmd_status() {
@@ -734,6 +725,74 @@ cmd_portal_off() {
 		delete table ip fobl-portal
 	EOF
 	log "no captive portal"
+}
+
+# beg_wg_up: beg's WireGuard process answers on its UAPI socket.
+beg_wg_up() { nsx beg wg show "$BEG_NAME" >/dev/null 2>&1; }
+
+# cmd_beg_stop: the home router's WireGuard goes away with its process: interface, address,
+# route, sessions, and the FOB's endpoint it had learnt. The FOB's peer's AllowedIPs are kept in
+# $LAB/beg.allowed for beg-start, as a router keeps its configuration across a reboot.
+cmd_beg_stop() {
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	if beg_wg_up; then
+		nsx beg wg show "$BEG_NAME" allowed-ips | cut -f2- | tr ' ' ',' >"$LAB/beg.allowed"
+	fi
+	echo "beg down at $(date +%s.%N)"
+	stop_pid "$LAB/beg-wg.pid"
+	wait_for "$BEG_NAME to disappear" 10 sh -c "! ip -n ${NSP}-beg link show $BEG_NAME"
+	log "beg's WireGuard is down"
+}
+
+# cmd_beg_start: beg's WireGuard as after a reboot (see the usage); nothing when it runs.
+cmd_beg_start() {
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	if beg_wg_up; then
+		log "beg's WireGuard runs already"
+		return 0
+	fi
+	local allowed=10.1.200.2/32,192.168.86.0/24
+	[[ -s $LAB/beg.allowed ]] && allowed=$(cat "$LAB/beg.allowed")
+	start beg-wg beg env WG_PROCESS_FOREGROUND=1 "$BIN/wireguard-go" "$BEG_NAME"
+	wait_for "$BEG_NAME's UAPI socket" 10 beg_wg_up
+	nsx beg wg set "$BEG_NAME" private-key "$LAB/beg.key" listen-port 13231 \
+		peer "$(cat "$LAB/fob.pub")" allowed-ips "$allowed"
+	ip -n ${NSP}-beg addr add 10.1.200.1/24 dev "$BEG_NAME"
+	ip -n ${NSP}-beg link set "$BEG_NAME" mtu 1420 up
+	ip -n ${NSP}-beg route add 192.168.86.0/24 dev "$BEG_NAME"
+	echo "beg back at $(date +%s.%N)"
+	log "beg's WireGuard is back (allowed from the FOB: $allowed; no endpoint)"
+}
+
+# muc_nat: muc's own NAT on its WAN, as a stock home router has (the breakout's tests take it away:
+# a board has none).
+muc_nat() {
+	nsx muc nft -f - <<-'EOF'
+		table ip fobl-nat {
+			chain post { type nat hook postrouting priority srcnat; oifname "wan0" masquerade; }
+		}
+	EOF
+}
+
+# breakout_drift: what the local breakout's tests change (drift's part): more LAN devices, web at
+# tv.example's addresses, muc without its own NAT.
+breakout_drift() {
+	local d
+	for d in $(ip netns list | awk '{print $1}' | grep "^${NSP}-dev" || true); do
+		echo "LAN device ${d#"${NSP}-"} is there"
+	done
+	[[ -z $(ip -n "${NSP}-web" -o addr show to 203.0.113.90) ]] || echo "web serves at 203.0.113.90 and .91"
+	nsx muc nft list table ip fobl-nat >/dev/null 2>&1 || echo "muc has no NAT of its own"
+}
+
+# breakout_reset: undo what breakout_drift reports.
+breakout_reset() {
+	local d
+	for d in $(ip netns list | awk '{print $1}' | grep "^${NSP}-dev" || true); do
+		cmd_lan_device_del "${d#"${NSP}-"}"
+	done
+	cmd_cdn off
+	nsx muc nft list table ip fobl-nat >/dev/null 2>&1 || muc_nat
 }
 
 # lan_device_name NAME: check a LAN device's name (it names a namespace and muc's end of its link).
@@ -801,43 +860,6 @@ cmd_cdn() {
 	esac
 }
 
-# beg_wg_up: beg's WireGuard process answers on its UAPI socket.
-beg_wg_up() { nsx beg wg show "$BEG_NAME" >/dev/null 2>&1; }
-
-# cmd_beg_stop: the home router's WireGuard goes away with its process: interface, address,
-# route, sessions, and the FOB's endpoint it had learnt. The FOB's peer's AllowedIPs are kept in
-# $LAB/beg.allowed for beg-start, as a router keeps its configuration across a reboot.
-cmd_beg_stop() {
-	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
-	if beg_wg_up; then
-		nsx beg wg show "$BEG_NAME" allowed-ips | cut -f2- | tr ' ' ',' >"$LAB/beg.allowed"
-	fi
-	echo "beg down at $(date +%s.%N)"
-	stop_pid "$LAB/beg-wg.pid"
-	wait_for "$BEG_NAME to disappear" 10 sh -c "! ip -n ${NSP}-beg link show $BEG_NAME"
-	log "beg's WireGuard is down"
-}
-
-# cmd_beg_start: beg's WireGuard as after a reboot (see the usage); nothing when it runs.
-cmd_beg_start() {
-	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
-	if beg_wg_up; then
-		log "beg's WireGuard runs already"
-		return 0
-	fi
-	local allowed=10.1.200.2/32,192.168.86.0/24
-	[[ -s $LAB/beg.allowed ]] && allowed=$(cat "$LAB/beg.allowed")
-	start beg-wg beg env WG_PROCESS_FOREGROUND=1 "$BIN/wireguard-go" "$BEG_NAME"
-	wait_for "$BEG_NAME's UAPI socket" 10 beg_wg_up
-	nsx beg wg set "$BEG_NAME" private-key "$LAB/beg.key" listen-port 13231 \
-		peer "$(cat "$LAB/fob.pub")" allowed-ips "$allowed"
-	ip -n ${NSP}-beg addr add 10.1.200.1/24 dev "$BEG_NAME"
-	ip -n ${NSP}-beg link set "$BEG_NAME" mtu 1420 up
-	ip -n ${NSP}-beg route add 192.168.86.0/24 dev "$BEG_NAME"
-	echo "beg back at $(date +%s.%N)"
-	log "beg's WireGuard is back (allowed from the FOB: $allowed; no endpoint)"
-}
-
 main() {
 	local cmd=${1:-}
 	shift || true
@@ -861,15 +883,15 @@ main() {
 	beg-port) cmd_beg_port "$@" ;;
 	portal-on) cmd_portal_on "$@" ;;
 	portal-off) cmd_portal_off ;;
-	lan-device) cmd_lan_device "$@" ;;
-	lan-device-addr) cmd_lan_device_addr "$@" ;;
-	lan-device-del) cmd_lan_device_del "$@" ;;
-	cdn) cmd_cdn "$@" ;;
 	drift) cmd_drift ;;
 	reset) cmd_reset ;;
 	beg-stop) cmd_beg_stop ;;
 	beg-start) cmd_beg_start ;;
 	beg-restart) cmd_beg_stop && cmd_beg_start ;;
+	lan-device) cmd_lan_device "$@" ;;
+	lan-device-addr) cmd_lan_device_addr "$@" ;;
+	lan-device-del) cmd_lan_device_del "$@" ;;
+	cdn) cmd_cdn "$@" ;;
 	*)
 		sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		[[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2

@@ -72,9 +72,9 @@ type gateway struct {
 	heal   *health.Healer
 	nat    *masq.NAT       // Masquerade; Apply with it off removes a leftover table
 	lan    *health.LANPath // the LAN-path probe; nil when it cannot be compared
-	portal *captive        // captive portals (portal.go); nil with PortalCheck = off
-	brk    *breakout       // local breakout; nil without it
 	kick   *health.Kick    // starts a handshake when a probe finds the peer silent
+	brk    *breakout       // local breakout; nil without it
+	portal *captive        // captive portals (portal.go); nil with PortalCheck = off
 
 	repairs   atomic.Uint64
 	mu        sync.Mutex

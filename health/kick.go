@@ -85,10 +85,12 @@ func defaultKickConfig() kickConfig {
 	return kickConfig{MinAge: RekeyTimeout, Every: RekeyTimeout, RxAlive: KeepaliveTimeout + ProbeInterval}
 }
 
-// retryMargin is how long after Every the kick retries: a timer may fire
-// a little early against WireGuard's clock, and WireGuard silently refuses
-// an initiation within RekeyTimeout of its last.
-const retryMargin = 10 * time.Millisecond
+// retryMargin is how long after Every the kick retries. WireGuard silently
+// refuses an initiation within RekeyTimeout of its last, which it notes
+// before the kick's own time is read (after the call), and both are
+// monotonic, so a millisecond is enough: every millisecond more is one more
+// that a home router coming back waits.
+const retryMargin = time.Millisecond
 
 // Kick passes the healer's probes on and starts a handshake at
 // once when one goes unanswered while the peer is silent and the session is
