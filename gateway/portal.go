@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fobgw/fobgw/config"
@@ -48,7 +49,13 @@ type captive struct {
 	guard     *portal.Guard
 	handshake func() time.Time // the latest handshake, from the device: the same source at Open and Observe
 	log       *slog.Logger
+
+	refusalLogged atomic.Int64 // when (UnixNano) a refused button was last logged
 }
+
+// refusalLogGap is the least time between two log lines of refused button
+// presses.
+const refusalLogGap = 10 * time.Second
 
 // newCaptive builds the captive-portal part for cfg, nil when PortalCheck is
 // off. The window marks through nat and fwd; handshake reads the device.
@@ -341,9 +348,13 @@ func (l pageLogin) Token(r *http.Request) string {
 
 // Open opens the window for r's sender, when the guard allows it.
 func (l pageLogin) Open(r *http.Request) error {
-	d, err := l.c.guard.Allow(time.Now(), r)
+	now := time.Now()
+	d, err := l.c.guard.Allow(now, r)
 	if err != nil {
-		l.c.log.Warn("portal window: the page's button refused", "remote", r.RemoteAddr, "err", err)
+		// Any LAN device can send these: one line per refusalLogGap at most.
+		if last := l.c.refusalLogged.Load(); now.UnixNano()-last >= int64(refusalLogGap) && l.c.refusalLogged.CompareAndSwap(last, now.UnixNano()) {
+			l.c.log.Warn("portal window: the page's button refused", "remote", r.RemoteAddr, "err", err)
+		}
 		return err
 	}
 	if _, ok := l.c.detected(); !ok {
