@@ -27,6 +27,12 @@
 #   unblock-udp           the ISP drops nothing again
 #   beg-port PORT...      beg answers WireGuard on these UDP ports too (a redirect to 13231, as a
 #                         home router's port forward); no PORT: only 13231 again
+#   portal-on [redirect]  the ISP (net) puts a captive portal (labportal) in front of the FOB's WAN
+#                         address: its HTTP (TCP 80) gets the login page (redirect: a 302 to
+#                         http://portal.example/ first), everything else net would forward from it
+#                         is dropped, UDP home included, until the page's form is sent; lookups at
+#                         the ISP resolver keep working
+#   portal-off            no portal: nothing intercepted or dropped
 #   drift                 print what differs from the world `up` made (one line each; nothing: none)
 #   reset                 put back what drift finds, the gateway aside (bench's tests restart it)
 #   beg-stop              stop beg's WireGuard (the home router goes down: power cut, reboot);
@@ -155,6 +161,7 @@ cmd_build() {
 	GOBIN=$tmp go install "golang.zx2c4.com/wireguard@$ver"
 	mv "$tmp/wireguard" "$BIN/wireguard-go"
 	rmdir "$tmp"
+	go build -o "$BIN/labportal" ./bench/cmd/labportal
 	go build -o "$BIN/labweb" ./bench/cmd/labweb
 	go build -o "$BIN/syscallfilter" ./bench/cmd/syscallfilter
 	if [[ -d cmd/fobgw ]]; then
@@ -330,7 +337,9 @@ cmd_up() {
 }
 
 write_isp_hosts() {
-	printf '%s home.example\n203.0.113.90 tv.example\n' "$1" >"$LAB/isp.hosts.new"
+	# Also the name of fobgw's default portal check (answered by labweb) and the portal's own.
+	printf '%s home.example\n203.0.113.90 tv.example\n203.0.113.80 connectivitycheck.gstatic.com\n192.168.2.1 portal.example\n' \
+		"$1" >"$LAB/isp.hosts.new"
 	mv "$LAB/isp.hosts.new" "$LAB/isp.hosts"
 }
 
@@ -641,6 +650,7 @@ cmd_drift() {
 	[[ $v == "$(cat "$LAB/rp_filter.up")" ]] || echo "muc's rp_filter is $v"
 	v=$(ip -n "${NSP}-net" route show 192.168.86.0/24)
 	[[ -z $v ]] || echo "net routes the FOB's LAN: $v"
+	! nsx net nft list table ip fobl-portal >/dev/null 2>&1 || echo "the ISP has a captive portal"
 	breakout_drift
 }
 
@@ -656,6 +666,7 @@ cmd_reset() {
 	nsx muc sysctl -qw net.ipv4.ip_forward=1
 	nsx muc sysctl -qw net.ipv4.conf.all.rp_filter="$(cat "$LAB/rp_filter.up")"
 	ip -n "${NSP}-net" route del 192.168.86.0/24 2>/dev/null || true
+	cmd_portal_off >/dev/null
 	breakout_reset
 }
 
@@ -666,6 +677,54 @@ cmd_status() {
 	gwx wg show "$GW_NAME" 2>/dev/null || true
 	nsx muc wg show "$STOCK_NAME" 2>/dev/null || true
 	nsx beg wg show "$BEG_NAME" 2>/dev/null || true
+}
+
+# The local ISP's captive portal (issue 21): net sends every TCP/80 connection of the FOB's WAN
+# address (192.168.2.2; muc masquerades, so the LAN's too) to labportal on 192.168.2.1:$PORTAL_PORT
+# and drops everything else it would forward from that address. labportal's login adds the
+# sender to the set `allowed`, which lifts both. Counters: intercepted (connections sent to the
+# portal), dropped (packets dropped). Lookups at the ISP resolver are net's own input: untouched.
+PORTAL_PORT=8008
+PORTAL_FOB=192.168.2.2
+
+cmd_portal_on() {
+	local mode=${1:-page} redirect=()
+	case $mode in
+	page) ;;
+	redirect) redirect=(-redirect http://portal.example/) ;;
+	*) die "portal-on '$mode': want page (the default: the login page for every request) or redirect" ;;
+	esac
+	[[ -d $LAB ]] || die "no lab is up; run: bash bench/lab.sh up"
+	[[ -x $BIN/labportal ]] || die "$BIN/labportal is missing; run: bash bench/lab.sh build"
+	cmd_portal_off >/dev/null 2>&1
+	nsx net nft -f - <<-EOF
+		table ip fobl-portal {
+			set allowed { type ipv4_addr; }
+			counter intercepted {}
+			counter dropped {}
+			chain pre {
+				type nat hook prerouting priority dstnat; policy accept;
+				iifname "muc0" ip saddr $PORTAL_FOB ip saddr != @allowed tcp dport 80 counter name intercepted redirect to :$PORTAL_PORT
+			}
+			chain through {
+				type filter hook forward priority filter; policy accept;
+				iifname "muc0" ip saddr $PORTAL_FOB ip saddr != @allowed counter name dropped drop
+			}
+		}
+	EOF
+	start labportal net "$BIN/labportal" -listen "192.168.2.1:$PORTAL_PORT" -allow "ip fobl-portal allowed" "${redirect[@]}"
+	wait_for "the captive portal (log: $LAB/labportal.log)" 10 \
+		nsx net curl -fsS --max-time 1 -o /dev/null "http://192.168.2.1:$PORTAL_PORT/portal.css"
+	log "the ISP intercepts HTTP from $PORTAL_FOB ($mode) and drops the rest until a login"
+}
+
+cmd_portal_off() {
+	stop_pid "$LAB/labportal.pid"
+	nsx net nft -f - <<-'EOF'
+		table ip fobl-portal {}
+		delete table ip fobl-portal
+	EOF
+	log "no captive portal"
 }
 
 # beg_wg_up: beg's WireGuard process answers on its UAPI socket.
@@ -822,6 +881,8 @@ main() {
 	block-udp) cmd_block_udp "$@" ;;
 	unblock-udp) set_ports fobl-block net "" && log "the ISP drops nothing" ;;
 	beg-port) cmd_beg_port "$@" ;;
+	portal-on) cmd_portal_on "$@" ;;
+	portal-off) cmd_portal_off ;;
 	drift) cmd_drift ;;
 	reset) cmd_reset ;;
 	beg-stop) cmd_beg_stop ;;

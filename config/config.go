@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/fobgw/fobgw/portal"
 )
 
 // Defaults of the configuration file (README.md is the reference).
@@ -92,6 +94,7 @@ type Config struct {
 	Masquerade    bool           // the LAN's packets leave the tunnel with the tunnel address (masq)
 	MetricsListen string         // "" disables the metrics listener
 	StatusListen  netip.AddrPort // the LAN status page; invalid (unset) disables it
+	PortalCheck   portal.Check   // captive portal detection while no handshake succeeds; the zero Check is off
 
 	// Local breakout: devices and names that leave through the local ISP.
 	BypassAddrs  []netip.Addr       // Bypass by address, each inside LAN

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/fobgw/fobgw/config/configtest"
+	"github.com/fobgw/fobgw/portal"
 )
 
 // baseConfig is the story's FOB; line numbers matter to the tests below.
@@ -151,6 +152,11 @@ func TestParseConfigValues(t *testing.T) {
 		{"metrics off", "MetricsListen", "MetricsListen =", func(c *Config) bool { return c.MetricsListen == "" }},
 		{"status page on the lan", "MetricsListen", "StatusListen = 192.168.86.1:80", func(c *Config) bool { return c.StatusListen.String() == "192.168.86.1:80" }},
 		{"status page off", "MetricsListen", "StatusListen =", func(c *Config) bool { return !c.StatusListen.IsValid() }},
+		{"portal check default", "MetricsListen", "MetricsListen = 127.0.0.1:9636", func(c *Config) bool { return c.PortalCheck == portal.DefaultCheck }},
+		{"portal check off", "MetricsListen", "PortalCheck = off", func(c *Config) bool { return !c.PortalCheck.On() }},
+		{"portal check own url", "MetricsListen", "PortalCheck = https://check.example.net/ok 200", func(c *Config) bool {
+			return c.PortalCheck == portal.Check{URL: "https://check.example.net/ok", Status: 200}
+		}},
 		{"metrics lan", "MetricsListen", "MetricsListen = 192.168.86.1:9636", func(c *Config) bool { return c.MetricsListen == "192.168.86.1:9636" }},
 		{"metrics v6 loopback", "MetricsListen", "MetricsListen = [::1]:9636", func(c *Config) bool { return c.MetricsListen == "[::1]:9636" }},
 		{"resolver loopback stub", "Resolver", "Resolver = 127.0.0.53", func(c *Config) bool { return c.Resolver[0].String() == "127.0.0.53:53" }},
@@ -251,6 +257,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"status page on loopback", withLine(t, "MetricsListen", "StatusListen = 127.0.0.1:80"), 24, "StatusListen", "192.168.86.1:80"},
 		{"status page everywhere", withLine(t, "MetricsListen", "StatusListen = 0.0.0.0:80"), 24, "StatusListen", "never on the WAN"},
 		{"status page without port", withLine(t, "MetricsListen", "StatusListen = 192.168.86.1"), 24, "StatusListen", "not address:port"},
+		{"portal check not a url", withLine(t, "MetricsListen", "PortalCheck = gstatic"), 24, "PortalCheck", "not an http:// or https:// URL"},
+		{"portal check redirect status", withLine(t, "MetricsListen", "PortalCheck = http://check.example.net/ 302"), 24, "PortalCheck", "a redirect or an error is what a portal answers"},
+		{"portal check empty", withLine(t, "MetricsListen", "PortalCheck ="), 24, "PortalCheck", "empty value"},
 		{"dns listen on the wan", withLine(t, "DNSListen", "DNSListen = 192.168.2.2"), 19, "DNSListen", "not inside LAN"},
 		{"dns listen loopback", withLine(t, "DNSListen", "DNSListen = 127.0.0.1:53"), 19, "DNSListen", "not inside LAN"},
 		{"resolver in lan", withLine(t, "Resolver", "Resolver = 192.168.86.53"), 21, "Resolver", "inside LAN 192.168.86.0/24"},

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/fobgw/fobgw/pmtud"
 	"github.com/fobgw/fobgw/policyroute"
+	"github.com/fobgw/fobgw/portal"
 )
 
 type keyDef struct {
@@ -259,6 +261,18 @@ var sections = map[string][]keyDef{
 				return fmt.Sprintf("%q is not address:port", v), "the gateway's LAN address and a port, e.g. 192.168.86.1:80, or nothing for no status page"
 			}
 			c.StatusListen = ap
+			return "", ""
+		}},
+		{"PortalCheck", func(p *parser, c *Config, v string) (string, string) {
+			chk, err := portal.ParseCheck(v)
+			if err != nil {
+				var ve *portal.ValueError
+				if errors.As(err, &ve) {
+					return ve.Problem, ve.Expected
+				}
+				return err.Error(), ""
+			}
+			c.PortalCheck = chk
 			return "", ""
 		}},
 	},

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/fobgw/fobgw/portal"
 )
 
 // parser collects the errors of a configuration, all reported at once.
@@ -39,6 +41,7 @@ func parseConfig(name string, data []byte) (*Config, error) {
 			ClampMode:     ClampAuto,
 			KillSwitch:    true,
 			MetricsListen: DefaultMetricsListen,
+			PortalCheck:   portal.DefaultCheck,
 		},
 		seenSection: map[string]int{},
 		seenKey:     map[string]int{},

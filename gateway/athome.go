@@ -16,6 +16,9 @@ import (
 // LAN path, when probed, is not broken. When it is not, reason says why, in
 // a sentence for a person.
 func homeVerdict(s *Status) (atHome bool, reason string) {
+	if why := portalAway(s); why != "" {
+		return false, why
+	}
 	switch {
 	case s.LastHandshake.IsZero():
 		return false, "No handshake with the home router yet."

@@ -31,8 +31,9 @@ import (
 
 // breakoutEnabled reports whether masq's breakout (its sets, marks and
 // WAN masquerade), the bypass rule and the forwarder's second upstream are
-// installed.
-func breakoutEnabled(cfg *config.Config) bool { return cfg.Breakout() }
+// installed: for Bypass and LocalDomains, and for captive portal windows
+// (PortalCheck on), which are the same mechanism for one device.
+func breakoutEnabled(cfg *config.Config) bool { return cfg.Breakout() || cfg.PortalCheck.On() }
 
 // breakoutConfig is the breakout part of masq's Config.
 func breakoutConfig(cfg *config.Config) masq.Breakout {
@@ -122,7 +123,13 @@ func newBreakout(cfg *config.Config, nat *masq.NAT, log *slog.Logger) (*breakout
 	}
 	r, from, err := localResolver(cfg)
 	if err != nil {
-		return nil, err
+		if cfg.Breakout() {
+			return nil, err
+		}
+		// Only portal windows: without a resolver a window's device still
+		// goes out directly; its DNS questions go home, and the log says so
+		// when a window opens.
+		log.Warn("no local resolver for a captive portal window's DNS questions: set Resolver", "err", err)
 	}
 	b := &breakout{cfg: cfg, nat: nat, resolver: r, from: from}
 	if b.set, err = nat.OpenLocalSet(); err != nil {
@@ -134,7 +141,9 @@ func newBreakout(cfg *config.Config, nat *masq.NAT, log *slog.Logger) (*breakout
 			return nil, err
 		}
 	}
-	log.Info("local breakout", "bypass", bypassList(cfg), "local_domains", cfg.LocalDomains, "resolver", r, "resolver_from", from)
+	if cfg.Breakout() {
+		log.Info("local breakout", "bypass", bypassList(cfg), "local_domains", cfg.LocalDomains, "resolver", r, "resolver_from", from)
+	}
 	return b, nil
 }
 
@@ -428,6 +437,9 @@ func (b *breakout) status() *BreakoutStatus {
 		s.Devices = append(s.Devices, bd)
 	}
 	s.Local4, s.Local6 = c.Local4, c.Local6
+	if !b.cfg.Breakout() && len(s.Devices) == 0 && s.Error == "" {
+		return nil // on only for portal windows, and none is open: nothing to show
+	}
 	return s
 }
 

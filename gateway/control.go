@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -24,35 +26,113 @@ func ControlSocket(runDir, name string) string {
 // ErrNotRunning means no gateway answers on the control socket.
 var ErrNotRunning = errors.New("fobgw is not running")
 
+// The control socket's protocol: the client sends one request, a JSON
+// object on one line; the server answers with one JSON document and closes
+// the connection. A client that sends nothing within requestWait gets the
+// status, as clients of the first protocol expect.
+
+// Request is one request on the control socket.
+type Request struct {
+	Op string `json:"op"` // OpStatus, OpPortalOpen, OpPortalClose
+	// Device and For: OpPortalOpen's device (a LAN address or a MAC
+	// address) and the window's length (0: portal.DefaultWindow).
+	Device string        `json:"device,omitempty"`
+	For    time.Duration `json:"for,omitempty"`
+}
+
+// The requests' operations.
+const (
+	OpStatus      = "status"
+	OpPortalOpen  = "portal-open"
+	OpPortalClose = "portal-close"
+)
+
+// requestWait is how long the server waits for a request before it takes
+// the connection for a status request.
+const requestWait = time.Second
+
 // ReadStatus asks the gateway on the control socket at path for its status.
 func ReadStatus(ctx context.Context, path string) (*Status, error) {
+	var s Status
+	if err := ask(ctx, path, Request{Op: OpStatus}, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// ask sends req to the gateway on the control socket at path and decodes its
+// answer into reply.
+func ask(ctx context.Context, path string, req Request, reply any) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("%w (no answer on %s): start it with `fobgw run -config FILE` or `systemctl start fobgw`", ErrNotRunning, path)
+			return fmt.Errorf("%w (no answer on %s): start it with `fobgw run -config FILE` or `systemctl start fobgw`", ErrNotRunning, path)
 		}
-		return nil, fmt.Errorf("connect to %s: %w", path, err)
+		return fmt.Errorf("connect to %s: %w", path, err)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	var s Status
-	if err := json.NewDecoder(c).Decode(&s); err != nil {
-		return nil, fmt.Errorf("read the status from %s: %w", path, err)
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return fmt.Errorf("send the request to %s: %w", path, err)
 	}
-	return &s, nil
+	if err := json.NewDecoder(c).Decode(reply); err != nil {
+		return fmt.Errorf("read the answer from %s: %w", path, err)
+	}
+	return nil
 }
 
-// controlServer answers every connection with one JSON Status document.
+// controlServer answers each connection's request with one JSON document.
 type controlServer struct {
 	ln   net.Listener
 	path string
 	done chan struct{}
 }
 
-func listenControl(path string, status func() *Status, log *slog.Logger) (*controlServer, error) {
+// controlHandler answers the control socket's requests; status answers
+// OpStatus, portal the portal's (nil: none, answered with an error).
+type controlHandler struct {
+	status func() *Status
+	portal func(Request) *PortalReply
+}
+
+// maxRequest bounds a request's line.
+const maxRequest = 4 << 10
+
+func (h controlHandler) serve(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(requestWait))
+	req := Request{Op: OpStatus}
+	line, err := bufio.NewReader(io.LimitReader(c, maxRequest)).ReadSlice('\n')
+	var ne net.Error
+	switch {
+	case err == nil || (errors.Is(err, io.EOF) && len(line) > 0):
+		if err := json.Unmarshal(line, &req); err != nil {
+			json.NewEncoder(c).Encode(&PortalReply{Error: "a request is a JSON object on one line: " + err.Error()})
+			return
+		}
+	case len(line) == 0 && (errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout()):
+		// No request: the status, for clients of the first protocol.
+	default:
+		return
+	}
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	switch req.Op {
+	case OpStatus:
+		json.NewEncoder(c).Encode(h.status())
+	case OpPortalOpen, OpPortalClose:
+		r := &PortalReply{Error: "captive portal windows are off (PortalCheck = off)"}
+		if h.portal != nil {
+			r = h.portal(req)
+		}
+		json.NewEncoder(c).Encode(r)
+	default:
+		json.NewEncoder(c).Encode(&PortalReply{Error: fmt.Sprintf("unknown request %q", req.Op)})
+	}
+}
+
+func listenControl(path string, h controlHandler, log *slog.Logger) (*controlServer, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
@@ -86,8 +166,7 @@ func listenControl(path string, status func() *Status, log *slog.Logger) (*contr
 			}
 			go func() {
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				json.NewEncoder(c).Encode(status())
+				h.serve(c)
 			}()
 		}
 	}()

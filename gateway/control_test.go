@@ -19,7 +19,7 @@ func TestControlSocket(t *testing.T) {
 		t.Fatalf("no server: %v", err)
 	}
 	want := &Status{Name: "fgwtest0", RxBytes: 42, HandshakeAgeSeconds: -1}
-	srv, err := listenControl(path, func() *Status { return want }, discardLogger())
+	srv, err := listenControl(path, controlHandler{status: func() *Status { return want }}, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestControlSocket(t *testing.T) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 	// A second server on the same path is refused while the first answers.
-	if _, err := listenControl(path, func() *Status { return want }, discardLogger()); err == nil {
+	if _, err := listenControl(path, controlHandler{status: func() *Status { return want }}, discardLogger()); err == nil {
 		t.Errorf("second listener on a live socket accepted")
 	}
 }

@@ -5,8 +5,10 @@
 // routing table and kill switch), masq and dnsfwd (the LAN's DNS). It decides
 // when the path MTU is measured again (remeasure.go), assembles the Status
 // with the at-home verdict, serves the WireGuard UAPI socket (`wg show`), a
-// status socket (`fobgw status`), Prometheus metrics and the status page, and
-// talks to systemd (READY, WATCHDOG).
+// control socket (`fobgw status`, `fobgw portal open|close`), Prometheus
+// metrics and the status page, and talks to systemd (READY, WATCHDOG). With
+// PortalCheck on it looks for a captive portal while no handshake succeeds
+// and keeps one device's window to log in (portal.go).
 //
 // # Start and stop order
 //
@@ -17,10 +19,11 @@
 // (policyroute.ApplyKillSwitch), the TUN and the WireGuard device, its
 // address and link up, the tunnel routes (policyroute.Apply), the
 // masquerade table (masq, with the local breakout's sets and marks when
-// Bypass or LocalDomains is set; with neither a leftover one is removed),
-// the DNS forwarder (with the breakout, its second upstream, Resolver, and
-// masq's local set; breakout.go), the endpoint healer (which also reads the clock) and
-// the LAN-path probe, the status socket and the metrics listener; then
+// Bypass or LocalDomains is set or PortalCheck is on; with none of them a
+// leftover one is removed), the DNS forwarder (with the breakout, its
+// second upstream, Resolver, and masq's local set; breakout.go), the
+// endpoint healer (which also reads the clock) and the LAN-path probe, the
+// captive-portal watcher, the control socket and the metrics listener; then
 // READY=1. Every 10 s (RepairInterval) drift in the routing state and the
 // masquerade table is repaired. On cancel it stops in reverse and removes
 // fobgw's routes and rules except, with KillSwitch = on, the kill switch:

@@ -93,6 +93,7 @@ func Check(cfg *config.Config, opt Options, w io.Writer) error {
 	}
 	b.WriteString(nat.String())
 	writeBreakoutPlan(&b, cfg)
+	writePortalPlan(&b, cfg)
 	fmt.Fprintf(&b, "# listeners\n")
 	if cfg.ListenPort != 0 {
 		fmt.Fprintf(&b, "udp *:%d WireGuard (all addresses)\n", cfg.ListenPort)

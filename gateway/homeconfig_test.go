@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fobgw/fobgw/config"
+	"github.com/fobgw/fobgw/portal"
 )
 
 // storyConfig returns the story's config with a fresh key file in a temp dir.
@@ -134,8 +135,14 @@ func TestCheckEndpointListAndMasquerade(t *testing.T) {
 	c.Masquerade = false
 	b.Reset()
 	Check(c, Options{RunDir: t.TempDir()}, &b)
-	if !strings.Contains(b.String(), "masquerade off: no table inet fobgw") {
-		t.Errorf("check output with Masquerade off:\n%s", b.String())
+	if !strings.Contains(b.String(), "# captive portal\ncheck http://connectivitycheck.gstatic.com/generate_204 204") || !strings.Contains(b.String(), "table inet fobgw {") {
+		t.Errorf("check output with Masquerade off and PortalCheck on (the table holds the windows):\n%s", b.String())
+	}
+	c.PortalCheck = portal.Check{}
+	b.Reset()
+	Check(c, Options{RunDir: t.TempDir()}, &b)
+	if !strings.Contains(b.String(), "masquerade off: no table inet fobgw") || !strings.Contains(b.String(), "PortalCheck = off") {
+		t.Errorf("check output with Masquerade and PortalCheck off:\n%s", b.String())
 	}
 }
 

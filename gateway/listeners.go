@@ -8,7 +8,7 @@ import (
 // startListeners opens the control socket, the metrics listener and the
 // status page.
 func (g *gateway) startListeners(opt Options, undo *undoStack) error {
-	ctl, err := listenControl(ControlSocket(opt.RunDir, g.cfg.Name), g.status, g.log)
+	ctl, err := listenControl(ControlSocket(opt.RunDir, g.cfg.Name), controlHandler{status: g.status, portal: g.portalRequest()}, g.log)
 	if err != nil {
 		return err
 	}
@@ -25,7 +25,7 @@ func (g *gateway) startListeners(opt Options, undo *undoStack) error {
 		undo.push(ms.close)
 	}
 	if g.cfg.StatusListen.IsValid() {
-		sp, err := statuspage.Listen(g.cfg.StatusListen.String(), g.pageSnapshot, statuspage.Options{Logger: g.log.With("part", "page")})
+		sp, err := statuspage.Listen(g.cfg.StatusListen.String(), g.pageSnapshot, statuspage.Options{Logger: g.log.With("part", "page"), Login: g.pageLogin()})
 		if err != nil {
 			return err
 		}
@@ -52,6 +52,7 @@ func (g *gateway) pageSnapshot() statuspage.Snapshot {
 		KillSwitch:      g.cfg.KillSwitch,
 		RouteRepairs:    s.RouteRepairs,
 		EndpointChanges: s.EndpointChanges,
+		Portal:          pagePortal(s.Portal),
 		Breakout:        pageBreakout(s),
 	}
 }

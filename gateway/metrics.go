@@ -34,7 +34,7 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-var metricDefs = []metricDef{
+var metricDefs = append([]metricDef{
 	{"fobgw_tunnel_up", "1 when the last handshake is less than 180 s old.", false, func(s *Status) float64 { return b2f(s.TunnelUp) }},
 	{"fobgw_last_handshake_timestamp_seconds", "Unix time of the last handshake (0: never).", false, func(s *Status) float64 {
 		if s.LastHandshake.IsZero() {
@@ -74,7 +74,7 @@ var metricDefs = []metricDef{
 	{"fobgw_bypass_bytes_total", "Bytes of bypassed devices, counted by the kernel while they were bypassed.", true, bypassBytes},
 	{"fobgw_local_set_addresses", "Addresses in the local set (LocalDomains answers) now.", false, localSetSize},
 	{"fobgw_clock_ok", "1 when the clock is synchronised and not before the build time.", false, func(s *Status) float64 { return b2f(s.Clock == nil || s.Clock.OK()) }},
-}
+}, portalMetrics...)
 
 func mtuField(s *Status, f func(*MTUStatus) int) float64 {
 	if s.MTU == nil {

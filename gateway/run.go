@@ -74,6 +74,7 @@ type gateway struct {
 	lan    *health.LANPath // the LAN-path probe; nil when it cannot be compared
 	kick   *health.Kick    // starts a handshake when a probe finds the peer silent
 	brk    *breakout       // local breakout; nil without it
+	portal *captive        // captive portals (portal.go); nil with PortalCheck = off
 
 	repairs   atomic.Uint64
 	mu        sync.Mutex
@@ -150,6 +151,9 @@ func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (
 	g.fwd, err = dnsfwd.New(dc)
 	if err != nil {
 		return config.Key{}, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	if g.portal, err = newCaptive(cfg, g.nat, g.windowDNS(), g.lastHandshake, log); err != nil {
+		return config.Key{}, err
 	}
 	ctlPath := ControlSocket(opt.RunDir, cfg.Name)
 	if uapiAlive(cfg.Name) || socketAlive(ctlPath) {
@@ -303,6 +307,9 @@ func (g *gateway) startWatchers(undo *undoStack) {
 	}
 	run(g.brk.run)
 	run(g.heal.Run)
+	if g.portal != nil {
+		run(g.portal.run)
+	}
 }
 
 // checkUpstream waits up to 30 s for the first handshake, then asks the

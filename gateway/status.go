@@ -43,6 +43,7 @@ type Status struct {
 	// Health beyond the tunnel probe.
 	LANPath    *health.LANPathStatus `json:"lan_path,omitempty"` // the probe from the LAN address; nil when not run
 	Masquerade bool                  `json:"masquerade"`
+	Portal     *PortalStatus         `json:"portal,omitempty"`   // captive portals; nil with PortalCheck = off
 	Breakout   *BreakoutStatus       `json:"breakout,omitempty"` // the local breakout; nil without it
 
 	LastError string `json:"last_error,omitempty"`
@@ -103,6 +104,9 @@ probes:           %d sent, %d missed now, %d missed in all; endpoint changed %d 
 	}
 	if err == nil {
 		err = s.writeHealth(w)
+	}
+	if err == nil {
+		err = s.writePortal(w)
 	}
 	if err == nil && s.RouteCheckError != "" {
 		_, err = fmt.Fprintf(w, "route check:      %s\n", s.RouteCheckError)
@@ -186,6 +190,7 @@ func (g *gateway) status() *Status {
 		s.LANPath = &l
 	}
 	s.Masquerade = g.cfg.Masquerade
+	s.Portal = g.portal.status()
 	s.Breakout = g.brk.status()
 	s.RouteRepairs = g.repairs.Load()
 	g.mu.Lock()

@@ -47,7 +47,7 @@ func chromium(t *testing.T, url string, extra ...string) string {
 func TestInBrowser(t *testing.T) {
 	s := home()
 	sampler := samplerFor(time.Date(2026, 11, 28, 14, 2, 0, 0, time.UTC), s.Time)
-	srv := NewHTTPServer(NewPage(func() Snapshot { return s }, sampler, nil), nil)
+	srv := NewHTTPServer(NewPage(func() Snapshot { return s }, sampler, nil, nil), nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -13,9 +13,12 @@
 // from a Sampler, a fixed ring of counter readings taken every
 // DefaultInterval. /status.json serves the same Snapshot as JSON.
 //
-// The page is read-only (GET and HEAD; anything else is 405) and holds no
-// secret: a Snapshot has no field for a key. Names from the configuration
-// and from DNS are escaped (html/template). The caller chooses the address:
+// The page is read-only (GET and HEAD; anything else is 405) but for the
+// captive portal's button: while Snapshot.Portal is detected and a Login is
+// given, a form whose POST to LoginPath the Login judges and answers (the
+// window for the device that sends it). It holds no secret: a Snapshot has
+// no field for a key. Names from the configuration and from DNS, and the
+// portal's URL from the network, are escaped (html/template). The caller chooses the address:
 // fobgw serves it only on a LAN address (StatusListen), never on the WAN.
 //
 // The gateway fills a Snapshot from its status and serves the page with

@@ -11,37 +11,47 @@ import (
 
 // Page is the status page: an http.Handler serving the HTML page at / and
 // the snapshot as JSON at /status.json, read-only: GET and HEAD, anything
-// else 405. It writes no secret, runs no script and loads nothing else.
+// else 405; with a Login, also the button's POST to LoginPath. It writes no
+// secret, runs no script and loads nothing else.
 type Page struct {
 	snapshot func() Snapshot
 	sampler  *Sampler
 	refresh  time.Duration
 	log      *slog.Logger
+	login    Login // nil: no button
 }
 
 // RefreshInterval is how often the page reloads itself.
 const RefreshInterval = 10 * time.Second
 
-// NewPage returns the page for snapshot, charting what sampler holds.
-// snapshot is called once a request. log may be nil.
-func NewPage(snapshot func() Snapshot, sampler *Sampler, log *slog.Logger) *Page {
+// NewPage returns the page for snapshot, charting what sampler holds, with
+// login's captive-portal button (nil: none). snapshot is called once a
+// request. log may be nil.
+func NewPage(snapshot func() Snapshot, sampler *Sampler, log *slog.Logger, login Login) *Page {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Page{snapshot: snapshot, sampler: sampler, refresh: RefreshInterval, log: log}
+	return &Page{snapshot: snapshot, sampler: sampler, refresh: RefreshInterval, log: log, login: login}
 }
 
 // securityHeaders allow nothing but the page's own inline style and SVG:
-// no script, no frame, no request elsewhere.
+// no script, no frame, no request elsewhere; a form posts only to the page.
 func securityHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// Not no-referrer: under it a browser sends "Origin: null" with the
+	// button's POST, which the gateway cannot tell from another site's.
+	// same-origin names the page to itself and to no other site.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 }
 
 func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
+	if r.URL.Path == LoginPath {
+		p.serveLogin(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "the status page is read-only: GET or HEAD", http.StatusMethodNotAllowed)
@@ -52,7 +62,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/":
 		var buf bytes.Buffer
-		if err := pageTemplate.Execute(&buf, p.view()); err != nil {
+		if err := pageTemplate.Execute(&buf, p.view(r)); err != nil {
 			p.log.Error("render the status page", "err", err)
 			http.Error(w, "the status page failed to render; see fobgw's log", http.StatusInternalServerError)
 			return
@@ -89,9 +99,21 @@ type view struct {
 	Holding bool
 	Updated string
 	Chart   chart
+	Portal  *portalView // nil: no portal section
 }
 
-func (p *Page) view() view {
+// portalView is the captive-portal section.
+type portalView struct {
+	P          Portal
+	Since      string // the portal's first sight, "14:02"
+	Until      string // the open window's end
+	Closed     string // when the last window closed
+	Token      string // the button's token; "" shows no button
+	LoginPath  string
+	TokenField string
+}
+
+func (p *Page) view(r *http.Request) view {
 	s := p.snapshot()
 	now := s.Time
 	if now.IsZero() {
@@ -130,6 +152,22 @@ func (p *Page) view() view {
 		v.KillSwitch = "on: the LAN's traffic leaves only through the tunnel"
 	}
 	v.Chart = newChart(p.sampler.Rates(nil, now), now)
+	if pt := s.Portal; pt != nil && (pt.Detected || pt.Window || !pt.Closed.IsZero()) {
+		pv := &portalView{P: *pt, LoginPath: LoginPath, TokenField: TokenField}
+		if !pt.Since.IsZero() {
+			pv.Since = clock(pt.Since, now)
+		}
+		if !pt.Until.IsZero() {
+			pv.Until = clock(pt.Until, now)
+		}
+		if !pt.Closed.IsZero() {
+			pv.Closed = clock(pt.Closed, now)
+		}
+		if pt.Detected && !pt.Window && p.login != nil {
+			pv.Token = p.login.Token(r)
+		}
+		v.Portal = pv
+	}
 	return v
 }
 
@@ -171,6 +209,21 @@ footer { margin-top: 18px; color: var(--muted); font-size: .85rem; }
 {{if .Why}}<p id="why">{{.Why}}</p>{{end}}
 </header>
 
+{{with .Portal}}<section id="portal">
+<h2>Captive portal</h2>
+<dl>
+{{if .P.Detected}}<dt>Detected</dt><dd id="portal-state">this network wants a login{{if .Since}} (since {{.Since}}){{end}}: <a id="portal-url" href="{{.P.URL}}">{{.P.URL}}</a></dd>
+{{else}}<dt>Portal</dt><dd id="portal-state">none seen now</dd>
+{{end}}{{if .P.Window}}<dt>Window</dt><dd id="portal-window">open for {{.P.Device}} until {{.Until}}: that device alone goes out directly to log in; the rest of the LAN stays behind the kill switch. It closes at the first handshake with home.</dd>
+{{else if .Closed}}<dt>Window</dt><dd id="portal-window">closed at {{.Closed}} ({{.P.Reason}}), the last was for {{.P.Device}}</dd>
+{{end}}</dl>
+{{if .Token}}<form method="post" action="{{.LoginPath}}">
+<input type="hidden" name="{{.TokenField}}" value="{{.Token}}">
+<p><button id="portal-login" type="submit">Log in to this network from this device</button></p>
+<p>This device alone then goes out directly, without the tunnel, for up to 10 minutes, to log in at the portal's page; every other device keeps the kill switch.</p>
+</form>
+{{end}}</section>
+{{end}}
 <section>
 <h2>Throughput, last {{.Chart.WindowLabel}}</h2>
 <svg id="chart" viewBox="0 0 {{.Chart.W}} {{.Chart.H}}" role="img" aria-label="Throughput through the tunnel over the last {{.Chart.WindowLabel}}">

@@ -79,7 +79,7 @@ func byID(t testing.TB, page, id string) string {
 func TestPageAtHome(t *testing.T) {
 	s := home()
 	since := time.Date(2026, 11, 28, 14, 2, 0, 0, time.UTC)
-	p := NewPage(func() Snapshot { return s }, samplerFor(since, s.Time), nil)
+	p := NewPage(func() Snapshot { return s }, samplerFor(since, s.Time), nil, nil)
 	r := get(t, p, "GET", "/")
 	if r.StatusCode != 200 || r.Header.Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Fatalf("GET /: %s, %s", r.Status, r.Header.Get("Content-Type"))
@@ -151,7 +151,7 @@ func TestPageNotAtHome(t *testing.T) {
 			sm := NewSampler(5 * time.Second)
 			sm.Sample(s.Time.Add(-5*time.Minute), 0, 0, true)
 			sm.Sample(s.Time.Add(-2*time.Minute), 0, 0, false)
-			page := body(t, get(t, NewPage(func() Snapshot { return s }, sm, nil), "GET", "/"))
+			page := body(t, get(t, NewPage(func() Snapshot { return s }, sm, nil, nil), "GET", "/"))
 			if got := byID(t, page, "headline"); got != "Not at home" {
 				t.Errorf("#headline %q", got)
 			}
@@ -177,7 +177,7 @@ func TestPageNotAtHome(t *testing.T) {
 func TestPageSinceUnknown(t *testing.T) {
 	s := home()
 	sm := NewSampler(5 * time.Second)
-	p := NewPage(func() Snapshot { return s }, sm, nil)
+	p := NewPage(func() Snapshot { return s }, sm, nil, nil)
 	if page := body(t, get(t, p, "GET", "/")); strings.Contains(page, `id="since"`) {
 		t.Error("a since without samples")
 	}
@@ -192,7 +192,7 @@ func TestPageSinceUnknown(t *testing.T) {
 func TestChart(t *testing.T) {
 	s := home()
 	sm := samplerFor(s.Time.Add(-time.Hour), s.Time)
-	page := body(t, get(t, NewPage(func() Snapshot { return s }, sm, nil), "GET", "/"))
+	page := body(t, get(t, NewPage(func() Snapshot { return s }, sm, nil, nil), "GET", "/"))
 	svg := regexp.MustCompile(`(?s)<svg id="chart".*?</svg>`).FindString(page)
 	if svg == "" {
 		t.Fatal("no chart")
@@ -247,7 +247,7 @@ func TestChart(t *testing.T) {
 
 func TestChartEmpty(t *testing.T) {
 	s := home()
-	page := body(t, get(t, NewPage(func() Snapshot { return s }, NewSampler(0), nil), "GET", "/"))
+	page := body(t, get(t, NewPage(func() Snapshot { return s }, NewSampler(0), nil, nil), "GET", "/"))
 	if !strings.Contains(page, "collecting samples") || strings.Contains(page, `class="line`) {
 		t.Error("a chart without samples should say it is collecting them and draw no line")
 	}
@@ -260,7 +260,7 @@ func TestEscaping(t *testing.T) {
 	s.EndpointName = `<script>alert(1)</script><img src=x onerror=alert(2)>"'&`
 	s.Name = `fob<b>gw`
 	s.Endpoint = `"><svg onload=alert(3)>`
-	page := body(t, get(t, NewPage(func() Snapshot { return s }, NewSampler(0), nil), "GET", "/"))
+	page := body(t, get(t, NewPage(func() Snapshot { return s }, NewSampler(0), nil, nil), "GET", "/"))
 	for _, bad := range []string{"<script>", "<img", "<svg onload", "<b>gw"} {
 		if strings.Contains(page, bad) {
 			t.Errorf("the page holds %q unescaped", bad)
@@ -273,7 +273,7 @@ func TestEscaping(t *testing.T) {
 
 func TestMethods(t *testing.T) {
 	s := home()
-	p := NewPage(func() Snapshot { return s }, NewSampler(0), nil)
+	p := NewPage(func() Snapshot { return s }, NewSampler(0), nil, nil)
 	for _, m := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"} {
 		r := get(t, p, m, "/")
 		if r.StatusCode != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "GET, HEAD" {
@@ -290,7 +290,7 @@ func TestMethods(t *testing.T) {
 
 func TestJSON(t *testing.T) {
 	s := home()
-	r := get(t, NewPage(func() Snapshot { return s }, NewSampler(0), nil), "GET", "/status.json")
+	r := get(t, NewPage(func() Snapshot { return s }, NewSampler(0), nil, nil), "GET", "/status.json")
 	if r.StatusCode != 200 || r.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("GET /status.json: %s, %s", r.Status, r.Header.Get("Content-Type"))
 	}
@@ -332,7 +332,7 @@ func TestFormat(t *testing.T) {
 // devices, the local set and the local answers; without it, nothing.
 func TestPageBreakout(t *testing.T) {
 	s := home()
-	if page := body(t, get(t, NewPage(func() Snapshot { return s }, samplerFor(s.Time, s.Time), nil), "GET", "/")); strings.Contains(page, "Local breakout") {
+	if page := body(t, get(t, NewPage(func() Snapshot { return s }, samplerFor(s.Time, s.Time), nil, nil), "GET", "/")); strings.Contains(page, "Local breakout") {
 		t.Error("the page shows a breakout that is not configured")
 	}
 	s.Breakout = &Breakout{LocalSet: 3, LocalAnswers: 17, Devices: []Device{
@@ -340,7 +340,7 @@ func TestPageBreakout(t *testing.T) {
 		{Name: "02:11:22:33:44:55 (192.168.86.60)", Seen: true, Bytes: 2048},
 		{Name: "192.168.86.70"},
 	}}
-	page := body(t, get(t, NewPage(func() Snapshot { return s }, samplerFor(s.Time, s.Time), nil), "GET", "/"))
+	page := body(t, get(t, NewPage(func() Snapshot { return s }, samplerFor(s.Time, s.Time), nil, nil), "GET", "/"))
 	for id, want := range map[string]string{"local-set": "3", "local-answers": "17"} {
 		if got := byID(t, page, id); got != want {
 			t.Errorf("#%s says %q, want %q", id, got, want)

@@ -14,6 +14,7 @@ import (
 type Options struct {
 	Logger   *slog.Logger  // nil: discard
 	Interval time.Duration // sampling interval; 0: DefaultInterval
+	Login    Login         // the captive-portal button; nil: none
 }
 
 // Server is the status page served on a listener, with the sampler that
@@ -66,7 +67,7 @@ func Serve(ln net.Listener, snapshot func() Snapshot, opt Options) *Server {
 	sampler := NewSampler(opt.Interval)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		Page:    NewPage(snapshot, sampler, log),
+		Page:    NewPage(snapshot, sampler, log, opt.Login),
 		Sampler: sampler,
 		ln:      ln,
 		cancel:  cancel,

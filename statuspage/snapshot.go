@@ -28,6 +28,10 @@ type Snapshot struct {
 	RouteRepairs    uint64 `json:"route_repairs"`    // routes, rules and sysctls put back after drift
 	EndpointChanges uint64 `json:"endpoint_changes"` // times the peer was pointed at another address
 
+	// Portal is the captive portal; nil when the gateway does not look for
+	// one (PortalCheck = off).
+	Portal *Portal `json:"portal,omitempty"`
+
 	Breakout *Breakout `json:"breakout,omitempty"` // the local breakout; nil without it
 }
 

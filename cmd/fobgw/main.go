@@ -34,6 +34,11 @@ Usage:
   fobgw status [-json] [-name NAME | -config FILE]
                                  tunnel, handshake age, endpoint, bytes, clamp and DNS counters
   fobgw down -config FILE        remove every rule, route and NAT table fobgw installed (the kill switch too)
+  fobgw portal open -config FILE DEVICE [-for 10m]
+                                 let one device (LAN address or MAC) out directly to log in to a captive
+                                 portal, at most 30m; it closes at the first handshake with home
+  fobgw portal close [-name NAME | -config FILE]
+                                 close that window now
   fobgw genkey                   print a new private key (as wg genkey)
   fobgw pubkey                   read a private key on stdin, print its public key (as wg pubkey)
   fobgw home-config -config FILE -format routeros|wg-quick
@@ -85,6 +90,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdStatus(rest, stdout, stderr)
 	case "down":
 		err = cmdDown(rest, stderr)
+	case "portal":
+		err = cmdPortal(rest, stdout, stderr)
 	case "genkey":
 		err = cmdGenkey(rest, stdout)
 	case "pubkey":

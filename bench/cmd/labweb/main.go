@@ -3,6 +3,8 @@
 //
 //	GET /ip            the remote address as the server sees it, one line
 //	GET /big?size=N    N bytes (default 262144) of pseudo-random data
+//	GET /generate_204  204 No Content: the answer of the connectivity check that phones make,
+//	                   and fobgw's captive portal check (the lab's ISP DNS names it)
 package main
 
 import (
@@ -49,6 +51,9 @@ func newMux(logger *slog.Logger) *http.ServeMux {
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, host)
+	})
+	mux.HandleFunc("GET /generate_204", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /big", func(w http.ResponseWriter, r *http.Request) {
 		size := defaultSize

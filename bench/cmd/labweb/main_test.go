@@ -35,6 +35,11 @@ func TestMux(t *testing.T) {
 				t.Errorf("body is mostly zeros; want random-ish bytes")
 			}
 		}},
+		{"generate_204 answers 204 with no body", "/generate_204", http.StatusNoContent, func(t *testing.T, body []byte) {
+			if len(body) != 0 {
+				t.Errorf("body %q, want none", body)
+			}
+		}},
 		{"big rejects a bad size", "/big?size=-1", http.StatusBadRequest, nil},
 		{"big rejects a huge size", "/big?size=99999999999", http.StatusBadRequest, nil},
 	} {
