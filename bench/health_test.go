@@ -143,9 +143,9 @@ func TestLANPath(t *testing.T) {
 	})
 }
 
-// TestEndpointList: the ISP drops UDP to the first endpoint's port; the home router answers on
-// 443 too. With both in the Endpoint list the client is through on the second within 30 s of
-// the gateway's start, and status names the entry.
+// TestEndpointList: the ISP drops UDP between the FOB and the first endpoint's port, both ways;
+// the home router answers on 443 too. With both in the Endpoint list the client is through on the
+// second within 30 s of the gateway's start, and status names the entry.
 func TestEndpointList(t *testing.T) {
 	healthGateway(t)
 	const bar = 30 * time.Second

@@ -23,7 +23,8 @@
 #   beg-allowed PREFIXES  set the AllowedIPs of the FOB's peer at beg (e.g. 10.1.200.2/32, as
 #                         the home router of the story; the lab starts with
 #                         10.1.200.2/32,192.168.86.0/24)
-#   block-udp PORT...     the ISP (net) drops UDP from the FOB to these ports (replaces the list)
+#   block-udp PORT...     the ISP (net) drops UDP between the FOB and these ports, both ways
+#                         (replaces the list)
 #   unblock-udp           the ISP drops nothing again
 #   beg-port PORT...      beg answers WireGuard on these UDP ports too (a redirect to 13231, as a
 #                         home router's port forward); no PORT: only 13231 again
@@ -583,10 +584,18 @@ set_ports() {
 	} | nsx "$ns" nft -f -
 }
 
+# cmd_block_udp: a port block, both ways. Dropping only the FOB's packets to PORT made a world
+# that a network blocking the port from the start does not: the NAT mapping a tunnel on PORT had
+# before the block lives on (the blocked packets still refresh it: conntrack sees them before the
+# drop), so home's own handshake retries from PORT (wireguard-go starts them 15 s after its last
+# unanswered packet, every 5 s for 90 s) come in, and the gateway's wireguard-go, answering them,
+# roams the peer back to PORT, the entry the healer left, where its responses are dropped.
+# Whether home's retries began before the gateway's first handshake on the next entry depended on
+# when home's last packet fell: now and then TestEndpointList failed so.
 cmd_block_udp() {
 	(($# > 0)) || die "usage: lab.sh block-udp PORT..."
-	set_ports fobl-block net "type filter hook forward priority filter; iifname \"muc0\" udp dport { PORTS } counter name hits drop" "$@"
-	log "the ISP drops UDP from the FOB to port(s) $*"
+	set_ports fobl-block net "type filter hook forward priority filter; iifname \"muc0\" udp dport { PORTS } counter name hits drop; oifname \"muc0\" udp sport { PORTS } drop" "$@"
+	log "the ISP drops UDP between the FOB and port(s) $*"
 }
 
 cmd_beg_port() {
