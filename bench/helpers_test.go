@@ -327,6 +327,27 @@ func captureFirst(tb testing.TB, name, iface, filter string) *capture {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	cmd := command(ctx, "ip", "netns", "exec", nsName(name), "tcpdump", "-i", iface, "-n", "-l", "-c", "1", filter)
+	stdout := startTcpdump(tb, cmd, cancel, fmt.Sprintf("in %s on %s", name, iface))
+	c := &capture{done: make(chan struct{})}
+	go func() {
+		b, _ := io.ReadAll(stdout)
+		c.mu.Lock()
+		c.out.Write(b)
+		c.mu.Unlock()
+		_ = cmd.Wait()
+		close(c.done)
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		<-c.done
+	})
+	return c
+}
+
+// startTcpdump starts cmd, a tcpdump, and returns its standard output once it listens (it says
+// so on standard error); where, for messages, says where it captures. cancel ends cmd's context.
+func startTcpdump(tb testing.TB, cmd *exec.Cmd, cancel context.CancelFunc, where string) io.Reader {
+	tb.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		cancel()
@@ -339,9 +360,8 @@ func captureFirst(tb testing.TB, name, iface, filter string) *capture {
 	}
 	if err := cmd.Start(); err != nil {
 		cancel()
-		tb.Fatalf("start tcpdump in %s: %v", name, err)
+		tb.Fatalf("start tcpdump %s: %v", where, err)
 	}
-	c := &capture{done: make(chan struct{})}
 	listening := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -356,24 +376,13 @@ func captureFirst(tb testing.TB, name, iface, filter string) *capture {
 			close(listening)
 		}
 	}()
-	go func() {
-		b, _ := io.ReadAll(stdout)
-		c.mu.Lock()
-		c.out.Write(b)
-		c.mu.Unlock()
-		_ = cmd.Wait()
-		close(c.done)
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		<-c.done
-	})
 	select {
 	case <-listening:
 	case <-time.After(10 * time.Second):
-		tb.Fatalf("tcpdump in %s on %s did not start listening", name, iface)
+		cancel()
+		tb.Fatalf("tcpdump %s did not start listening", where)
 	}
-	return c
+	return stdout
 }
 
 // wait returns the captured packet line, or an error if none came within timeout.

@@ -312,35 +312,8 @@ func captureInitiations(tb testing.TB, home string) *initiations {
 	ctx, cancel := context.WithCancel(context.Background())
 	filter := fmt.Sprintf("udp and dst host %s and dst port 13231 and udp[4:2] = 156 and udp[8] = 1", home)
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsName("net"), "tcpdump", "-i", "beg0", "-n", "-l", "-tt", filter)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		tb.Fatalf("start tcpdump in net: %v", err)
-	}
+	stdout := startTcpdump(tb, cmd, cancel, "in net on beg0")
 	c := &initiations{cancel: cancel, done: make(chan struct{})}
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := false
-		for sc.Scan() {
-			if !once && strings.Contains(sc.Text(), "listening on") {
-				once = true
-				close(listening)
-			}
-		}
-		if !once {
-			close(listening)
-		}
-	}()
 	go func() {
 		defer close(c.done)
 		sc := bufio.NewScanner(stdout)
@@ -355,11 +328,6 @@ func captureInitiations(tb testing.TB, home string) *initiations {
 		cancel()
 		<-c.done
 	})
-	select {
-	case <-listening:
-	case <-time.After(10 * time.Second):
-		tb.Fatal("tcpdump in net on beg0 did not start listening")
-	}
 	return c
 }
 

@@ -101,7 +101,7 @@ func probeEvery(k *Kick, stop time.Time) {
 		ctx, cancel := context.WithTimeout(context.Background(), ProbeTimeout)
 		k.Probe(ctx)
 		cancel()
-		time.Sleep(ProbeInterval - time.Since(start))
+		time.Sleep(ProbeInterval - time.Since(start)) // fake time (synctest): the probes' interval
 	}
 }
 
@@ -209,7 +209,7 @@ func TestKickRateLimit(t *testing.T) {
 			t.Errorf("%d handshakes started (counted %d) in a silent minute since %v, want 12: %v", len(got), k.Kicks(), start, got)
 		}
 		k.Close()
-		time.Sleep(time.Minute)
+		time.Sleep(time.Minute) // fake time (synctest): a minute after close
 		if n := len(peer.kicks()); n != len(got) {
 			t.Errorf("%d handshakes started after close", n-len(got))
 		}
