@@ -393,9 +393,19 @@ func TestRunKernelRepairsDrift(t *testing.T) {
 	if w.rulesToTable(t, cfg.Table) != 1 {
 		t.Fatalf("deleted rule not repaired within 10 s (repair every %v)", w.repair)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	st, err := ReadStatus(ctx, ControlSocket(w.runDir, w.name))
+	// The repair puts the rule back, then counts it: the rule can be seen
+	// a moment before the count, so the count is waited for too.
+	var st *Status
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err = ReadStatus(ctx, ControlSocket(w.runDir, w.name))
+		cancel()
+		if err == nil && st.RouteRepairs > 0 || time.Now().After(deadline) {
+			break
+		}
+		// Polled: the status socket answers questions, it pushes nothing.
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil || st.RouteRepairs == 0 {
 		t.Errorf("status after repair: %+v, %v", st, err)
 	}
