@@ -228,6 +228,19 @@ func cmdDown(args []string, stderr io.Writer) error {
 	return gateway.Down(cfg, gateway.Options{Logger: newLogger(stderr, *verbose)})
 }
 
+// gatewayName is the gateway's interface name: the Name of cfgFile when
+// one is given (-config), else name (-name).
+func gatewayName(name, cfgFile string) (string, error) {
+	if cfgFile == "" {
+		return name, nil
+	}
+	cfg, err := readConfig(cfgFile)
+	if err != nil {
+		return "", err
+	}
+	return cfg.Name, nil
+}
+
 func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", stderr)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
@@ -236,17 +249,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	n := *name
-	if *cfgFile != "" {
-		data, err := os.ReadFile(*cfgFile)
-		if err != nil {
-			return &usageError{msg: fmt.Sprintf("read %s: %v", *cfgFile, err)}
-		}
-		cfg, err := config.ParseConfig(*cfgFile, data)
-		if err != nil {
-			return err
-		}
-		n = cfg.Name
+	n, err := gatewayName(*name, *cfgFile)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -81,13 +81,9 @@ func cmdPortalClose(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	n := *name
-	if *cfgFile != "" {
-		cfg, err := readConfig(*cfgFile)
-		if err != nil {
-			return err
-		}
-		n = cfg.Name
+	n, err := gatewayName(*name, *cfgFile)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
