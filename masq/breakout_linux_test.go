@@ -169,26 +169,7 @@ func newBreakoutWorld(t *testing.T) *breakoutWorld {
 	veth("pc", "eth0", bw.c, br)
 	veth("wan0", "eth0", ispNS, nil)
 	veth("fobgw0", "tun0", homeNS, nil)
-	addrs := func(h *netlink.Handle, ifname string, as ...string) netlink.Link {
-		l, err := h.LinkByName(ifname)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range as {
-			addr, err := netlink.ParseAddr(a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr.Flags = unix.IFA_F_NODAD
-			if err := h.AddrAdd(l, addr); err != nil {
-				t.Fatalf("%s on %s: %v", a, ifname, err)
-			}
-		}
-		if err := h.LinkSetUp(l); err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+	addrs := func(h *netlink.Handle, ifname string, as ...string) netlink.Link { return linkUp(t, h, ifname, as...) }
 	route := func(h *netlink.Handle, l netlink.Link, via string, table int) {
 		if err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: net.ParseIP(via), Table: table}); err != nil {
 			t.Fatalf("default via %s: %v", via, err)

@@ -387,25 +387,7 @@ func TestTranslates(t *testing.T) {
 	}
 	veth("lan0", "eth0", lanNS)
 	veth("fobgw0", "tun0", farNS)
-	addrs := func(h *netlink.Handle, ifname string, as ...string) {
-		l, err := h.LinkByName(ifname)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range as {
-			addr, err := netlink.ParseAddr(a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr.Flags = unix.IFA_F_NODAD
-			if err := h.AddrAdd(l, addr); err != nil {
-				t.Fatalf("%s on %s: %v", a, ifname, err)
-			}
-		}
-		if err := h.LinkSetUp(l); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addrs := func(h *netlink.Handle, ifname string, as ...string) { linkUp(t, h, ifname, as...) }
 	addrs(lan, "eth0", "192.168.86.254/24", "fd86::254/64")
 	addrs(gw, "lan0", "192.168.86.1/24", "fd86::1/64")
 	addrs(gw, "fobgw0", "10.1.200.2/24", "fd00:1::2/64")
@@ -490,4 +472,28 @@ func TestTranslates(t *testing.T) {
 			t.Errorf("%s the far host sees the LAN's IPv6 datagram from %s, want %s", step.name, got, step.v6)
 		}
 	}
+}
+
+// linkUp gives the link ifname in h the addresses as (no duplicate address
+// detection) and sets it up.
+func linkUp(t *testing.T, h *netlink.Handle, ifname string, as ...string) netlink.Link {
+	t.Helper()
+	l, err := h.LinkByName(ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range as {
+		addr, err := netlink.ParseAddr(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr.Flags = unix.IFA_F_NODAD
+		if err := h.AddrAdd(l, addr); err != nil {
+			t.Fatalf("%s on %s: %v", a, ifname, err)
+		}
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
