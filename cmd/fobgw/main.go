@@ -228,28 +228,32 @@ func cmdDown(args []string, stderr io.Writer) error {
 	return gateway.Down(cfg, gateway.Options{Logger: newLogger(stderr, *verbose)})
 }
 
-// gatewayName is the gateway's interface name: the Name of cfgFile when
-// one is given (-config), else name (-name).
-func gatewayName(name, cfgFile string) (string, error) {
-	if cfgFile == "" {
-		return name, nil
+// nameFlags adds -name and -config to fs; the function it returns, called
+// after parsing, is the gateway's interface name: the Name of the -config
+// file when one is given, else -name.
+func nameFlags(fs *flag.FlagSet) func() (string, error) {
+	name := fs.String("name", config.DefaultName, "the gateway's interface `NAME`")
+	cfgFile := fs.String("config", "", "take the name from this configuration `FILE`")
+	return func() (string, error) {
+		if *cfgFile == "" {
+			return *name, nil
+		}
+		cfg, err := readConfig(*cfgFile)
+		if err != nil {
+			return "", err
+		}
+		return cfg.Name, nil
 	}
-	cfg, err := readConfig(cfgFile)
-	if err != nil {
-		return "", err
-	}
-	return cfg.Name, nil
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", stderr)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	name := fs.String("name", config.DefaultName, "the gateway's interface `NAME`")
-	cfgFile := fs.String("config", "", "take the name from this configuration `FILE`")
+	gwName := nameFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	n, err := gatewayName(*name, *cfgFile)
+	n, err := gwName()
 	if err != nil {
 		return err
 	}

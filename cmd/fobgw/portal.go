@@ -76,12 +76,11 @@ func cmdPortalOpen(args []string, stdout, stderr io.Writer) error {
 
 func cmdPortalClose(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("portal close", stderr)
-	name := fs.String("name", config.DefaultName, "the gateway's interface `NAME`")
-	cfgFile := fs.String("config", "", "take the name from this configuration `FILE`")
+	gwName := nameFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	n, err := gatewayName(*name, *cfgFile)
+	n, err := gwName()
 	if err != nil {
 		return err
 	}
