@@ -105,6 +105,34 @@ func clampMTU(cfg *config.Config) (int, bool) {
 	return 0, true // follow the device MTU
 }
 
+// uapiTries is how often listenUAPI creates the UAPI socket when it vanishes before it is watched.
+const uapiTries = 3
+
+// listenUAPI creates the UAPI socket NAME.sock (open: ipc.UAPIOpen) and listens on it
+// (listen: ipc.UAPIListen, which also watches the file so that the gateway stops when it is
+// deleted). When the file is gone between the two (a process that held the same path before
+// removed it as it closed; seen once in the lab, at a restart), it tries again, up to
+// uapiTries times, and says so.
+func listenUAPI(name string, open func(string) (*os.File, error), listen func(string, *os.File) (net.Listener, error), log *slog.Logger) (net.Listener, error) {
+	path := UAPIDir + "/" + name + ".sock"
+	for try := 1; ; try++ {
+		f, err := open(name)
+		if err != nil {
+			return nil, fmt.Errorf("open the UAPI socket %s: %w", path, err)
+		}
+		l, err := listen(name, f)
+		f.Close()
+		if err == nil {
+			return l, nil
+		}
+		os.Remove(path)
+		if !errors.Is(err, os.ErrNotExist) || try == uapiTries {
+			return nil, fmt.Errorf("listen on the UAPI socket %s: %w", path, err)
+		}
+		log.Warn("the UAPI socket vanished as it was made; making it again", "socket", path, "try", try+1)
+	}
+}
+
 // openTunnel creates the TUN, wrapped by mssclamp and pmtu, the device and
 // the UAPI socket, sets the addresses, brings the link up and starts pmtu.
 // On error it undoes what it did.
@@ -135,15 +163,8 @@ func openTunnel(h *netlink.Handle, cfg *config.Config, priv config.Key, pmtu *pa
 	if err = t.dev.IpcSet(uapiConfig(cfg, priv, ep)); err != nil {
 		return t, fmt.Errorf("configure the WireGuard device: %w", err)
 	}
-	f, err := ipc.UAPIOpen(cfg.Name)
-	if err != nil {
-		return t, fmt.Errorf("open the UAPI socket %s/%s.sock: %w", UAPIDir, cfg.Name, err)
-	}
-	t.uapi, err = ipc.UAPIListen(cfg.Name, f)
-	f.Close()
-	if err != nil {
-		os.Remove(UAPIDir + "/" + cfg.Name + ".sock")
-		return t, fmt.Errorf("listen on the UAPI socket: %w", err)
+	if t.uapi, err = listenUAPI(cfg.Name, ipc.UAPIOpen, ipc.UAPIListen, log); err != nil {
+		return t, err
 	}
 	go func() {
 		for {
