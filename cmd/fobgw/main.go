@@ -204,7 +204,14 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return gateway.Run(ctx, cfg, gateway.Options{Logger: log})
+	ready := func() {
+		if n, err := releaseStartupPages(); err != nil {
+			log.Warn("could not release the binary's start-up pages; fobgw runs on with them", "err", err)
+		} else {
+			log.Debug("released the binary's start-up pages", "mapped_mib", n>>20)
+		}
+	}
+	return gateway.Run(ctx, cfg, gateway.Options{Logger: log, OnReady: ready})
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
