@@ -16,7 +16,7 @@
 # Environment: ROUNDS (3), SECS (10), DNS_SECS (6), PATHS (the four above, names:
 # fobgw-auto fobgw-off stock plain; without a fobgw binary only stock and plain run; also
 # fobgw-nolimit: fobgw-auto with GOMEMLIMIT=off; fobgw-memN: with GOMEMLIMIT=NMiB; fobgw-procsN:
-# with GOMAXPROCS=N; fobgw-base: fobgw-auto run from the binary BASE_BIN,
+# with GOMAXPROCS=N; fobgw-gogcN: with GOGC=N; fobgw-base: fobgw-auto run from the binary BASE_BIN,
 # a build of another commit, for an alternated A/B of two builds),
 # IPERF_ARGS (extra iperf3 arguments for every path, e.g. "-M 1380" or "-P 2"), NO_DNS=1 (skip 2.),
 # DNS_ROUNDS (ROUNDS), DNSMASQ_FWDMAX ("150 1000 4000": dnsmasq's --dns-forward-max values tried),
@@ -82,6 +82,7 @@ gw_start() {
 	fobgw-mem*) GOMEMLIMIT=${1#fobgw-mem}MiB lab gw fobgw auto ;; # fobgw-mem128: a 128 MiB soft limit
 	fobgw-base) FOBL_BIN=$OUT/basebin lab gw fobgw auto ;;           # the build in BASE_BIN
 	fobgw-procs*) GOMAXPROCS=${1#fobgw-procs} lab gw fobgw auto ;;   # fobgw-procs1: GOMAXPROCS=1
+	fobgw-gogc*) GOGC=${1#fobgw-gogc} lab gw fobgw auto ;;            # fobgw-gogc50: GOGC=50
 	stock | plain) lab gw "$1" ;;
 	*)
 		say "unknown path $1"
