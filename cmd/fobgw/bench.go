@@ -24,6 +24,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	}
 	// The memory limit `fobgw run` would set here: wireguard-go sizes its buffer pool from it.
 	applyMemoryLimit(os.Getenv, cgroupMemoryLimit("/"))
+	applyGCPercent(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	res, err := selfbench.Run(ctx, selfbench.Config{Seconds: *seconds})

@@ -54,8 +54,9 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 Memory: fobgw run sets a soft memory limit (runtime/debug.SetMemoryLimit):
 three quarters of its cgroup's memory limit when it runs under one (systemd's
 MemoryMax=, cgroup v1 or v2), otherwise 48 MiB, what it was measured to need.
-The GOMEMLIMIT environment variable wins (GOMEMLIMIT=off for none); GOGC keeps
-its default. The limit is logged at start as memory_limit.
+The GOMEMLIMIT environment variable wins (GOMEMLIMIT=off for none). GOGC is
+50 unless the environment sets it: most of the live heap is packet buffers kept
+for the whole run. The limit is logged at start as memory_limit.
 `
 
 // Exit codes.
@@ -197,6 +198,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, *verbose)
 	limit, source := applyMemoryLimit(os.Getenv, cgroupMemoryLimit("/"))
+	applyGCPercent(os.Getenv)
 	if limit == math.MaxInt64 {
 		log.Info("memory limit", "memory_limit", "off", "source", source)
 	} else {

@@ -37,6 +37,25 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
+// TestApplyGCPercent: GOGC is gcPercent unless the environment sets it, which the runtime has
+// applied and which is left alone.
+func TestApplyGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	if got := applyGCPercent(func(string) string { return "" }); got != gcPercent || debug.SetGCPercent(100) != gcPercent {
+		t.Errorf("without GOGC: %d; want %d in force", got, gcPercent)
+	}
+	debug.SetGCPercent(200) // as the runtime would have for GOGC=200
+	env := func(k string) string {
+		if k == "GOGC" {
+			return "200"
+		}
+		return ""
+	}
+	if got := applyGCPercent(env); got != 200 || debug.SetGCPercent(100) != 200 {
+		t.Errorf("with GOGC=200: %d; want 200 left in force", got)
+	}
+}
+
 // writeFiles makes a fake root: name -> content.
 func writeFiles(t *testing.T, files map[string]string) string {
 	t.Helper()
