@@ -10,8 +10,9 @@ import (
 )
 
 // measuredNeed is the soft memory limit of `fobgw run` outside a memory cgroup: in the lab
-// fobgw's peak RSS stayed at 23-26 MiB with 8 TCP streams each way (bench/RESULTS.md, runs 8-9),
-// about 13 MiB of it the binary's own pages, so the garbage collector works harder only past
+// fobgw's peak RSS stayed at 23-26 MiB with 8 TCP streams each way (bench/RESULTS.md, runs 8-9;
+// 21-23 MiB since it gives back its start-up pages and runs GOGC 50, runs 10-13), 9-13 MiB of it
+// the binary's own pages, so the garbage collector works harder only past
 // what it was measured to need, with a margin. The patched wireguard-go sizes its packet buffer
 // pool from the limit in force when the device is made (1/16 of it: 1536 buffers here), so
 // applyMemoryLimit runs before the gateway starts.
