@@ -112,8 +112,11 @@ else
 fi
 
 echo
-echo "4. wg show fobgw0 (at muc)"
-x muc wg show fobgw0 | sed 's/^/   /'
+# The gateway's interface: fobgw0, or named after the prefix as lab.sh names it.
+gw_name=fobgw0
+[[ $NSP == fobl ]] || gw_name=${NSP}gw0
+echo "4. wg show $gw_name (at muc)"
+x muc wg show "$gw_name" | sed 's/^/   /'
 
 echo
 echo "5. The kill switch: kill -9 fobgw, then the client tries web"
