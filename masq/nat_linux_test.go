@@ -17,6 +17,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/fobgw/fobgw/internal/nstest"
 )
 
 var (
@@ -482,18 +484,6 @@ func linkUp(t *testing.T, h *netlink.Handle, ifname string, as ...string) netlin
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range as {
-		addr, err := netlink.ParseAddr(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr.Flags = unix.IFA_F_NODAD
-		if err := h.AddrAdd(l, addr); err != nil {
-			t.Fatalf("%s on %s: %v", a, ifname, err)
-		}
-	}
-	if err := h.LinkSetUp(l); err != nil {
-		t.Fatal(err)
-	}
+	nstest.LinkUp(t, h, l, as...)
 	return l
 }

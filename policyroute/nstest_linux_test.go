@@ -18,6 +18,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/fobgw/fobgw/internal/nstest"
 )
 
 // world is the FOB in a fresh network namespace: br0 (LAN, 192.168.86.1/24,
@@ -186,19 +188,7 @@ func (w *world) addLink(tb testing.TB, kind, name string, addrs ...string) netli
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, a := range addrs {
-		addr, err := netlink.ParseAddr(a)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		addr.Flags = unix.IFA_F_NODAD
-		if err := w.h.AddrAdd(l, addr); err != nil {
-			tb.Fatalf("address %s on %s: %v", a, name, err)
-		}
-	}
-	if err := w.h.LinkSetUp(l); err != nil {
-		tb.Fatal(err)
-	}
+	nstest.LinkUp(tb, w.h, l, addrs...)
 	return l
 }
 

@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 const childEnv = "FOBGW_NETNS_CHILD"
@@ -51,4 +54,25 @@ func InFreshNetns(t *testing.T) bool {
 		t.Fatalf("child did not pass %s", test)
 	}
 	return false
+}
+
+// LinkUp gives the link l in h the addresses addrs ("192.0.2.1/24",
+// "2001:db8::1/64"), without duplicate address detection so that IPv6 ones
+// are usable at once, and sets it up.
+func LinkUp(tb testing.TB, h *netlink.Handle, l netlink.Link, addrs ...string) {
+	tb.Helper()
+	name := l.Attrs().Name
+	for _, a := range addrs {
+		addr, err := netlink.ParseAddr(a)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addr.Flags = unix.IFA_F_NODAD
+		if err := h.AddrAdd(l, addr); err != nil {
+			tb.Fatalf("address %s on %s: %v", a, name, err)
+		}
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		tb.Fatalf("set %s up: %v", name, err)
+	}
 }
