@@ -20,7 +20,8 @@
 # a build of another commit, for an alternated A/B of two builds),
 # IPERF_ARGS (extra iperf3 arguments for every path, e.g. "-M 1380" or "-P 2"), NO_DNS=1 (skip 2.),
 # DNS_ROUNDS (ROUNDS), DNSMASQ_FWDMAX ("150 1000 4000": dnsmasq's --dns-forward-max values tried),
-# NO_BUILD=1 (use the binaries already in $FOBL_BIN).
+# NO_BUILD=1 (use the binaries already in $FOBL_BIN), ORDER=rotate (round r starts with the r-th
+# path of PATHS instead of every round with the first).
 # fobgw-off rounds run iperf3 with -M 1380 so the PMTUD black hole cannot stall their
 # downloads: segments are then the same size as with the clamp, and only the clamp's cost differs.
 set -euo pipefail
@@ -136,8 +137,16 @@ median() {
 
 # --- 1. throughput ---------------------------------------------------------------------------
 : >"$OUT/iperf.tsv"
+read -ra path_list <<<"$PATHS"
 for r in $(seq "$ROUNDS"); do
-	for p in $PATHS; do
+	# ORDER=rotate: round r starts with the r-th path, so that no path always runs first or
+	# last in its round (a machine that warms up or tires within a round favours one place).
+	round_paths=("${path_list[@]}")
+	if [[ ${ORDER:-fixed} == rotate ]]; then
+		k=$(((r - 1) % ${#path_list[@]}))
+		round_paths=("${path_list[@]:k}" "${path_list[@]:0:k}")
+	fi
+	for p in "${round_paths[@]}"; do
 		gw_start "$p" >>"$OUT/lab.log" 2>&1
 		extra=()
 		[[ $p == fobgw-off && " ${IPERF_ARGS:-} " != *" -M "* ]] && extra=(-M 1380)
@@ -302,7 +311,7 @@ read -r load_after _ </proc/loadavg
 	echo "Stock recipe and beg: upstream golang.zx2c4.com/wireguard $(bash "$HERE/../patches/apply.sh" -version) (go.mod's pin; fobgw: the same with patches/wireguard)," \
 		"$(iperf3 --version | head -1 | cut -d' ' -f1-2), dnsperf $(dpkg-query -W -f='${Version}' dnsperf 2>/dev/null)."
 	echo
-	echo "Command: \`ROUNDS=$ROUNDS SECS=$SECS DNS_SECS=$DNS_SECS PATHS=\"$PATHS\" IPERF_ARGS=\"${IPERF_ARGS:-}\" bash bench/throughput.sh\`" \
+	echo "Command: \`ROUNDS=$ROUNDS SECS=$SECS DNS_SECS=$DNS_SECS PATHS=\"$PATHS\" ORDER=${ORDER:-fixed} IPERF_ARGS=\"${IPERF_ARGS:-}\" bash bench/throughput.sh\`" \
 		"(iperf3 -c 203.0.113.80 -t $SECS [-R] ${IPERF_ARGS:-}from the client; fobgw-off with -M 1380)."
 	echo
 	echo "### Throughput, medians of $ROUNDS alternated rounds (Mbit/s), peak RSS of the gateway"
