@@ -35,8 +35,9 @@ cross: wgpatch
 	GOOS=linux GOARCH=mips GOMIPS=softfloat $(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fobgw-linux-mips ./cmd/fobgw
 	GOOS=linux GOARCH=mipsle GOMIPS=softfloat $(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fobgw-linux-mipsle ./cmd/fobgw
 
-# The tests that need no kernel (clamp, DNS wire format and cache, config parser) on arm64, armv7
-# and big-endian mips under qemu-user (qemu-user-static, see deps); .ci/cross-test names them.
+# The tests that need no kernel (clamp, DNS wire format and cache, config parser, the patched
+# wireguard-go's checksums, offloads and buffer pool) on arm64, armv7 and big-endian mips under
+# qemu-user (qemu-user-static, see deps); .ci/cross-test names them.
 cross-test: wgpatch
 	GO=$(GO) bash .ci/cross-test
 
