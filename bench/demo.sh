@@ -112,9 +112,7 @@ else
 fi
 
 echo
-# The gateway's interface: fobgw0, or named after the prefix as lab.sh names it.
-gw_name=fobgw0
-[[ $NSP == fobl ]] || gw_name=${NSP}gw0
+gw_name=$(lab ifname gw) # fobgw0, or named after FOBL_NS
 echo "4. wg show $gw_name (at muc)"
 x muc wg show "$gw_name" | sed 's/^/   /'
 

@@ -20,6 +20,8 @@
 #   path-mtu MTU          set the ISP-to-home link (net beg0 <-> beg wan0) to MTU (1280-1500), with
 #                         ICMP "fragmentation needed" dropped at net: the tunnel's own black hole
 #   status                namespaces, gateway mode, `wg show` at both ends
+#   ifname gw|stock|beg   print the WireGuard interface's name (fobgw's, the stock recipe's, home's)
+#                         under this FOBL_NS
 #   beg-allowed PREFIXES  set the AllowedIPs of the FOB's peer at beg (e.g. 10.1.200.2/32, as
 #                         the home router of the story; the lab starts with
 #                         10.1.200.2/32,192.168.86.0/24)
@@ -886,6 +888,14 @@ main() {
 	ddns-move) cmd_ddns_move "$@" ;;
 	path-mtu) cmd_path_mtu "$@" ;;
 	status) cmd_status ;;
+	ifname)
+		case ${1:-} in
+		gw) echo "$GW_NAME" ;;
+		stock) echo "$STOCK_NAME" ;;
+		beg) echo "$BEG_NAME" ;;
+		*) die "usage: lab.sh ifname gw|stock|beg" ;;
+		esac
+		;;
 	beg-allowed) cmd_beg_allowed "$@" ;;
 	block-udp) cmd_block_udp "$@" ;;
 	unblock-udp) set_ports fobl-block net "" && log "the ISP drops nothing" ;;

@@ -195,15 +195,13 @@ declare -A dns_port=()
 dns_targets=""
 if [[ -z ${NO_DNS:-} ]]; then
 dns_path=fobgw-auto
-dns_if=fobgw0
-[[ $NSP == fobl ]] || dns_if=${NSP}gw0 # lab.sh's names under another prefix
+dns_if=$(lab ifname gw)
 if [[ " $PATHS " == *" fobgw-auto "* ]]; then
 	dns_targets=fobgw
 	dns_port[fobgw]=53
 else
 	dns_path=stock
-	dns_if=wgstock0
-	[[ $NSP == fobl ]] || dns_if=${NSP}stk0
+	dns_if=$(lab ifname stock)
 fi
 gw_start "$dns_path" >>"$OUT/lab.log" 2>&1
 # dnsmasq on the same gateway, forwarding through the same tunnel, one instance per forward-max.
