@@ -56,6 +56,7 @@ var metricDefs = append([]metricDef{
 	{"fobgw_probe_misses_total", "Health probes without an answer.", true, func(s *Status) float64 { return float64(s.ProbeMissesTotal) }},
 	{"fobgw_probes_total", "Health probes sent through the tunnel.", true, func(s *Status) float64 { return float64(s.Probes) }},
 	{"fobgw_endpoint_changes_total", "Times the peer endpoint was set to another address.", true, func(s *Status) float64 { return float64(s.EndpointChanges) }},
+	{"fobgw_endpoint_roam_resets_total", "Times the peer had roamed back to an endpoint the gateway left, while probes went unanswered, and was set back.", true, func(s *Status) float64 { return float64(s.EndpointRoamResets) }},
 	{"fobgw_handshake_kicks_total", "Handshakes started at once after a health probe found the peer silent (at most one per 5 s).", true, func(s *Status) float64 { return float64(s.HandshakeKicks) }},
 	{"fobgw_endpoint_resolve_failures_total", "Failed resolutions of the endpoint name.", true, func(s *Status) float64 { return float64(s.ResolveFailures) }},
 

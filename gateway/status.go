@@ -99,6 +99,9 @@ probes:           %d sent, %d missed now, %d missed in all; endpoint changed %d 
 		s.DNS.Queries, s.DNS.OK, s.DNS.NXDomain, s.DNS.ServFail, s.DNS.Dropped, s.DNS.CacheHits, s.DNS.CacheMisses,
 		s.DNS.UpstreamTimeouts, s.DNS.UpstreamErrors,
 		s.RouteRepairs, s.Probes, s.ProbeMisses, s.ProbeMissesTotal, s.EndpointChanges, s.Reresolutions, s.ResolveFailures)
+	if err == nil && s.EndpointRoamResets > 0 {
+		_, err = fmt.Fprintf(w, "endpoint set back: %d times (the peer had roamed back to an endpoint left, unanswered)\n", s.EndpointRoamResets)
+	}
 	if err == nil && s.MTU != nil {
 		_, err = fmt.Fprintf(w, "mtu:              %s\n", s.MTU.text())
 	}

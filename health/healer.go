@@ -63,6 +63,9 @@ type Peer interface {
 	Endpoint() (netip.AddrPort, error)
 	LastHandshake() (time.Time, error)
 	RxBytes() (uint64, error) // bytes received from the peer, monotonic
+	// StartHandshake sends a handshake initiation now, unless WireGuard
+	// sent one less than REKEY_TIMEOUT ago.
+	StartHandshake() error
 }
 
 // params are the healer's timing: the package's constants, shortened
@@ -120,6 +123,10 @@ type HealerStatus struct {
 	Reresolutions    uint64       `json:"reresolutions"`
 	ResolveFailures  uint64       `json:"resolve_failures"`
 
+	// EndpointRoamResets: times the peer had roamed back to an endpoint
+	// the healer left, while probes went unanswered, and was set back.
+	EndpointRoamResets uint64 `json:"endpoint_roam_resets"`
+
 	// The Endpoint list (list.go).
 	EndpointEntry         string `json:"endpoint_entry"`        // the list's entry in use, as written
 	EndpointEntryReason   string `json:"endpoint_entry_reason"` // why that entry
@@ -163,10 +170,11 @@ type Healer struct {
 	unchanged     int           // re-resolutions in a row that returned the unchanged record
 	nextUnchanged time.Time     // no resolution before this (back-off while the record stays the same)
 
-	entry        int          // index of the entry in use in eps
-	tried        []netip.Addr // addresses of the entry set since the tunnel last answered
-	nextFailback time.Time    // when to try the first entry again; zero: on it
-	trial        *trial       // a try of the first entry in progress, or nil
+	entry        int              // index of the entry in use in eps
+	tried        []netip.Addr     // addresses of the entry set since the tunnel last answered
+	nextFailback time.Time        // when to try the first entry again; zero: on it
+	trial        *trial           // a try of the first entry in progress, or nil
+	left         []netip.AddrPort // endpoints the healer moved away from, the latest last (at most maxLeft)
 
 	clk         clock.Source // nil: the clock is not checked
 	build       time.Time    // the binary's build time, for clock.Check
@@ -371,6 +379,23 @@ func (h *Healer) probeOnce(ctx context.Context, now time.Time, st healerState) (
 	// During a trial of the first entry the working path may still bring
 	// bytes in: only an answer to the probe counts.
 	rxMoved = rxMoved && h.trial == nil
+	// Nor do bytes that come from an endpoint the healer moved away from,
+	// while probes go unanswered: they prove nothing about the path that
+	// carries ours. A block of the port in use that starts mid-session
+	// (outbound only) still lets home's own handshake retries in from it
+	// through a mapping left open, and wireguard-go roams back to their
+	// source: home sends, our answers and probes go to a port that drops
+	// them, and home retries until it gives up, 90 s on. Only a roam back
+	// to an endpoint left counts so: one to a new address is how a peer
+	// whose address changed reaches us. And only where the probe target
+	// is known to answer (it did since start): one that drops probes
+	// leaves received bytes as the only sign of life.
+	var roamedTo netip.AddrPort
+	if perr != nil && rxMoved && !st.LastProbeOK.IsZero() {
+		if ep, err := h.peer.Endpoint(); err == nil && ep.IsValid() && ep != st.Endpoint && slices.Contains(h.left, ep) {
+			rxMoved, roamedTo = false, ep
+		}
+	}
 	h.update(func(s *healerState) {
 		s.Probes++
 		if perr != nil && rxMoved {
@@ -384,9 +409,15 @@ func (h *Healer) probeOnce(ctx context.Context, now time.Time, st healerState) (
 			s.ProbeMisses++
 			s.ProbeMissesTotal++
 			s.LastError = "probe: " + perr.Error()
+			if roamedTo.IsValid() {
+				s.LastError += " (the peer sends only from " + roamedTo.String() + ", where it roamed: set back to " + st.Endpoint.String() + ")"
+			}
 		}
 		misses = s.ProbeMisses
 	})
+	if roamedTo.IsValid() {
+		h.resetRoam(roamedTo, st.Endpoint)
+	}
 	if perr == nil || rxMoved {
 		h.unchanged, h.nextUnchanged = 0, time.Time{}
 		h.tried = h.tried[:0]
@@ -399,6 +430,28 @@ func (h *Healer) probeOnce(ctx context.Context, now time.Time, st healerState) (
 		h.log.Debug("probe missed", "misses", misses, "peer_sends", rxMoved, "err", perr)
 	}
 	return perr == nil, misses, true
+}
+
+// maxLeft bounds the endpoints the healer remembers leaving: every entry's
+// port on a few addresses.
+const maxLeft = 16
+
+// resetRoam points the peer back at the endpoint the healer set (want),
+// from the one roaming took it to (at), without counting a change (the
+// misses go on counting), and starts a handshake there: once it completes,
+// home stops the retries that roamed the peer (the kick would not start
+// one, since those retries are bytes received).
+func (h *Healer) resetRoam(at, want netip.AddrPort) {
+	if err := h.peer.SetEndpoint(want); err != nil {
+		h.log.Error("setting the peer endpoint back failed", "endpoint", want, "roamed_to", at, "err", err)
+		return
+	}
+	h.update(func(s *healerState) { s.EndpointRoamResets++ })
+	h.log.Warn("the peer roamed to an endpoint that does not answer probes; set back",
+		"roamed_to", at, "endpoint", want)
+	if err := h.peer.StartHandshake(); err != nil {
+		h.log.Warn("starting a handshake after setting the endpoint back failed", "err", err)
+	}
 }
 
 // trigger says why the endpoint should be re-resolved now, or "": too many
@@ -446,6 +499,13 @@ func (h *Healer) setEndpoint(now time.Time, records []netip.Addr, addr netip.Add
 		h.tried = append(h.tried, addr)
 	}
 	prev := h.state().Endpoint
+	if prev.IsValid() && prev != ap {
+		h.left = slices.DeleteFunc(h.left, func(e netip.AddrPort) bool { return e == prev || e == ap })
+		if len(h.left) == maxLeft {
+			h.left = h.left[1:]
+		}
+		h.left = append(h.left, prev)
+	}
 	h.update(func(s *healerState) {
 		if s.Endpoint.IsValid() && s.Endpoint != ap {
 			s.EndpointChanges++

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,10 +48,17 @@ func (p *fakeProber) Probe(ctx context.Context) error {
 }
 
 type fakePeer struct {
-	set       []netip.AddrPort
-	handshake time.Time
-	rx        uint64
-	roamed    netip.AddrPort // when valid, where roaming took the endpoint since the last set
+	set        []netip.AddrPort
+	handshake  time.Time
+	rx         uint64
+	roamed     netip.AddrPort   // when valid, where roaming took the endpoint since the last set
+	handshakes []netip.AddrPort // where each StartHandshake went
+}
+
+func (p *fakePeer) StartHandshake() error {
+	ep, _ := p.Endpoint()
+	p.handshakes = append(p.handshakes, ep)
+	return nil
 }
 
 func (p *fakePeer) Endpoint() (netip.AddrPort, error) {
@@ -509,3 +517,89 @@ func TestHealerRunCadence(t *testing.T) {
 type probeFunc func(ctx context.Context) error
 
 func (f probeFunc) Probe(ctx context.Context) error { return f(ctx) }
+
+// TestHealerRoamedPeerNotAlive: the tunnel ran on :13231 until the port
+// was blocked outbound, and the healer moved to :443, where the target
+// answers. Then home's own handshake retries, let in from :13231 through a
+// mapping left open, roam the peer back there. Bytes keep coming, from
+// there only, and no probe is answered: they are not taken for a live
+// tunnel. The healer sets its endpoint back at once and starts a handshake
+// there, counts each reset, and the misses count. Controls, first: bytes
+// from the endpoint set, and from one the peer roamed to that the healer
+// never left (home's new address), count as alive as before.
+func TestHealerRoamedPeerNotAlive(t *testing.T) {
+	w, _ := newListWorld(t, "home.example.net:13231, home.example.net:443",
+		map[string][]netip.Addr{"home.example.net": {addrA}})
+	w.step() // boot: A:13231
+	w.pr.err = errors.New("timeout")
+	set := ap443(addrA)
+	w.stepUntil(t, "the second entry", time.Minute, func() bool { return w.peer.last() == set })
+	w.pr.err = nil
+	for range 3 {
+		w.peer.rx += 100 // the target answers through :443
+		w.step()
+	}
+
+	w.pr.err = errors.New("timeout")
+	w.peer.rx += 148 // bytes from the endpoint set: alive
+	w.step()
+	w.peer.roamed = ap443(addrB) // a roam to an address never left: alive
+	w.peer.rx += 148
+	w.step()
+	if st := w.h.state(); st.ProbeMisses != 0 || st.ProbesSilent != 2 || st.EndpointRoamResets != 0 || len(w.peer.handshakes) != 0 {
+		t.Fatalf("controls: state %+v, handshakes %v; want both silent probes taken as alive", st, w.peer.handshakes)
+	}
+	if ep, _ := w.peer.Endpoint(); ep != ap443(addrB) {
+		t.Fatalf("the peer is at %v, want left where it roamed (%v)", ep, ap443(addrB))
+	}
+
+	blocked := ap(addrA)
+	changes := w.h.state().EndpointChanges
+	for i := range 2 {
+		w.peer.roamed = blocked // home's retry roamed the peer back to the port left
+		w.peer.rx += 148
+		w.step()
+		st := w.h.state()
+		if st.ProbeMisses != i+1 || st.EndpointRoamResets != uint64(i+1) {
+			t.Fatalf("retry %d from %v: misses %d, roam resets %d; want %d and %d", i+1, blocked, st.ProbeMisses, st.EndpointRoamResets, i+1, i+1)
+		}
+		if ep, _ := w.peer.Endpoint(); ep != set {
+			t.Fatalf("retry %d: the peer stays at %v, want set back to %v", i+1, ep, set)
+		}
+		if n := len(w.peer.handshakes); n != i+1 || w.peer.handshakes[n-1] != set {
+			t.Fatalf("retry %d: handshakes started %v, want one more, to %v", i+1, w.peer.handshakes, set)
+		}
+		if !strings.Contains(st.LastError, blocked.String()) {
+			t.Errorf("last error %q does not say where the peer roamed", st.LastError)
+		}
+	}
+	if got := w.h.state().EndpointChanges; got != changes {
+		t.Errorf("endpoint changes %d, want %d: setting the same endpoint back is not a change", got, changes)
+	}
+}
+
+// TestHealerRoamedPeerSilentTarget: where the probe target never answered
+// (it drops the probes), received bytes stay the only sign of life, also
+// from an endpoint the healer left and the peer roamed back to.
+func TestHealerRoamedPeerSilentTarget(t *testing.T) {
+	w, _ := newListWorld(t, "home.example.net:13231, home.example.net:443",
+		map[string][]netip.Addr{"home.example.net": {addrA}})
+	w.pr.err = errors.New("timeout")
+	w.step() // boot: A:13231
+	w.stepUntil(t, "the second entry", time.Minute, func() bool { return w.peer.last() == ap443(addrA) })
+	total := w.h.state().ProbeMissesTotal
+	w.peer.roamed = ap(addrA)
+	for range 6 {
+		w.peer.rx += 32
+		w.step()
+	}
+	st := w.h.state()
+	if st.ProbeMissesTotal != total || st.EndpointRoamResets != 0 || len(w.peer.handshakes) != 0 {
+		t.Errorf("state %+v, handshakes %v: a peer that sends was taken for dead while the target never answered", st, w.peer.handshakes)
+	}
+	if ep, _ := w.peer.Endpoint(); ep != ap(addrA) {
+		t.Errorf("the peer is at %v, want left where it roamed (%v)", ep, ap(addrA))
+	}
+}
+
+func ap443(a netip.Addr) netip.AddrPort { return netip.AddrPortFrom(a, 443) }
