@@ -100,7 +100,7 @@ probes:           %d sent, %d missed now, %d missed in all; endpoint changed %d 
 		s.DNS.UpstreamTimeouts, s.DNS.UpstreamErrors,
 		s.RouteRepairs, s.Probes, s.ProbeMisses, s.ProbeMissesTotal, s.EndpointChanges, s.Reresolutions, s.ResolveFailures)
 	if err == nil && s.EndpointRoamResets > 0 {
-		_, err = fmt.Fprintf(w, "endpoint set back: %d times (the peer had roamed back to an endpoint left, unanswered)\n", s.EndpointRoamResets)
+		_, err = fmt.Fprintf(w, "roam resets:      %d (the peer roamed back to an endpoint left, where probes went unanswered)\n", s.EndpointRoamResets)
 	}
 	if err == nil && s.MTU != nil {
 		_, err = fmt.Fprintf(w, "mtu:              %s\n", s.MTU.text())
