@@ -167,7 +167,8 @@ func iperf(tb testing.TB, secs int, args ...string) float64 {
 
 // TestMemoryCgroup: fobgw in a memory cgroup with a hard limit of 16 MiB, half the hAP lite's
 // RAM, carries one TCP stream up and 8 down without an OOM kill, sizing wireguard-go's buffer
-// pool from the limit (packets beyond it are dropped and counted, and TCP slows down); the
+// pool and UDP socket buffers from the limit (packets beyond the pool wait in the kernel's
+// queues, and beyond those the kernel drops them and TCP slows down); the
 // client is still through afterwards. The same load without the limit, first, gives the
 // throughput the limit's is logged against (logged, not asserted: speed is the benchmarks').
 //

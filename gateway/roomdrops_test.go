@@ -10,14 +10,19 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 )
 
-// TestRoomDropsMetric: the drop counters of the patched wireguard-go reach /metrics.
+// TestRoomDropsMetric: the drop and wait counters of the patched wireguard-go reach /metrics.
 func TestRoomDropsMetric(t *testing.T) {
 	noBuffer, tooLarge := conn.DroppedForRoom()
+	waits := conn.WaitsForBuffer()
 	conn.CountDroppedNoBuffer(3)
 	conn.CountDroppedTooLarge(2)
+	conn.CountWaitedForBuffer()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newRoomDropsCollector())
-	want := `# HELP fobgw_wireguard_dropped_no_room_total Packets wireguard-go dropped for lack of room: no_buffer (pool or queue full), too_large (larger than a packet buffer).
+	want := `# HELP fobgw_wireguard_buffer_waits_total Times a wireguard-go reader found every packet buffer in use and waited for one: the traffic outran the CPU, and packets waited in the kernel's queues.
+# TYPE fobgw_wireguard_buffer_waits_total counter
+fobgw_wireguard_buffer_waits_total ` + strconv.FormatUint(waits+1, 10) + `
+# HELP fobgw_wireguard_dropped_no_room_total Packets wireguard-go dropped for lack of room: no_buffer (pool or queue full), too_large (larger than a packet buffer).
 # TYPE fobgw_wireguard_dropped_no_room_total counter
 fobgw_wireguard_dropped_no_room_total{reason="no_buffer"} ` + strconv.FormatUint(noBuffer+3, 10) + `
 fobgw_wireguard_dropped_no_room_total{reason="too_large"} ` + strconv.FormatUint(tooLarge+2, 10) + `
