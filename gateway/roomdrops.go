@@ -9,11 +9,11 @@ import (
 // queue slot or packet buffer where nothing can wait for one, or too large for their buffer) and
 // the times a reader waited for a free packet buffer. The counters are process-wide (one device
 // a process).
-type roomDropsCollector struct{ desc, waits *prometheus.Desc }
+type roomDropsCollector struct{ drops, waits *prometheus.Desc }
 
 func newRoomDropsCollector() *roomDropsCollector {
 	return &roomDropsCollector{
-		desc: prometheus.NewDesc("fobgw_wireguard_dropped_no_room_total",
+		drops: prometheus.NewDesc("fobgw_wireguard_dropped_no_room_total",
 			"Packets wireguard-go dropped for lack of room: no_buffer (pool or queue full), too_large (larger than a packet buffer).",
 			[]string{"reason"}, nil),
 		waits: prometheus.NewDesc("fobgw_wireguard_buffer_waits_total",
@@ -22,11 +22,11 @@ func newRoomDropsCollector() *roomDropsCollector {
 	}
 }
 
-func (c *roomDropsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.waits }
+func (c *roomDropsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.drops; ch <- c.waits }
 
 func (c *roomDropsCollector) Collect(ch chan<- prometheus.Metric) {
 	noBuffer, tooLarge := conn.DroppedForRoom()
-	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(noBuffer), "no_buffer")
-	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(tooLarge), "too_large")
+	ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(noBuffer), "no_buffer")
+	ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(tooLarge), "too_large")
 	ch <- prometheus.MustNewConstMetric(c.waits, prometheus.CounterValue, float64(conn.WaitsForBuffer()))
 }
