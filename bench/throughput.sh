@@ -175,11 +175,21 @@ colmax() { # colmax PATH FIELD: the largest FIELD over the rounds of PATH
 	awk -v p="$1" -v f="$2" -F'\t' '$1 == p && $f != "-" && $f != "" { if ($f + 0 > m) m = $f + 0 } END { print (m == "" ? "-" : m) }' "$OUT/iperf.tsv"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'; }
+# paired A B FIELD: the median over the rounds of path A's FIELD over path B's in the same round.
+# The machine's speed drifts between rounds more than within one, where the paths run minutes
+# apart; a ratio of medians takes each path's middle round, which may be a fast and a slow one.
+paired() {
+	awk -v a="$1" -v b="$2" -v f="$3" -F'\t' '
+		$f != "-" && $f != "" { if ($1 == a) va[$2] = $f; else if ($1 == b) vb[$2] = $f }
+		END { for (r in va) if ((r in vb) && vb[r] != 0) printf "%.6f\n", va[r] / vb[r] }' "$OUT/iperf.tsv" |
+		median | awk '{ if ($1 == "-") print "-"; else printf "%.3f", $1 }'
+}
 # ratio_row LABEL A B UP DOWN: a table row of path A's medians over path B's (fields UP and DOWN
-# of col), when both paths ran.
+# of col), then the medians of the rounds' own ratios, when both paths ran.
 ratio_row() {
 	[[ " $PATHS " == *" $2 "* && " $PATHS " == *" $3 "* ]] || return 0
-	echo "| $1 | $(ratio "$(col "$2" "$4")" "$(col "$3" "$4")") | $(ratio "$(col "$2" "$5")" "$(col "$3" "$5")") |"
+	echo "| $1 | $(ratio "$(col "$2" "$4")" "$(col "$3" "$4")") | $(ratio "$(col "$2" "$5")" "$(col "$3" "$5")") |" \
+		"$(paired "$2" "$3" "$4") | $(paired "$2" "$3" "$5") |"
 }
 
 # --- 2. DNS ----------------------------------------------------------------------------------
@@ -323,8 +333,8 @@ read -r load_after _ </proc/loadavg
 	echo "VmHWM, most in any round (KiB), after 1 / after 8 streams each way:" \
 		"$(for p in $PATHS; do printf '%s %s / %s; ' "$p" "$(colmax "$p" 5)" "$(colmax "$p" 10)"; done)"
 	echo
-	echo "| ratio | upload | download |"
-	echo "| --- | ---: | ---: |"
+	echo "| ratio (of the medians; then the median of each round's own) | upload | download | upload, per round | download, per round |"
+	echo "| --- | ---: | ---: | ---: | ---: |"
 	ratio_row "fobgw (auto) / stock recipe" fobgw-auto stock 3 4
 	ratio_row "8 streams: fobgw (auto) / stock recipe" fobgw-auto stock 8 9
 	ratio_row "CPU per Gbit, fobgw (auto) / stock recipe" fobgw-auto stock 6 7
