@@ -9,7 +9,7 @@
 #
 #   LABEL ROUND GBIT_PER_S CPU_MS_PER_GBIT
 #
-# CPU is the gateway process's user and system time (/proc/PID/stat) across the measured run,
+# CPU is the gateway process's user and system time (`lab.sh gw-cputicks`) across the measured run,
 # per Gbit delivered. At a rate every build carries, the builds do the same work, so the figure
 # compares their efficiency where throughput.sh's full-speed rounds mix it with how fast the
 # shared machine happened to be; pair the builds round by round.
@@ -46,15 +46,14 @@ for round in $(seq 1 "$ROUNDS"); do
 	for spec in "$@"; do
 		label=${spec%%=*}
 		FOBL_BIN=${spec#*=} lab gw fobgw auto >/dev/null
-		pid=$(cat "$FOBL_DIR/gw.pid")
 		lab x client iperf3 -c 203.0.113.80 -t 2 "${dir[@]}" -P "$STREAMS" -b "$RATE" >/dev/null
-		read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+		t0=$(lab gw-cputicks)
 		bytes=$(lab x client iperf3 -c 203.0.113.80 -t "$SECS" "${dir[@]}" -P "$STREAMS" -b "$RATE" -J |
 			python3 -c 'import json, sys; print(json.load(sys.stdin)["end"]["sum_received"]["bytes"])')
-		read -r u2 s2 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+		t1=$(lab gw-cputicks)
 		python3 -c "
 gbit = $bytes * 8 / 1e9
-cpu_ms = ($u2 + $s2 - $u1 - $s1) / $hz * 1000
+cpu_ms = ($t1 - $t0) / $hz * 1000
 print('$label', $round, round(gbit / $SECS, 3), round(cpu_ms / gbit, 1))"
 	done
 done

@@ -20,6 +20,8 @@
 #   path-mtu MTU          set the ISP-to-home link (net beg0 <-> beg wan0) to MTU (1280-1500), with
 #                         ICMP "fragmentation needed" dropped at net: the tunnel's own black hole
 #   status                namespaces, gateway mode, `wg show` at both ends
+#   gw-cputicks           the gateway process's user+system CPU time so far, in clock ticks
+#                         (getconf CLK_TCK a second); "-" without a gateway
 #   ifname gw|stock|beg   print the WireGuard interface's name (fobgw's, the stock recipe's, home's)
 #                         under this FOBL_NS
 #   beg-allowed PREFIXES  set the AllowedIPs of the FOB's peer at beg (e.g. 10.1.200.2/32, as
@@ -871,6 +873,16 @@ cmd_cdn() {
 	esac
 }
 
+cmd_gw_cputicks() {
+	local pid
+	pid=$(cat "$LAB/gw.pid" 2>/dev/null) || {
+		echo -
+		return
+	}
+	# Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the command name.
+	sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo -
+}
+
 main() {
 	local cmd=${1:-}
 	shift || true
@@ -888,6 +900,7 @@ main() {
 	ddns-move) cmd_ddns_move "$@" ;;
 	path-mtu) cmd_path_mtu "$@" ;;
 	status) cmd_status ;;
+	gw-cputicks) cmd_gw_cputicks ;;
 	ifname)
 		case ${1:-} in
 		gw) echo "$GW_NAME" ;;

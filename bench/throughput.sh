@@ -115,15 +115,7 @@ vmhwm() {
 }
 
 # cputicks: user+system CPU clock ticks of the gateway process so far ("-" without one).
-cputicks() {
-	local pid
-	pid=$(cat "$LAB/gw.pid" 2>/dev/null) || {
-		echo -
-		return
-	}
-	# Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the command name.
-	sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo -
-}
+cputicks() { lab gw-cputicks; }
 
 # cpu_per_gbit TICKS_BEFORE TICKS_AFTER MBITS: the gateway's CPU milliseconds per Gbit moved.
 cpu_per_gbit() {
