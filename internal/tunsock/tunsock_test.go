@@ -51,14 +51,17 @@ func answer(tb testing.TB, q []byte, edit func(r *dns.Msg)) []byte {
 }
 
 func TestProbe(t *testing.T) {
-	closed := func() string { // a port nothing listens on: ICMP port unreachable
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	// closed is a port nothing answers from: ICMP port unreachable. A port
+	// merely closed again could be taken by another test of the run before the
+	// probe reaches it; this one stays bound by a socket connected to another
+	// port, which takes no datagram from the prober, so the kernel refuses it.
+	closed := func() string {
+		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9})
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := pc.LocalAddr().String()
-		pc.Close()
-		return a
+		t.Cleanup(func() { c.Close() })
+		return c.LocalAddr().String()
 	}
 	var lost int
 	cases := []struct {
