@@ -164,15 +164,18 @@ func TestMismatchedAnswersDropped(t *testing.T) {
 }
 
 func TestUpstreamDownServFail(t *testing.T) {
-	// A closed port (ICMP port unreachable) and a black hole (silence).
+	// A closed port (ICMP port unreachable) and a black hole (silence). The
+	// closed port stays bound while the test runs, by a socket connected to
+	// another port that takes no datagram from the forwarder, so that no other
+	// test can take it over in between.
 	closed := func(tb testing.TB) netip.AddrPort {
-		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")),
+			net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:9")))
 		if err != nil {
 			tb.Fatal(err)
 		}
-		a := c.LocalAddr().(*net.UDPAddr).AddrPort()
-		c.Close()
-		return a
+		tb.Cleanup(func() { c.Close() })
+		return c.LocalAddr().(*net.UDPAddr).AddrPort()
 	}
 	hole := func(tb testing.TB) netip.AddrPort {
 		return rawUpstream(tb, func(*net.UDPConn, netip.AddrPort, []byte) {})
