@@ -135,13 +135,27 @@ func newRegistry(status func() *Status, extra ...prometheus.Collector) (*prometh
 	return reg, nil
 }
 
+// metricsInFlight is how many scrapes /metrics serves at once.
+const metricsInFlight = 2
+
 func listenMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*metricsServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener on %s (MetricsListen; empty disables it): %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// No gzip: a scrape is about 20 kB of text on the LAN or loopback, and
+		// the compressor a gzip scrape takes is over 1 MB, allocated again
+		// after each collection has emptied its pool. In the lab, under 8
+		// streams each way and a scrape every half second, the gateway's peak
+		// RSS was 25.2-26.1 MiB with it and 23.2-23.7 MiB without.
+		DisableCompression: true,
+		// A scrape allocates some 400 kB; more than this many at once are
+		// answered 503, so that a busy client cannot add them up.
+		MaxRequestsInFlight: metricsInFlight,
+	}))
 	m := &metricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)

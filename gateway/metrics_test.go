@@ -1,10 +1,15 @@
 package gateway
 
 import (
+	"io"
+	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fobgw/fobgw/health"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -60,6 +65,90 @@ fobgw_endpoint_entry_switches_total 7
 	for _, n := range []string{"fobgw_tunnel_up", "go_goroutines", "process_open_fds"} {
 		if !names[n] {
 			t.Errorf("registry lacks %s", n)
+		}
+	}
+}
+
+// gateCollector reports one gauge; with a gate set, each Collect first says it
+// has started and then waits for the gate to open.
+type gateCollector struct {
+	desc    *prometheus.Desc
+	started chan struct{}
+	gate    chan struct{}
+}
+
+func (c *gateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *gateCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.gate != nil {
+		c.started <- struct{}{}
+		<-c.gate
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1)
+}
+
+// TestMetricsListener: /metrics answers in plain text even to a client that
+// accepts gzip, and serves at most metricsInFlight scrapes at once.
+func TestMetricsListener(t *testing.T) {
+	c := &gateCollector{desc: prometheus.NewDesc("fobgw_test_gate", "A test gauge.", nil, nil)}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	m, err := listenMetrics("127.0.0.1:0", reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	url := "http://" + m.ln.Addr().String() + "/metrics"
+	// The client's own compression is off, so that it neither asks for gzip
+	// by itself nor undoes it: the header below is what the server sees.
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: 10 * time.Second}
+	scrape := func() (int, http.Header, string, error) {
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			return 0, nil, "", err
+		}
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b), err
+	}
+
+	code, h, body, err := scrape()
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("scrape: %d, %v", code, err)
+	}
+	if enc := h.Get("Content-Encoding"); enc != "" {
+		t.Errorf("Content-Encoding %q, want none", enc)
+	}
+	if !strings.Contains(body, "fobgw_test_gate 1") {
+		t.Errorf("body lacks the gauge:\n%s", body)
+	}
+
+	// metricsInFlight scrapes wait in Collect; one more is turned away.
+	c.started, c.gate = make(chan struct{}), make(chan struct{})
+	codes := make(chan int, metricsInFlight)
+	for range metricsInFlight {
+		go func() {
+			code, _, _, err := scrape()
+			if err != nil {
+				t.Errorf("held scrape: %v", err)
+			}
+			codes <- code
+		}()
+	}
+	for range metricsInFlight {
+		<-c.started
+	}
+	if code, _, body, err := scrape(); err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("scrape beyond %d at once: %d %q, %v; want 503", metricsInFlight, code, body, err)
+	}
+	close(c.gate)
+	for range metricsInFlight {
+		if code := <-codes; code != http.StatusOK {
+			t.Errorf("held scrape: %d, want 200", code)
 		}
 	}
 }
