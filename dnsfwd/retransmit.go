@@ -53,14 +53,25 @@ func (u *upstreams) retransmit(p *pending, from *udpUpstream, t int64) {
 }
 
 // sweep sends again the UDP pendings whose resend time has come and answers SERVFAIL to every pending
-// past its deadline, every tick until Close.
+// past its deadline, every tick while any query waits, until Close.
 func (u *upstreams) sweep(tick time.Duration) {
 	defer u.f.wg.Done()
 	tk := time.NewTicker(tick)
 	defer tk.Stop()
+	// While the sweeper ticks it does not listen for kicks (a kick then
+	// would wake it for nothing, once per query under load); while it
+	// sleeps, for kicks and Close only. A kick left over from its ticking
+	// wakes it once more, to find nothing and sleep again.
+	ticks, kicks := tk.C, (chan struct{})(nil)
 	var out, due []*pending
 	for {
 		select {
+		case <-kicks:
+			tk.Reset(tick)
+			ticks, kicks = tk.C, nil
+			u.asleep.Store(false)
+			continue
+		case <-ticks:
 		case <-u.f.done:
 			// Close may have missed a socket made by rotate just before.
 			for i := range u.udp {
@@ -70,7 +81,6 @@ func (u *upstreams) sweep(tick time.Duration) {
 				s.conn.Close()
 			}
 			return
-		case <-tk.C:
 		}
 		t := now()
 		out = out[:0]
@@ -97,7 +107,43 @@ func (u *upstreams) sweep(tick time.Duration) {
 		}
 		clear(out)
 		u.rotate(t)
+		if u.idle() {
+			// Nothing to retransmit, fail or close: no ticks until a query
+			// comes (kick), so that an idle gateway does not wake 20 times a
+			// second for nothing. Rotation by age waits for that query too: a
+			// socket sending nothing is exposed to nothing.
+			tk.Stop()
+			ticks, kicks = nil, u.wake
+			u.asleep.Store(true)
+		}
 	}
+}
+
+// kick tells the sweeper a query was registered.
+func (u *upstreams) kick() {
+	select {
+	case u.wake <- struct{}{}:
+	default: // already told
+	}
+}
+
+// idle reports whether no query waits on any socket or connection and no retired socket is left
+// to close. Only the sweeper calls it; a query registered after it looked kicks it.
+func (u *upstreams) idle() bool {
+	if len(u.retired) > 0 {
+		return false
+	}
+	for i := range u.udp {
+		if !u.udp[i].Load().empty() {
+			return false
+		}
+	}
+	for i := range u.tcp {
+		if !u.tcp[i].empty() {
+			return false
+		}
+	}
+	return true
 }
 
 // rotate replaces UDP sockets that served long enough and closes retired ones with nothing left

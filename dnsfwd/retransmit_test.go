@@ -181,3 +181,21 @@ func TestBurstWithLossNoFailure(t *testing.T) {
 		t.Errorf("stats %+v: want %d NOERROR, no SERVFAIL, a retransmission per loss (%d lost)", s, clients*each, losses)
 	}
 }
+
+// TestSweeperSleepsWhileIdle: with no query waiting the sweeper stops ticking,
+// and a query then wakes it in time to fail on time at a silent upstream.
+func TestSweeperSleepsWhileIdle(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	hole := rawUpstream(t, func(*net.UDPConn, netip.AddrPort, []byte) {})
+	f := startForwarder(t, hole, func(c *Config) { c.Timeout = timeout })
+	waitFor(t, f.ups.asleep.Load)
+	start := time.Now()
+	r, err := tryExchange(f, "udp", query("asleep.example", dns.TypeA), 3*time.Second)
+	if el := time.Since(start); err != nil || r.Rcode != dns.RcodeServerFailure || el > timeout+timeout/2 {
+		t.Fatalf("query to a silent upstream after an idle spell: %v, %v after %v; want SERVFAIL within about %v", r, err, el, timeout)
+	}
+	if s := f.Stats(); s.Retransmits == 0 {
+		t.Errorf("stats %+v: the query was not sent again before it failed", s)
+	}
+	waitFor(t, f.ups.asleep.Load)
+}

@@ -94,6 +94,13 @@ func (t *table) take(msg []byte, q question, ok bool) *pending {
 	return p
 }
 
+// empty reports whether no query waits in t.
+func (t *table) empty() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pend) == 0
+}
+
 // expired removes the pendings whose deadline is before t and appends them to out, and those whose
 // resend time has come (UDP only), appending them to due.
 func (tb *table) expired(t int64, out, due []*pending) ([]*pending, []*pending) {
@@ -119,6 +126,9 @@ type upstreams struct {
 	udp  [udpUpstreams]atomic.Pointer[udpUpstream]                            // sockets in service
 	tcp  [tcpUpstreams]tcpUpstream
 	next atomic.Uint32
+	wake chan struct{} // a query was registered: the sweeper, stopped while idle, ticks again
+	// asleep is set while the sweeper's ticker is stopped (for tests).
+	asleep atomic.Bool
 
 	// The upstream's latency over UDP (RFC 6298's estimator), in nanoseconds. Readers update it
 	// without a lock: a lost update only delays the estimate.
@@ -148,7 +158,7 @@ type tcpUpstream struct {
 // caller starts the readers (start).
 func (f *Forwarder) openUpstreams(ctx context.Context, addr netip.AddrPort,
 	dial func(ctx context.Context, network, address string) (net.Conn, error)) (*upstreams, error) {
-	u := &upstreams{f: f, addr: addr, dial: dial}
+	u := &upstreams{f: f, addr: addr, dial: dial, wake: make(chan struct{}, 1)}
 	for i := range u.udp {
 		s, err := u.dialUDP(ctx)
 		if err != nil {

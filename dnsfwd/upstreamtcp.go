@@ -29,6 +29,7 @@ func (u *upstreams) sendTCP(p *pending) {
 	p.deadline = now() + int64(u.f.cfg.Timeout)
 	p.resend = 0 // TCP: the connection retransmits
 	t.add(p)
+	u.kick()
 	t.wbuf = binary.BigEndian.AppendUint16(t.wbuf[:0], uint16(len(p.query)))
 	t.wbuf = append(t.wbuf, p.query...)
 	t.conn.SetWriteDeadline(time.Now().Add(u.f.cfg.Timeout))

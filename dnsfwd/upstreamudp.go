@@ -23,6 +23,7 @@ func (u *upstreams) writeUDP(s *udpUpstream, p *pending) {
 	id := binary.BigEndian.Uint16(p.query[offID:])
 	b := p.query
 	s.mu.Unlock()
+	u.kick()
 	// p may be answered before Write returns: from now on b is only read (fail, finish, the TC retry
 	// and a retransmission copy p.query before writing).
 	if _, err := s.conn.Write(b); err != nil {
