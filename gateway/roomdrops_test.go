@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun/tuntest"
 )
 
 // TestRoomDropsMetric: the drop and wait counters of the patched wireguard-go reach /metrics.
@@ -29,5 +31,27 @@ fobgw_wireguard_dropped_no_room_total{reason="too_large"} ` + strconv.FormatUint
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestBuffersStatus: `fobgw status` shows the device's pool and the same wait and drop
+// counters as /metrics.
+func TestBuffersStatus(t *testing.T) {
+	dev := device.NewDevice(tuntest.NewChannelTUN().TUN(), conn.NewDefaultBind(), device.NewLogger(device.LogLevelSilent, ""))
+	defer dev.Close()
+	tn := &tunnel{dev: dev}
+	before := tn.buffers()
+	conn.CountDroppedNoBuffer(5)
+	conn.CountDroppedTooLarge(1)
+	conn.CountWaitedForBuffer()
+	conn.CountWaitedForBuffer()
+	got := tn.buffers()
+	want := BuffersStatus{Pool: dev.MessageBuffers(), Waits: before.Waits + 2,
+		DroppedNoRoom: before.DroppedNoRoom + 5, DroppedTooLarge: before.DroppedTooLarge + 1}
+	if *got != want {
+		t.Errorf("buffers %+v, want %+v", *got, want)
+	}
+	if got.Pool < device.MinMessageBuffers || got.Pool > device.MaxMessageBuffers {
+		t.Errorf("pool %d, want the device's, from %d to %d", got.Pool, device.MinMessageBuffers, device.MaxMessageBuffers)
 	}
 }

@@ -31,9 +31,10 @@ type Status struct {
 	RxBytes             uint64    `json:"rx_bytes"`
 	TxBytes             uint64    `json:"tx_bytes"`
 
-	Clamp ClampStatus  `json:"clamp"`
-	MTU   *MTUStatus   `json:"mtu,omitempty"` // the tunnel MTU: ceiling, measured path, effective
-	DNS   dnsfwd.Stats `json:"dns"`           // the forwarder's counters, as dnsfwd keeps them
+	Clamp   ClampStatus    `json:"clamp"`
+	Buffers *BuffersStatus `json:"buffers,omitempty"` // wireguard-go's packet buffers; nil before the tunnel
+	MTU     *MTUStatus     `json:"mtu,omitempty"`     // the tunnel MTU: ceiling, measured path, effective
+	DNS     dnsfwd.Stats   `json:"dns"`               // the forwarder's counters, as dnsfwd keeps them
 
 	RouteRepairs    uint64 `json:"route_repairs"`
 	RouteCheckError string `json:"route_check_error,omitempty"`
@@ -55,6 +56,23 @@ type ClampStatus struct {
 	ClampedOut uint64 `json:"clamped_out"` // SYNs from the LAN
 	ClampedIn  uint64 `json:"clamped_in"`  // SYN-ACKs from the tunnel
 	Malformed  uint64 `json:"malformed"`
+}
+
+// BuffersStatus is what wireguard-go's packet buffers went through since the start: the
+// pool's size, the times a reader found every buffer in use and waited (the traffic outran the
+// CPU; the packets behind waited in the kernel's queues), and the packets dropped for lack of
+// room. The counters are the process's (one device a process), as in /metrics.
+type BuffersStatus struct {
+	Pool            int    `json:"pool"`              // the most packet buffers the device keeps
+	Waits           uint64 `json:"waits"`             // a reader waited for a free buffer
+	DroppedNoRoom   uint64 `json:"dropped_no_room"`   // no free buffer or queue slot where nothing can wait
+	DroppedTooLarge uint64 `json:"dropped_too_large"` // larger than a packet buffer
+}
+
+// text is the status line's value.
+func (b *BuffersStatus) text() string {
+	return fmt.Sprintf("%d; %d waits for a free one (the CPU was the limit), %d packets dropped for lack of room, %d too large",
+		b.Pool, b.Waits, b.DroppedNoRoom, b.DroppedTooLarge)
 }
 
 // WriteText prints s for a person.
@@ -104,6 +122,9 @@ probes:           %d sent, %d missed now, %d missed in all; endpoint changed %d 
 	}
 	if err == nil && s.MTU != nil {
 		_, err = fmt.Fprintf(w, "mtu:              %s\n", s.MTU.text())
+	}
+	if err == nil && s.Buffers != nil {
+		_, err = fmt.Fprintf(w, "packet buffers:   %s\n", s.Buffers.text())
 	}
 	if err == nil {
 		err = s.writeHealth(w)
@@ -170,6 +191,7 @@ func (g *gateway) status() *Status {
 		s.Endpoint = ps.Endpoint
 		s.RxBytes, s.TxBytes = ps.RxBytes, ps.TxBytes
 		s.MTU = g.pmtu.status()
+		s.Buffers = g.tun.buffers()
 		if g.tun.clamp != nil {
 			cs := g.tun.clamp.Stats()
 			s.Clamp = ClampStatus{Enabled: true, ClampedOut: cs.ClampedOut, ClampedIn: cs.ClampedIn, Malformed: cs.Malformed}

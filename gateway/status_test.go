@@ -20,6 +20,7 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 		LastHandshake: time.Date(2026, 11, 25, 11, 59, 30, 0, time.UTC), HandshakeAgeSeconds: 30,
 		Endpoint: "198.51.100.2:13231",
 		RxBytes:  1, TxBytes: 2, Clamp: ClampStatus{Enabled: true, ClampedOut: 3, ClampedIn: 4, Malformed: 5},
+		Buffers:      &BuffersStatus{Pool: 1536, Waits: 26, DroppedNoRoom: 27, DroppedTooLarge: 28},
 		DNS:          dnsfwd.Stats{Queries: 6, OK: 7, NXDomain: 8, ServFail: 9, Dropped: 10, CacheHits: 11, CacheMisses: 12, UpstreamTimeouts: 13, UpstreamErrors: 14, InFlight: 15},
 		RouteRepairs: 16,
 		HealerStatus: health.HealerStatus{EndpointName: "home.example.net", EndpointRecords: []netip.Addr{netip.MustParseAddr("198.51.100.2")},
@@ -44,7 +45,7 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(in, &out) {
 		t.Errorf("round trip:\n in %+v\nout %+v", in, &out)
 	}
-	for _, key := range []string{`"tunnel_up":true`, `"handshake_age_seconds":30`, `"endpoint_name":"home.example.net"`, `"endpoint_records":["198.51.100.2"]`, `"clamped_out":3`, `"route_repairs":16`, `"probe_misses":1`,
+	for _, key := range []string{`"tunnel_up":true`, `"handshake_age_seconds":30`, `"endpoint_name":"home.example.net"`, `"endpoint_records":["198.51.100.2"]`, `"clamped_out":3`, `"buffers":{"pool":1536,"waits":26,"dropped_no_room":27,"dropped_too_large":28}`, `"route_repairs":16`, `"probe_misses":1`,
 		`"endpoint_entry":"home.example.net:13231"`, `"endpoint_entry_switches":22`, `"lan_path":{"ok":false,"source":"192.168.86.1","probes":24`,
 		`"masquerade":true`, `"clock":{"synced":false`} {
 		if !strings.Contains(string(data), key) {
@@ -56,7 +57,7 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 	if err := in.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"at home:          no: The gateway reaches home, but the LAN does not: x.", "tunnel:           up", "198.51.100.2:13231 from home.example.net", "3 out, 4 in", "route repairs:    16",
+	for _, w := range []string{"at home:          no: The gateway reaches home, but the LAN does not: x.", "tunnel:           up", "198.51.100.2:13231 from home.example.net", "3 out, 4 in", "packet buffers:   1536; 26 waits for a free one (the CPU was the limit), 27 packets dropped for lack of room, 28 too large", "route repairs:    16",
 		"endpoint entry:   home.example.net:13231 (first entry); 22 switches", "lan path:         BROKEN: the home peer must allow 192.168.86.0/24",
 		"masquerade:       on", "clock:            clock not synchronised"} {
 		if !strings.Contains(b.String(), w) {

@@ -258,6 +258,18 @@ type peerStats struct {
 }
 
 // peerStats reads the peer's figures through the UAPI get operation.
+// buffers returns the packet buffers' status: the device's pool, and the process's waits and
+// drops for lack of room (conn's counters, which /metrics exports too).
+func (t *tunnel) buffers() *BuffersStatus {
+	noRoom, tooLarge := conn.DroppedForRoom()
+	return &BuffersStatus{
+		Pool:            t.dev.MessageBuffers(),
+		Waits:           conn.WaitsForBuffer(),
+		DroppedNoRoom:   noRoom,
+		DroppedTooLarge: tooLarge,
+	}
+}
+
 func (t *tunnel) peerStats() (peerStats, error) {
 	s, err := t.dev.IpcGet()
 	if err != nil {
