@@ -71,7 +71,7 @@ type BuffersStatus struct {
 
 // text is the status line's value.
 func (b *BuffersStatus) text() string {
-	return fmt.Sprintf("%d; %d waits for a free one (the CPU was the limit), %d packets dropped for lack of room, %d too large",
+	return fmt.Sprintf("%d at most; %d waits for a free one (the traffic outran the CPU), %d packets dropped for lack of room, %d too large for one",
 		b.Pool, b.Waits, b.DroppedNoRoom, b.DroppedTooLarge)
 }
 

@@ -57,7 +57,7 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 	if err := in.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"at home:          no: The gateway reaches home, but the LAN does not: x.", "tunnel:           up", "198.51.100.2:13231 from home.example.net", "3 out, 4 in", "packet buffers:   1536; 26 waits for a free one (the CPU was the limit), 27 packets dropped for lack of room, 28 too large", "route repairs:    16",
+	for _, w := range []string{"at home:          no: The gateway reaches home, but the LAN does not: x.", "tunnel:           up", "198.51.100.2:13231 from home.example.net", "3 out, 4 in", "packet buffers:   1536 at most; 26 waits for a free one (the traffic outran the CPU), 27 packets dropped for lack of room, 28 too large for one", "route repairs:    16",
 		"endpoint entry:   home.example.net:13231 (first entry); 22 switches", "lan path:         BROKEN: the home peer must allow 192.168.86.0/24",
 		"masquerade:       on", "clock:            clock not synchronised"} {
 		if !strings.Contains(b.String(), w) {
