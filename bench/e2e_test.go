@@ -398,6 +398,42 @@ func TestKillSwitch(t *testing.T) {
 	})
 }
 
+// TestKillSwitchOtherSources: a LAN device whose address is not of the LAN (a static address of
+// another network) reaches nothing through the local ISP: not one of its packets to web crosses
+// the WAN link, neither while the gateway runs nor after kill -9.
+func TestKillSwitchOtherSources(t *testing.T) {
+	lab.standard(t)
+	const other = "10.99.0.5"
+	mustNS(t, "client", "ip", "addr", "add", other+"/32", "dev", "eth0")
+	t.Cleanup(func() { mustNS(t, "client", "ip", "addr", "del", other+"/32", "dev", "eth0") })
+	resetCounters := func() {
+		mustNS(t, "net", "nft", "reset", "counters", "table", "ip", "fobl-watch")
+	}
+	// Control: the counter counts (the client's own packets to web from its LAN address cross the
+	// WAN link inside the tunnel, so the gateway's request does it).
+	resetCounters()
+	if _, err := publicAddress("muc"); err != nil {
+		t.Fatal(err)
+	}
+	if n := counter(t, "net", "fobl-watch", "to_web"); n == 0 {
+		t.Fatal("control: the WAN link's counter to_web did not see muc's own request to web")
+	}
+	try := func(when string) {
+		t.Helper()
+		resetCounters()
+		out, err := ns("client", "ping", "-n", "-I", other, "-c", "3", "-i", "0.2", "-W", "1", "203.0.113.80")
+		if err == nil {
+			t.Errorf("%s: the client pings web from %s, which is not of the LAN:\n%s", when, other, out)
+		}
+		if n := counter(t, "net", "fobl-watch", "to_web"); n != 0 {
+			t.Errorf("%s: %d packets from %s to web crossed the WAN link", when, n, other)
+		}
+	}
+	try("gateway running")
+	lab.killGateway(t)
+	try("after kill -9")
+}
+
 // TestHomeAddressChange: the home router's public address changes and its DDNS record follows;
 // the client is through again within 30 s. standard's cleanup moves the home router back.
 func TestHomeAddressChange(t *testing.T) {

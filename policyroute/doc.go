@@ -23,6 +23,11 @@
 //
 // # The kill switch
 //
+// The LAN rule selects by source; a last rule per family of LAN, from any
+// source on the LAN interface to the same table ([RulePriorityOther]), takes
+// the packets whose source is not the LAN's, so they too find the tunnel or
+// the kill switch and never fall through to the main table.
+//
 // On Linux a rule falls through to the next one when its table holds no
 // matching route. With a userspace tunnel the tunnel route vanishes with the
 // process, so without a kill switch a crash would send the LAN out through
@@ -80,6 +85,14 @@ const (
 	// well before the main table (32766) and the rules wg-quick uses (32764,
 	// 32765), so that a default route in main never sees LAN traffic.
 	RulePriority = 5200
+
+	// RulePriorityOther is the priority of the rule after the LAN's that
+	// sends everything else coming in on the LAN interface to the LAN's
+	// table (`from all iif br0 lookup T`): a device with a static address
+	// of another network, or a bridge whose prefix is wider than LAN, meets
+	// the tunnel or the kill switch too, never the main table's default
+	// through the local ISP.
+	RulePriorityOther = RulePriority + 1
 
 	// RulePriorityBypass is the priority of the local breakout's rule
 	// (Config.BypassMark): just ahead of the LAN rule, so that marked LAN

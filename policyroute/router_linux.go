@@ -3,6 +3,7 @@ package policyroute
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -234,7 +235,9 @@ func nlRule(w Rule) *netlink.Rule {
 	nr := netlink.NewRule()
 	nr.Family = familyOf(w.Src)
 	nr.Priority = w.Priority
-	nr.Src = netaddr.IPNet(w.Src)
+	if w.Src.Bits() > 0 {
+		nr.Src = netaddr.IPNet(w.Src) // else from all: the kernel keeps no source
+	}
 	nr.IifName = w.IifName
 	nr.Table = w.Table
 	nr.Protocol = Protocol
@@ -271,7 +274,16 @@ func ruleMatches(k netlink.Rule, w Rule) bool {
 		k.Table == w.Table &&
 		k.IifName == w.IifName &&
 		k.OifName == "" && k.Dst == nil && k.Mark == w.Mark && sameMask(k.Mask, w.Mark) && !k.Invert &&
-		k.Src != nil && netaddr.Prefix(k.Src) == w.Src
+		sameSrc(k.Src, w.Src)
+}
+
+// sameSrc reports whether a rule's source is src; the kernel reports a rule
+// from all (src 0.0.0.0/0 or ::/0) without one.
+func sameSrc(k *net.IPNet, src netip.Prefix) bool {
+	if k == nil {
+		return src.Bits() == 0
+	}
+	return netaddr.Prefix(k) == src
 }
 
 // sameMask reports whether a rule's fwmark mask is the one fobgw gives a

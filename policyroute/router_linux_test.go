@@ -23,6 +23,7 @@ var storyOwned = []string{
 	"route v4 table 254 192.168.88.0/24 dev fobgw0 metric 100",
 	"route v4 table 254 unreachable 192.168.88.0/24 metric 4000",
 	"rule v4 from 192.168.86.0/24 iif br0 lookup 100 pref 5200",
+	"rule v4 from all iif br0 lookup 100 pref 5201",
 }
 
 func assertOwned(tb testing.TB, w *world, want []string) {
@@ -56,6 +57,7 @@ func TestApplyEmptyNamespace(t *testing.T) {
 			"route v4 table 254 10.9.0.0/16 dev fobgw0 metric 100",
 			"route v4 table 254 192.168.88.0/24 dev fobgw0 metric 100",
 			"rule v4 from 192.168.86.0/24 iif br0 lookup 1000 pref 5200",
+			"rule v4 from all iif br0 lookup 1000 pref 5201",
 		}},
 	}
 	for _, tt := range tests {
@@ -348,8 +350,9 @@ func TestNoFallThrough(t *testing.T) {
 						}
 					}
 				}
-				if killSwitches != 2 || rules != 2 {
-					t.Errorf("%d kill switches and %d rules added, want 2 and 2:\n%s", killSwitches, rules, eventList(events))
+				// Per family the LAN's rule and the rule for every other source.
+				if killSwitches != 2 || rules != 4 {
+					t.Errorf("%d kill switches and %d rules added, want 2 and 4:\n%s", killSwitches, rules, eventList(events))
 				}
 			})
 		}
@@ -405,6 +408,7 @@ func TestNoFallThrough(t *testing.T) {
 					"route v4 table 100 0.0.0.0/0 dev fobgw0 metric 100",
 					"route v4 table 254 192.168.88.0/24 dev fobgw0 metric 100",
 					"rule v4 from 192.168.86.0/24 iif br0 lookup 100 pref 5200",
+					"rule v4 from all iif br0 lookup 100 pref 5201",
 				})
 			})
 		}
@@ -459,6 +463,7 @@ func TestRemove(t *testing.T) {
 				"route v4 table 100 unreachable 0.0.0.0/0 metric 4000",
 				"route v4 table 254 unreachable 192.168.88.0/24 metric 4000",
 				"rule v4 from 192.168.86.0/24 iif br0 lookup 100 pref 5200",
+				"rule v4 from all iif br0 lookup 100 pref 5201",
 			})
 			if got := w.routeGet(t, "br0", "192.168.86.254", "203.0.113.80"); got != "unreachable" {
 				t.Errorf("LAN traffic after Remove(true): %s, want unreachable", got)
@@ -534,6 +539,46 @@ func TestKillSwitch(t *testing.T) {
 	}
 }
 
+// TestKillSwitchOtherSources: a packet that comes in on the LAN interface
+// from an address outside LAN (a device with a static address of another
+// network, a bridge whose prefix is wider than LAN) meets the LAN's table as
+// the LAN's own packets do: the tunnel while it runs, the kill switch when it
+// is gone, never the main table's default through the local ISP.
+func TestKillSwitchOtherSources(t *testing.T) {
+	tests := []struct {
+		name     string
+		v6       bool
+		src, dst string
+	}{
+		{"v4", false, "10.99.0.5", "203.0.113.80"},
+		{"v4, a wider bridge", false, "192.168.87.20", "203.0.113.80"},
+		{"v6", true, "fd99::5", "2001:db8:80::80"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			cfg := storyConfig()
+			if tt.v6 {
+				cfg.LAN = pfx("192.168.86.0/24", "fd86::/64")
+			}
+			r := w.router(t, cfg)
+			if err := r.Apply(); err != nil {
+				t.Fatal(err)
+			}
+			if got := w.routeGet(t, "br0", tt.src, tt.dst); got != "dev fobgw0" {
+				t.Errorf("tunnel up: %s (not of the LAN) on br0 -> %s: %s, want dev fobgw0", tt.src, tt.dst, got)
+			}
+			w.delTunnel(t) // the process crashed
+			if got := w.routeGet(t, "br0", tt.src, tt.dst); got != "unreachable" {
+				t.Errorf("tunnel gone: %s (not of the LAN) on br0 -> %s: %s, want unreachable (never the local ISP)", tt.src, tt.dst, got)
+			}
+			if got := w.routeGet(t, "", "", tt.dst); got != "dev wan0" {
+				t.Errorf("tunnel gone: the gateway's own traffic to %s: %s, want dev wan0", tt.dst, got)
+			}
+		})
+	}
+}
+
 func TestHomeRoutes(t *testing.T) {
 	w := newWorld(t)
 	r := w.router(t, storyConfig())
@@ -557,6 +602,7 @@ func TestHomeRoutes(t *testing.T) {
 		"route v4 table 100 unreachable 0.0.0.0/0 metric 4000",
 		"route v4 table 254 unreachable 192.168.88.0/24 metric 4000",
 		"rule v4 from 192.168.86.0/24 iif br0 lookup 100 pref 5200",
+		"rule v4 from all iif br0 lookup 100 pref 5201",
 	})
 }
 
@@ -654,6 +700,7 @@ func TestIPv6LAN(t *testing.T) {
 		"route v6 table 254 fd88::/64 dev fobgw0 metric 100",
 		"route v6 table 254 unreachable fd88::/64 metric 4000",
 		"rule v6 from fd86::/64 iif br0 lookup 100 pref 5200",
+		"rule v6 from all iif br0 lookup 100 pref 5201",
 	))
 	if got := readSysctl(t, "net/ipv6/conf/all/forwarding"); got != "1" {
 		t.Errorf("ipv6 forwarding = %s, want 1", got)
@@ -685,14 +732,14 @@ func TestCheckRepairsDrift(t *testing.T) {
 		{"nothing", func(testing.TB, *world) {}, 0},
 		{"rule flushed", func(tb testing.TB, w *world) {
 			delOwned(tb, w, func(s string) bool { return strings.HasPrefix(s, "rule") })
-		}, 1},
+		}, 2},
 		{"table flushed", func(tb testing.TB, w *world) {
 			delOwned(tb, w, func(s string) bool { return strings.Contains(s, "table 100") })
 		}, 2},
 		{"everything flushed and forwarding off", func(tb testing.TB, w *world) {
 			delOwned(tb, w, func(string) bool { return true })
 			writeSysctl(tb, "net/ipv4/ip_forward", "0")
-		}, 6},
+		}, 7},
 		{"stale route of ours", func(tb testing.TB, w *world) {
 			r := &netlink.Route{Table: 100, Dst: mustIPNet(tb, "10.66.0.0/16"), Type: unix.RTN_UNREACHABLE, Protocol: Protocol}
 			if err := w.h.RouteAdd(r); err != nil {
@@ -872,8 +919,10 @@ func TestBypassRule(t *testing.T) {
 	rules := []string{
 		"rule v4 from 192.168.86.0/24 iif br0 fwmark 0x1000000/0x1000000 lookup 254 pref 5199",
 		"rule v4 from 192.168.86.0/24 iif br0 lookup 100 pref 5200",
+		"rule v4 from all iif br0 lookup 100 pref 5201",
 		"rule v6 from fd86::/64 iif br0 fwmark 0x1000000/0x1000000 lookup 254 pref 5199",
 		"rule v6 from fd86::/64 iif br0 lookup 100 pref 5200",
+		"rule v6 from all iif br0 lookup 100 pref 5201",
 	}
 	var owned []string
 	for _, s := range w.owned(t) {
@@ -901,8 +950,8 @@ func TestBypassRule(t *testing.T) {
 	}
 	before := w.snapshot(t)
 	delOwned(t, w, func(s string) bool { return s == "rule" })
-	if n, err := r.Repair(); err != nil || n != 4 {
-		t.Errorf("Repair after the rules went = %d, %v; want 4", n, err)
+	if n, err := r.Repair(); err != nil || n != 6 {
+		t.Errorf("Repair after the rules went = %d, %v; want 6", n, err)
 	}
 	assertSnapshot(t, w, before, "after Repair")
 

@@ -62,16 +62,23 @@ func Desired(cfg Config) (State, error) {
 		}
 		s.Rules = append(s.Rules, Rule{Src: lan, IifName: cfg.LANInterface, Table: cfg.Table, Priority: RulePriority})
 	}
-	// Table T: one default per LAN family.
+	// Every other source on the LAN interface to the same table: IPv4
+	// always (fobgw turns IPv4 forwarding on whatever the LAN), IPv6 with an
+	// IPv6 LAN (the only case it turns IPv6 forwarding on).
 	for _, is4 := range []bool{true, false} {
-		if !hasFamily(cfg.LAN, is4) {
+		if is4 || hasFamily(cfg.LAN, false) {
+			s.Rules = append(s.Rules, Rule{Src: anyOf(is4), IifName: cfg.LANInterface, Table: cfg.Table, Priority: RulePriorityOther})
+		}
+	}
+	// Table T: one default per LAN family; with an IPv6 LAN alone, the kill
+	// switch for what else comes in over IPv4.
+	for _, is4 := range []bool{true, false} {
+		def := anyOf(is4)
+		if hasFamily(cfg.LAN, is4) {
+			s.Routes = append(s.Routes, Route{Table: cfg.Table, Dst: def, Dev: cfg.TunnelInterface, Metric: MetricTunnel})
+		} else if !is4 {
 			continue
 		}
-		def := netip.PrefixFrom(netip.IPv6Unspecified(), 0)
-		if is4 {
-			def = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-		}
-		s.Routes = append(s.Routes, Route{Table: cfg.Table, Dst: def, Dev: cfg.TunnelInterface, Metric: MetricTunnel})
 		if cfg.KillSwitch {
 			s.Routes = append(s.Routes, Route{Table: cfg.Table, Dst: def, Unreachable: true, Metric: MetricKillSwitch})
 		}
@@ -88,6 +95,14 @@ func Desired(cfg Config) (State, error) {
 	}
 	s.Sysctls = append(s.Sysctls, newSysctl("2", true, "net", "ipv4", "conf", cfg.TunnelInterface, "rp_filter"))
 	return s, nil
+}
+
+// anyOf returns the prefix of every address of a family: 0.0.0.0/0 or ::/0.
+func anyOf(is4 bool) netip.Prefix {
+	if is4 {
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	}
+	return netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 }
 
 func hasFamily(ps []netip.Prefix, is4 bool) bool {
@@ -134,16 +149,20 @@ func (s State) String() string {
 }
 
 func (r Rule) String() string {
+	src := r.Src.String()
+	if r.Src.Bits() == 0 {
+		src = "all"
+	}
 	if r.Mark != 0 {
 		table := strconv.Itoa(r.Table)
 		if r.Table == tableMain {
 			table = "main"
 		}
 		return fmt.Sprintf("ip %srule add from %s iif %s fwmark %#x/%#x lookup %s priority %d protocol %d",
-			family(r.Src), r.Src, r.IifName, r.Mark, r.Mark, table, r.Priority, Protocol)
+			family(r.Src), src, r.IifName, r.Mark, r.Mark, table, r.Priority, Protocol)
 	}
 	return fmt.Sprintf("ip %srule add from %s iif %s lookup %d priority %d protocol %d",
-		family(r.Src), r.Src, r.IifName, r.Table, r.Priority, Protocol)
+		family(r.Src), src, r.IifName, r.Table, r.Priority, Protocol)
 }
 
 func (r Route) String() string {

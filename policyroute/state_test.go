@@ -40,6 +40,7 @@ func TestDesiredString(t *testing.T) {
 			cfg:  func(*Config) {},
 			want: []string{
 				"ip rule add from 192.168.86.0/24 iif br0 lookup 100 priority 5200 protocol 70",
+				"ip rule add from all iif br0 lookup 100 priority 5201 protocol 70",
 				"ip route add default dev fobgw0 table 100 metric 100 proto 70",
 				"ip route add unreachable default table 100 metric 4000 proto 70",
 				"ip route add 192.168.88.0/24 dev fobgw0 table main metric 100 proto 70",
@@ -57,6 +58,7 @@ func TestDesiredString(t *testing.T) {
 			},
 			want: []string{
 				"ip rule add from 192.168.86.0/24 iif br0 lookup 100 priority 5200 protocol 70",
+				"ip rule add from all iif br0 lookup 100 priority 5201 protocol 70",
 				"ip route add default dev fobgw0 table 100 metric 100 proto 70",
 				"sysctl -w net.ipv4.ip_forward=1",
 				"sysctl -w net.ipv4.conf.fobgw0.rp_filter=2",
@@ -71,6 +73,8 @@ func TestDesiredString(t *testing.T) {
 			want: []string{
 				"ip rule add from 192.168.86.0/24 iif br0 lookup 100 priority 5200 protocol 70",
 				"ip -6 rule add from fd86::/64 iif br0 lookup 100 priority 5200 protocol 70",
+				"ip rule add from all iif br0 lookup 100 priority 5201 protocol 70",
+				"ip -6 rule add from all iif br0 lookup 100 priority 5201 protocol 70",
 				"ip route add default dev fobgw0 table 100 metric 100 proto 70",
 				"ip route add unreachable default table 100 metric 4000 proto 70",
 				"ip -6 route add default dev fobgw0 table 100 metric 100 proto 70",
@@ -92,6 +96,8 @@ func TestDesiredString(t *testing.T) {
 				"ip rule add from 192.168.86.0/24 iif br0 lookup 100 priority 5200 protocol 70",
 				"ip -6 rule add from fd86::/64 iif br0 fwmark 0x1000000/0x1000000 lookup main priority 5199 protocol 70",
 				"ip -6 rule add from fd86::/64 iif br0 lookup 100 priority 5200 protocol 70",
+				"ip rule add from all iif br0 lookup 100 priority 5201 protocol 70",
+				"ip -6 rule add from all iif br0 lookup 100 priority 5201 protocol 70",
 				"ip route add default dev fobgw0 table 100 metric 100 proto 70",
 				"ip route add unreachable default table 100 metric 4000 proto 70",
 				"ip -6 route add default dev fobgw0 table 100 metric 100 proto 70",
@@ -111,6 +117,9 @@ func TestDesiredString(t *testing.T) {
 			},
 			want: []string{
 				"ip -6 rule add from fd86::/64 iif br0 lookup 51820 priority 5200 protocol 70",
+				"ip rule add from all iif br0 lookup 51820 priority 5201 protocol 70",
+				"ip -6 rule add from all iif br0 lookup 51820 priority 5201 protocol 70",
+				"ip route add unreachable default table 51820 metric 4000 proto 70",
 				"ip -6 route add default dev wg.7 table 51820 metric 100 proto 70",
 				"ip -6 route add unreachable default table 51820 metric 4000 proto 70",
 				"ip -6 route add fd88::/64 dev wg.7 table main metric 100 proto 70",
