@@ -350,6 +350,20 @@ func TestLoadConfigResolvConf(t *testing.T) {
 	if rs, err := c.ResolvConfServers(); err != nil || fmt.Sprint(rs) != "[192.168.2.1:53]" {
 		t.Errorf("nameservers after resolv.conf was filled: %v, %v", rs, err)
 	}
+	// A local network that uses home's addresses (HomeNetworks is
+	// 192.168.88.0/24): its resolver is refused unless the gateway is on
+	// that network (onLink), and only the part of HomeNetworks it is on.
+	os.WriteFile(rc, []byte("nameserver 192.168.88.1\nnameserver 192.168.88.254\nnameserver 10.1.200.1\n"), 0o644)
+	if _, err := c.ResolvConfServers(); err == nil || !strings.Contains(err.Error(), "HomeNetworks") {
+		t.Errorf("a nameserver inside HomeNetworks, not on-link: %v; want it refused", err)
+	}
+	if _, err := c.ResolvConfServersOn(func(netip.Addr) bool { return false }); err == nil || !strings.Contains(err.Error(), "HomeNetworks") {
+		t.Errorf("a nameserver inside HomeNetworks, onLink false: %v; want it refused", err)
+	}
+	onLink := func(a netip.Addr) bool { return netip.MustParsePrefix("192.168.88.0/24").Contains(a) }
+	if rs, err := c.ResolvConfServersOn(onLink); err != nil || fmt.Sprint(rs) != "[192.168.88.1:53 192.168.88.254:53]" {
+		t.Errorf("nameservers inside HomeNetworks (one DNSUpstream's address) on a network the gateway is on: %v, %v; want both (and still not the tunnel's)", rs, err)
+	}
 }
 
 // TestLoadConfigPresharedKeyMode: a readable file holding only an inline

@@ -22,6 +22,15 @@ func (c *Config) ResolvConfPath() string {
 // ResolvConfServers returns the nameservers of the resolv.conf that
 // resolverProblem does not refuse. It is read at each resolution.
 func (c *Config) ResolvConfServers() ([]netip.AddrPort, error) {
+	return c.ResolvConfServersOn(nil)
+}
+
+// ResolvConfServersOn is ResolvConfServers, but a nameserver inside
+// HomeNetworks (DNSUpstream too) for which onLink (if not nil) reports true
+// is accepted: it is on a network the gateway is attached to, which uses
+// home's addresses (the hotel's 192.168.1.1 where home is 192.168.1.0/24),
+// and the gateway reaches it without the tunnel.
+func (c *Config) ResolvConfServersOn(onLink func(netip.Addr) bool) ([]netip.AddrPort, error) {
 	path := c.ResolvConfPath()
 	all, err := readResolvConf(path)
 	if err != nil {
@@ -30,7 +39,7 @@ func (c *Config) ResolvConfServers() ([]netip.AddrPort, error) {
 	var out []netip.AddrPort
 	var why []string
 	for _, r := range all {
-		if w := c.resolverProblem(r.Addr()); w != "" {
+		if w := c.resolverProblemExcept(r.Addr(), onLink != nil && onLink(r.Addr())); w != "" {
 			why = append(why, w)
 			continue
 		}

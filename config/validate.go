@@ -204,8 +204,16 @@ func (v *validator) statusListen() {
 // the name is what repairs the tunnel when home's address changes (the
 // story's DNS chicken-and-egg).
 func (c *Config) resolverProblem(a netip.Addr) string {
+	return c.resolverProblemExcept(a, false)
+}
+
+// resolverProblemExcept is resolverProblem, but with onLink an address
+// inside HomeNetworks, DNSUpstream's too, is no problem: it is on a local
+// network that uses home's addresses, where the gateway's own lookups reach
+// it without the tunnel (the forwarder's sockets are bound to the tunnel).
+func (c *Config) resolverProblemExcept(a netip.Addr, onLink bool) string {
 	for _, h := range c.HomeNetworks {
-		if h.Contains(a) {
+		if h.Contains(a) && !onLink {
 			return fmt.Sprintf("%v is inside HomeNetworks %v, so resolving the home name would need the tunnel it is meant to repair", a, h)
 		}
 	}
@@ -217,7 +225,7 @@ func (c *Config) resolverProblem(a netip.Addr) string {
 	if c.DNSListen.IsValid() && a == c.DNSListen.Addr() {
 		return fmt.Sprintf("%v is DNSListen, fobgw's own forwarder, which asks DNSUpstream through the tunnel it is meant to repair", a)
 	}
-	if c.DNSUpstream.IsValid() && a == c.DNSUpstream.Addr() {
+	if c.DNSUpstream.IsValid() && a == c.DNSUpstream.Addr() && !onLink {
 		return fmt.Sprintf("%v is DNSUpstream, the home DNS server, reached only through the tunnel it is meant to repair", a)
 	}
 	for _, l := range c.LAN {

@@ -59,11 +59,11 @@ const refusalLogGap = 10 * time.Second
 
 // newCaptive builds the captive-portal part for cfg, nil when PortalCheck is
 // off. The window marks through nat and fwd; handshake reads the device.
-func newCaptive(cfg *config.Config, nat *masq.NAT, fwd clientDNS, handshake func() time.Time, log *slog.Logger) (*captive, error) {
+func newCaptive(cfg *config.Config, resolvConf func() ([]netip.AddrPort, error), nat *masq.NAT, fwd clientDNS, handshake func() time.Time, log *slog.Logger) (*captive, error) {
 	if !cfg.PortalCheck.On() {
 		return nil, nil
 	}
-	res := health.NewDNSResolver(cfg.Resolver, cfg.ResolvConfServers, health.ProbeTimeout)
+	res := health.NewDNSResolver(cfg.Resolver, resolvConf, health.ProbeTimeout)
 	det := portal.NewDetector(portal.NewClient(res, 0), cfg.PortalCheck, 0)
 	return buildCaptive(cfg, captiveDeps{detect: det.Detect, nat: nat, fwd: fwd, neigh: neighbours, handshake: handshake}, log)
 }

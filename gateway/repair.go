@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"errors"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,6 +16,7 @@ const RepairInterval = 10 * time.Second
 // table, counts the repairs and logs a changed error once.
 func (g *gateway) repairRoutes() {
 	n, err := g.router.Repair()
+	g.noteHomeOnLink()
 	if n > 0 {
 		g.repairs.Add(uint64(n))
 		g.log.Warn("routing drift repaired", "items", n)
@@ -39,4 +42,42 @@ func (g *gateway) repairRoutes() {
 	if changed && err != nil {
 		g.log.Error("routing repair failed", "err", err)
 	}
+}
+
+// noteHomeOnLink logs when a home network becomes, or stops being, a network
+// the gateway is attached to (the local network uses home's addresses), as
+// the router found at its last Apply or Repair.
+func (g *gateway) noteHomeOnLink() {
+	now := g.router.HomeNetworksOnLink()
+	g.mu.Lock()
+	before := g.homeOnLink
+	g.homeOnLink = now
+	g.mu.Unlock()
+	if slices.Equal(now, before) {
+		return
+	}
+	if len(now) > 0 {
+		g.log.Warn("a home network is also the local network: the gateway reaches these addresses there, not at home; the LAN still reaches home's through the tunnel",
+			"home_networks", now)
+		return
+	}
+	g.log.Info("no home network is the local network any more: the gateway reaches home's through the tunnel again", "home_networks", g.cfg.HomeNetworks)
+}
+
+// resolvConf returns resolv.conf's nameservers for the gateway's own lookups:
+// one inside HomeNetworks is taken when it lies on a local network that uses
+// home's addresses (the router installs no home route there, so the lookup
+// goes out directly).
+func (g *gateway) resolvConf() ([]netip.AddrPort, error) {
+	return g.cfg.ResolvConfServersOn(func(a netip.Addr) bool {
+		if g.router == nil {
+			return false
+		}
+		for _, p := range g.router.HomeNetworksOnLink() {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -76,9 +76,10 @@ type gateway struct {
 	brk    *breakout       // local breakout; nil without it
 	portal *captive        // captive portals (portal.go); nil with PortalCheck = off
 
-	repairs   atomic.Uint64
-	mu        sync.Mutex
-	repairErr string // last routing repair error, protected by mu
+	repairs    atomic.Uint64
+	mu         sync.Mutex
+	repairErr  string         // last routing repair error, protected by mu
+	homeOnLink []netip.Prefix // home networks that are the local network too, protected by mu
 }
 
 // undoStack holds how to undo each change start made, in the order made.
@@ -152,7 +153,7 @@ func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (
 	if err != nil {
 		return config.Key{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	if g.portal, err = newCaptive(cfg, g.nat, g.windowDNS(), g.lastHandshake, log); err != nil {
+	if g.portal, err = newCaptive(cfg, g.resolvConf, g.nat, g.windowDNS(), g.lastHandshake, log); err != nil {
 		return config.Key{}, err
 	}
 	ctlPath := ControlSocket(opt.RunDir, cfg.Name)
@@ -214,6 +215,7 @@ func (g *gateway) startRouting(h *netlink.Handle, priv config.Key, undo *undoSta
 	if err := g.router.ApplyKillSwitch(); err != nil {
 		return fmt.Errorf("install the kill switch and LAN rules: %w", err)
 	}
+	g.noteHomeOnLink()
 	undo.push(func() {
 		// The kill switch stays: the LAN must not leak while fobgw is down.
 		if err := g.router.Remove(true); err != nil {
@@ -281,7 +283,7 @@ func (g *gateway) startWatchers(undo *undoStack) {
 	undo.push(g.kick.Close)
 	g.heal = health.New(health.Config{
 		Endpoints:   cfg.EndpointList(),
-		Resolver:    health.NewDNSResolver(cfg.Resolver, cfg.ResolvConfServers, health.ProbeTimeout),
+		Resolver:    health.NewDNSResolver(cfg.Resolver, g.resolvConf, health.ProbeTimeout),
 		Prober:      g.kick,
 		Peer:        g.tun,
 		Clock:       clock.System(),

@@ -687,3 +687,82 @@ func (h *onMessage) Handle(ctx context.Context, r slog.Record) error {
 	}
 	return h.Handler.Handle(ctx, r)
 }
+
+// TestRunKernelHomeNetworkOnLink: the gateway starts on a local network that
+// uses a home network's addresses (the hotel's Wi-Fi is 192.168.88.0/24, as
+// home's LAN): no foreign-route error, no route of fobgw's for that network,
+// so the gateway reaches the local one (its way out, the local resolver), and
+// the log says why. Once the gateway leaves that network, the repair puts the
+// home route back.
+func TestRunKernelHomeNetworkOnLink(t *testing.T) {
+	if !nstest.InFreshNetns(t) {
+		return
+	}
+	w := newKernelWorld(t, nil)
+	w.repair = 100 * time.Millisecond
+	cfg := w.config(t)
+	wan := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "wan0"}}
+	if err := w.h.LinkAdd(wan); err != nil {
+		t.Fatal(err)
+	}
+	local := &netlink.Addr{IPNet: netaddr.IPNet(netip.MustParsePrefix("192.168.88.23/24"))}
+	if err := w.h.AddrAdd(wan, local); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkSetUp(wan); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	readyC := make(chan struct{})
+	errC := make(chan error, 1)
+	warned := make(chan struct{})
+	log := slog.New(&onMessage{Handler: testLogger(t).Handler(), msg: "a home network is also the local network: the gateway reaches these addresses there, not at home; the LAN still reaches home's through the tunnel", c: warned})
+	go func() {
+		errC <- Run(ctx, cfg, Options{Logger: log, RunDir: w.runDir, OnReady: func() { close(readyC) }, LANWait: time.Second, RepairInterval: w.repair})
+	}()
+	select {
+	case <-readyC:
+	case err := <-errC:
+		t.Fatalf("Run on a local network with home's addresses: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run not ready after 30 s")
+	}
+	select {
+	case <-warned:
+	default:
+		t.Error("no warning that a home network is the local network")
+	}
+	via := func() string {
+		rs, err := w.h.RouteGet(net.ParseIP("192.168.88.1"))
+		if err != nil {
+			return err.Error()
+		}
+		l, err := w.h.LinkByIndex(rs[0].LinkIndex)
+		if err != nil {
+			return err.Error()
+		}
+		return l.Attrs().Name
+	}
+	if got := via(); got != "wan0" {
+		t.Errorf("on the local network the gateway reaches 192.168.88.1 via %s, want wan0", got)
+	}
+	if err := w.h.AddrDel(wan, local); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for via() != w.name && time.Now().Before(deadline) {
+		// Polled: the repair is the gateway's, every 100 ms here; no event of ours to wait on.
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := via(); got != w.name {
+		t.Errorf("away from the local network the gateway reaches home's 192.168.88.1 via %s, want %s (the repair puts the home route back)", got, w.name)
+	}
+	cancel()
+	if err := <-errC; err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	if err := Down(cfg, Options{Logger: testLogger(t), RunDir: w.runDir}); err != nil {
+		t.Errorf("Down: %v", err)
+	}
+}

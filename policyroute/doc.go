@@ -19,7 +19,10 @@
 // fobgw, so a route of another program in it (or a main-table route for
 // exactly a home network that would beat fobgw's) is reported as
 // [ErrForeignRoute], naming the `ip route del` that removes it, but still
-// never deleted.
+// never deleted. An on-link route for exactly a home network on another
+// interface is no such route: it is a network the gateway is attached to
+// that uses home's addresses (a hotel's Wi-Fi), and fobgw installs no home
+// route for it while it lasts ([Router.HomeNetworksOnLink]).
 //
 // # The kill switch
 //

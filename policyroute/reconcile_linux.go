@@ -87,7 +87,7 @@ func (r *Router) diff() (*drift, error) {
 	}
 	d.ruleOK = make([]bool, len(r.state.Rules))
 	d.staleRules = match(rules, r.state.Rules, d.ruleOK, ruleMatches) // other config, or duplicates
-	routes, foreign, err := r.listRoutes(d.tunIdx)
+	routes, foreign, onLink, err := r.listRoutes(d.tunIdx)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,19 @@ func (r *Router) diff() (*drift, error) {
 		d.report(r, k)
 	}
 	d.routeOK = make([]bool, len(r.state.Routes))
+	// A home network that is also a network the gateway is attached to (the
+	// hotel's Wi-Fi in the same 192.168.1.0/24 as home) gets no route of
+	// fobgw's: the gateway needs that network itself, its way out and the
+	// local ISP's resolver are on it. A route of ours there is stale.
+	for i, w := range r.state.Routes {
+		if w.Table == tableMain && slices.Contains(onLink, w.Dst) {
+			d.routeOK[i] = true
+		}
+	}
 	d.staleRoutes = match(routes, r.state.Routes, d.routeOK, func(k netlink.Route, w Route) bool { return routeMatches(k, w, d.tunIdx) })
+	r.mu.Lock()
+	r.onLink = onLink
+	r.mu.Unlock()
 	return d, nil
 }
 
@@ -242,11 +254,13 @@ func (r *Router) missingInterface(d *drift) error {
 // routes of others where only fobgw's belong: every route in the LAN's
 // table, and main-table routes for exactly a home network at a metric not
 // above fobgw's highest for it (they win over the tunnel route or, with the
-// tunnel gone, over the kill switch), unless they only lead into the tunnel.
-func (r *Router) listRoutes(tunIdx int) (owned, foreign []netlink.Route, err error) {
+// tunnel gone, over the kill switch), unless they only lead into the tunnel
+// or are on-link on another interface. Those on-link routes are the home
+// networks the gateway is attached to, returned in onLink.
+func (r *Router) listRoutes(tunIdx int) (owned, foreign []netlink.Route, onLink []netip.Prefix, err error) {
 	all, err := r.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
-		return nil, nil, r.opErr("list routes", "", err)
+		return nil, nil, nil, r.opErr("list routes", "", err)
 	}
 	home := make(map[netip.Prefix]int) // destination -> fobgw's highest metric
 	for _, w := range r.state.Routes {
@@ -262,13 +276,22 @@ func (r *Router) listRoutes(tunIdx int) (owned, foreign []netlink.Route, err err
 			foreign = append(foreign, k)
 		case k.Table == tableMain:
 			m, ok := home[dstOf(k)]
-			intoTunnel := tunIdx != 0 && k.LinkIndex == tunIdx && k.Gw == nil && len(k.MultiPath) == 0
-			if ok && k.Priority <= m && !intoTunnel {
+			if !ok {
+				continue
+			}
+			direct := k.Type == unix.RTN_UNICAST && k.Scope == netlink.SCOPE_LINK && k.Gw == nil && len(k.MultiPath) == 0 && k.LinkIndex != 0
+			switch {
+			case direct && k.LinkIndex == tunIdx: // into the tunnel: fine
+			case direct:
+				if !slices.Contains(onLink, dstOf(k)) {
+					onLink = append(onLink, dstOf(k))
+				}
+			case k.Priority <= m:
 				foreign = append(foreign, k)
 			}
 		}
 	}
-	return owned, foreign, nil
+	return owned, foreign, onLink, nil
 }
 
 // routeInSlot returns the route that holds w's slot (table, destination,

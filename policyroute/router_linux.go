@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/fobgw/fobgw/internal/netaddr"
 	"github.com/vishvananda/netlink"
@@ -15,13 +17,30 @@ import (
 )
 
 // Router applies a State through one netlink handle. Its methods are not
-// safe for concurrent use; the gateway calls them from one goroutine.
+// safe for concurrent use, but for HomeNetworksOnLink; the gateway calls
+// them from one goroutine.
 type Router struct {
 	h          *netlink.Handle
 	cfg        Config
 	state      State
 	sysctlRoot string
 	ns         netns.NsHandle // -1: write sysctls from the calling thread
+
+	mu     sync.Mutex
+	onLink []netip.Prefix // home networks the gateway is attached to, at the last reconcile
+}
+
+// HomeNetworksOnLink returns the home networks that were also networks the
+// gateway is attached to at the last Apply, ApplyKillSwitch or Repair: an
+// on-link route of another interface for exactly that prefix (the local
+// network uses the same addresses as home). fobgw installs no route of its
+// own for them, so the gateway reaches the local network, its way out; the
+// LAN still reaches home's through the tunnel, and the tunnel's own sockets
+// (DNS forwarder, probes) are bound to it.
+func (r *Router) HomeNetworksOnLink() []netip.Prefix {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.onLink)
 }
 
 // Option configures a Router.

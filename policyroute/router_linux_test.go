@@ -579,6 +579,99 @@ func TestKillSwitchOtherSources(t *testing.T) {
 	}
 }
 
+// TestHomeNetworkOnLink: a local network that uses the addresses of a home
+// network (the hotel's 192.168.88.0/24 is home's too) is no foreign route
+// and stops nothing. While it lasts, fobgw keeps no route of its own for
+// that home network, so the gateway reaches the local network (its way out,
+// the local resolver), and the LAN still reaches home's through the tunnel;
+// once the gateway leaves that network, Repair puts the home routes back,
+// and takes them out again when it joins one such network again. The local
+// network is the kernel's route of an address (metric 0), or one a DHCP
+// client adds at its own metric (600, as NetworkManager for Wi-Fi).
+func TestHomeNetworkOnLink(t *testing.T) {
+	home := netip.MustParsePrefix("192.168.88.0/24")
+	for _, tc := range []struct {
+		name string
+		join func(w *world) func() // joins the local network; returns what leaves it
+	}{
+		{"an address of the network (the kernel's route)", func(w *world) func() {
+			a, err := netlink.ParseAddr("192.168.88.23/24")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.h.AddrAdd(w.wan, a); err != nil {
+				t.Fatal(err)
+			}
+			return func() {
+				if err := w.h.AddrDel(w.wan, a); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"a DHCP client's route at metric 600", func(w *world) func() {
+			rt := &netlink.Route{LinkIndex: w.wan.Attrs().Index, Dst: mustIPNet(t, "192.168.88.0/24"), Scope: netlink.SCOPE_LINK, Priority: 600, Protocol: unix.RTPROT_DHCP}
+			if err := w.h.RouteAdd(rt); err != nil {
+				t.Fatal(err)
+			}
+			return func() {
+				if err := w.h.RouteDel(rt); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			leave := tc.join(w)
+			r := w.router(t, storyConfig())
+			if err := r.ApplyKillSwitch(); err != nil {
+				t.Fatalf("ApplyKillSwitch: %v", err)
+			}
+			if err := r.Apply(); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			onLink := func(want ...netip.Prefix) {
+				t.Helper()
+				if got := r.HomeNetworksOnLink(); !slices.Equal(got, want) {
+					t.Errorf("HomeNetworksOnLink() = %v, want %v", got, want)
+				}
+			}
+			withoutHome := slices.DeleteFunc(slices.Clone(storyOwned), func(s string) bool { return strings.Contains(s, "192.168.88.0/24") })
+			assertOwned(t, w, withoutHome)
+			onLink(home)
+			if got := w.routeGet(t, "", "", "192.168.88.1"); got != "dev wan0" {
+				t.Errorf("on the local network: the gateway -> 192.168.88.1: %s, want dev wan0", got)
+			}
+			if got := w.routeGet(t, "br0", "192.168.86.254", "192.168.88.1"); got != "dev fobgw0" {
+				t.Errorf("on the local network: the LAN -> home's 192.168.88.1: %s, want dev fobgw0", got)
+			}
+			if n, err := r.Repair(); n != 0 || err != nil {
+				t.Errorf("Repair on the local network = %d, %v; want 0, nil", n, err)
+			}
+
+			leave()
+			if n, err := r.Repair(); n != 2 || err != nil {
+				t.Errorf("Repair after leaving the local network = %d, %v; want the 2 home routes back", n, err)
+			}
+			assertOwned(t, w, storyOwned)
+			onLink()
+			if got := w.routeGet(t, "", "", "192.168.88.1"); got != "dev fobgw0" {
+				t.Errorf("away from it: the gateway -> home 192.168.88.1: %s, want dev fobgw0", got)
+			}
+
+			tc.join(w)
+			if n, err := r.Repair(); n != 2 || err != nil {
+				t.Errorf("Repair after joining the local network again = %d, %v; want the 2 home routes out", n, err)
+			}
+			assertOwned(t, w, withoutHome)
+			onLink(home)
+			if got := w.routeGet(t, "", "", "192.168.88.1"); got != "dev wan0" {
+				t.Errorf("on the local network again: the gateway -> 192.168.88.1: %s, want dev wan0", got)
+			}
+		})
+	}
+}
+
 func TestHomeRoutes(t *testing.T) {
 	w := newWorld(t)
 	r := w.router(t, storyConfig())
