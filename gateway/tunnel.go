@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,44 @@ type tunnel struct {
 	uapi      net.Listener
 	uerr      chan error // the UAPI listener failed (its socket was deleted, say)
 	log       *slog.Logger
+	hs        steadyHandshake
+}
+
+// maxSightLag bounds how long after a handshake fobgw first reads it: the
+// healer reads the peer every ProbeInterval (3 s).
+const maxSightLag = 30 * time.Second
+
+// steadyHandshake puts the device's handshake time, read from the wall
+// clock, on the monotonic one. A board without a real-time clock often has
+// its first handshake before NTP steps the clock forward, by hours after a
+// power cut; by the wall clock that fresh handshake is then hours old, the
+// healer would take the session for stale and re-resolve home's name, the
+// captive-portal watcher for a tunnel that is down. Aged by the monotonic
+// clock from when it was first read, it is as old as it is.
+type steadyHandshake struct {
+	mu     sync.Mutex
+	wall   time.Time // the device's last value
+	steady time.Time // its moment, with a monotonic reading
+}
+
+// of returns wall's moment as a time with a monotonic reading (zero for
+// zero); now is time.Now(). The first time wall is seen it is wall's age by
+// the wall clock before now, or now itself if that age is beyond
+// maxSightLag or negative (the clock stepped in between).
+func (s *steadyHandshake) of(wall, now time.Time) time.Time {
+	if wall.IsZero() {
+		return time.Time{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !wall.Equal(s.wall) {
+		age := now.Round(0).Sub(wall) // by the wall clock
+		if age < 0 || age > maxSightLag {
+			age = 0
+		}
+		s.wall, s.steady = wall, now.Add(-age)
+	}
+	return s.steady
 }
 
 // wgLogger adapts wireguard-go's printf logger to slog. Errors can be
@@ -275,7 +314,9 @@ func (t *tunnel) peerStats() (peerStats, error) {
 	if err != nil {
 		return peerStats{}, fmt.Errorf("read the WireGuard device state: %w", err)
 	}
-	return parseIpcGet(s, t.peer), nil
+	ps := parseIpcGet(s, t.peer)
+	ps.LastHandshake = t.hs.of(ps.LastHandshake, time.Now())
+	return ps, nil
 }
 
 func parseIpcGet(s string, peer config.Key) peerStats {
