@@ -637,15 +637,8 @@ func TestRunKernelLANLate(t *testing.T) {
 	if err := w.h.AddrDel(br, lanAddr); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	readyC, waiting, errC, cancel := w.runWatching(t, cfg, "waiting for the LAN interface", 20*time.Second)
 	defer cancel()
-	readyC := make(chan struct{})
-	errC := make(chan error, 1)
-	waiting := make(chan struct{})
-	log := slog.New(&onMessage{Handler: testLogger(t).Handler(), msg: "waiting for the LAN interface", c: waiting})
-	go func() {
-		errC <- Run(ctx, cfg, Options{Logger: log, RunDir: w.runDir, OnReady: func() { close(readyC) }, LANWait: 20 * time.Second})
-	}()
 	select {
 	case <-waiting:
 	case err := <-errC:
@@ -671,6 +664,19 @@ func TestRunKernelLANLate(t *testing.T) {
 	if err := Down(cfg, Options{Logger: testLogger(t), RunDir: w.runDir}); err != nil {
 		t.Errorf("Down: %v", err)
 	}
+}
+
+// runWatching runs Run in the background with the world's run directory and
+// repair interval; ready is closed when Run is ready, errs gets its result,
+// and seen is closed the first time msg is logged.
+func (w *kernelWorld) runWatching(t *testing.T, cfg *config.Config, msg string, lanWait time.Duration) (ready, seen chan struct{}, errs chan error, cancel context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, seen, errs = make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	log := slog.New(&onMessage{Handler: testLogger(t).Handler(), msg: msg, c: seen})
+	go func() {
+		errs <- Run(ctx, cfg, Options{Logger: log, RunDir: w.runDir, OnReady: func() { close(ready) }, LANWait: lanWait, RepairInterval: w.repair})
+	}()
+	return ready, seen, errs, cancel
 }
 
 // onMessage is a slog handler that closes c when msg is logged, once.
@@ -712,15 +718,8 @@ func TestRunKernelHomeNetworkOnLink(t *testing.T) {
 	if err := w.h.LinkSetUp(wan); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	readyC, warned, errC, cancel := w.runWatching(t, cfg, "a home network is also the local network: the gateway reaches these addresses there, not at home; the LAN still reaches home's through the tunnel", time.Second)
 	defer cancel()
-	readyC := make(chan struct{})
-	errC := make(chan error, 1)
-	warned := make(chan struct{})
-	log := slog.New(&onMessage{Handler: testLogger(t).Handler(), msg: "a home network is also the local network: the gateway reaches these addresses there, not at home; the LAN still reaches home's through the tunnel", c: warned})
-	go func() {
-		errC <- Run(ctx, cfg, Options{Logger: log, RunDir: w.runDir, OnReady: func() { close(readyC) }, LANWait: time.Second, RepairInterval: w.repair})
-	}()
 	select {
 	case <-readyC:
 	case err := <-errC:
