@@ -26,10 +26,13 @@
 //
 // # The kill switch
 //
-// The LAN rule selects by source; a last rule per family of LAN, from any
-// source on the LAN interface to the same table ([RulePriorityOther]), takes
-// the packets whose source is not the LAN's, so they too find the tunnel or
-// the kill switch and never fall through to the main table.
+// The LAN rule selects by source; a last rule, from any source on the LAN
+// interface to the same table ([RulePriorityOther]), takes the packets whose
+// source is not the LAN's, so they too find the tunnel or the kill switch and
+// never fall through to the main table: for IPv4 always (fobgw turns IPv4
+// forwarding on whatever the LAN; with a LAN of IPv6 alone the table holds
+// an IPv4 kill switch for them), for IPv6 with an IPv6 LAN (the only case
+// fobgw turns IPv6 forwarding on).
 //
 // On Linux a rule falls through to the next one when its table holds no
 // matching route. With a userspace tunnel the tunnel route vanishes with the

@@ -97,17 +97,29 @@ func (r *Router) diff() (*drift, error) {
 	}
 	d.routeOK = make([]bool, len(r.state.Routes))
 	// A home network that is also a network the gateway is attached to (the
-	// hotel's Wi-Fi in the same 192.168.1.0/24 as home) gets no route of
-	// fobgw's: the gateway needs that network itself, its way out and the
-	// local ISP's resolver are on it. A route of ours there is stale.
+	// hotel's Wi-Fi in the same 192.168.1.0/24 as home): the gateway needs
+	// that network itself, its way out and the local ISP's resolver are on
+	// it. fobgw's routes there that would win over the direct route (a
+	// metric not above it: the tunnel's 100 over a DHCP client's 600) are
+	// left out, and one of ours there is stale; those that lose to it stay
+	// (the kill switch's 4000), and take over the moment the gateway leaves
+	// that network, until Repair puts the rest back.
+	var prefixes []netip.Prefix
 	for i, w := range r.state.Routes {
-		if w.Table == tableMain && slices.Contains(onLink, w.Dst) {
+		m, ok := onLink[w.Dst]
+		if !ok || w.Table != tableMain {
+			continue
+		}
+		if !slices.Contains(prefixes, w.Dst) {
+			prefixes = append(prefixes, w.Dst)
+		}
+		if w.Metric <= m {
 			d.routeOK[i] = true
 		}
 	}
 	d.staleRoutes = match(routes, r.state.Routes, d.routeOK, func(k netlink.Route, w Route) bool { return routeMatches(k, w, d.tunIdx) })
 	r.mu.Lock()
-	r.onLink = onLink
+	r.onLink = prefixes
 	r.mu.Unlock()
 	return d, nil
 }
@@ -255,9 +267,10 @@ func (r *Router) missingInterface(d *drift) error {
 // table, and main-table routes for exactly a home network at a metric not
 // above fobgw's highest for it (they win over the tunnel route or, with the
 // tunnel gone, over the kill switch), unless they only lead into the tunnel
-// or are on-link on another interface. Those on-link routes are the home
-// networks the gateway is attached to, returned in onLink.
-func (r *Router) listRoutes(tunIdx int) (owned, foreign []netlink.Route, onLink []netip.Prefix, err error) {
+// or straight onto another interface. Those direct routes are the home
+// networks the gateway is attached to: onLink maps each to the lowest
+// metric of such a route.
+func (r *Router) listRoutes(tunIdx int) (owned, foreign []netlink.Route, onLink map[netip.Prefix]int, err error) {
 	all, err := r.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, nil, nil, r.opErr("list routes", "", err)
@@ -268,6 +281,7 @@ func (r *Router) listRoutes(tunIdx int) (owned, foreign []netlink.Route, onLink 
 			home[w.Dst] = max(home[w.Dst], w.Metric)
 		}
 	}
+	onLink = make(map[netip.Prefix]int)
 	for _, k := range all {
 		switch {
 		case k.Protocol == Protocol:
@@ -279,12 +293,14 @@ func (r *Router) listRoutes(tunIdx int) (owned, foreign []netlink.Route, onLink 
 			if !ok {
 				continue
 			}
-			direct := k.Type == unix.RTN_UNICAST && k.Scope == netlink.SCOPE_LINK && k.Gw == nil && len(k.MultiPath) == 0 && k.LinkIndex != 0
+			// No scope test: the kernel reports every IPv6 route with
+			// scope universe.
+			noGateway := k.Gw == nil && len(k.MultiPath) == 0 && k.LinkIndex != 0
 			switch {
-			case direct && k.LinkIndex == tunIdx: // into the tunnel: fine
-			case direct:
-				if !slices.Contains(onLink, dstOf(k)) {
-					onLink = append(onLink, dstOf(k))
+			case noGateway && k.LinkIndex == tunIdx: // into the tunnel: fine
+			case noGateway && k.Type == unix.RTN_UNICAST:
+				if lo, seen := onLink[dstOf(k)]; !seen || k.Priority < lo {
+					onLink[dstOf(k)] = k.Priority
 				}
 			case k.Priority <= m:
 				foreign = append(foreign, k)

@@ -581,34 +581,44 @@ func TestKillSwitchOtherSources(t *testing.T) {
 
 // TestHomeNetworkOnLink: a local network that uses the addresses of a home
 // network (the hotel's 192.168.88.0/24 is home's too) is no foreign route
-// and stops nothing. While it lasts, fobgw keeps no route of its own for
-// that home network, so the gateway reaches the local network (its way out,
-// the local resolver), and the LAN still reaches home's through the tunnel;
-// once the gateway leaves that network, Repair puts the home routes back,
-// and takes them out again when it joins one such network again. The local
-// network is the kernel's route of an address (metric 0), or one a DHCP
-// client adds at its own metric (600, as NetworkManager for Wi-Fi).
+// and stops nothing. While the gateway is on it, fobgw leaves out its routes
+// for that home network that would win over the local network's route (a
+// metric not above it), so the gateway reaches the local network (its way
+// out, the local resolver), and keeps those that lose to it, so that the
+// moment the gateway leaves the local network, the gateway's own traffic to
+// home's addresses meets the tunnel or the kill switch, never the local ISP;
+// Repair then puts the rest back, and takes them out when the gateway joins
+// such a network again. The LAN reaches home's addresses through the tunnel
+// all along. The local network is the kernel's route of an address (metric
+// 0 for IPv4, 256 for IPv6), or one a DHCP client adds at its own metric
+// (600, as NetworkManager for Wi-Fi).
 func TestHomeNetworkOnLink(t *testing.T) {
-	home := netip.MustParsePrefix("192.168.88.0/24")
-	for _, tc := range []struct {
-		name string
-		join func(w *world) func() // joins the local network; returns what leaves it
-	}{
-		{"an address of the network (the kernel's route)", func(w *world) func() {
-			a, err := netlink.ParseAddr("192.168.88.23/24")
+	addrJoin := func(addr string) func(w *world) func() {
+		return func(w *world) func() {
+			a, err := netlink.ParseAddr(addr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := w.h.AddrAdd(w.wan, a); err != nil {
 				t.Fatal(err)
 			}
+			w.settle(t)
 			return func() {
 				if err := w.h.AddrDel(w.wan, a); err != nil {
 					t.Fatal(err)
 				}
 			}
-		}},
-		{"a DHCP client's route at metric 600", func(w *world) func() {
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		v6        bool
+		join      func(w *world) func() // joins the local network; returns what leaves it
+		withdrawn []string              // fobgw's entries left out while on it
+		left      string                // the gateway -> home's host right after leaving, before Repair
+	}{
+		{"an address of the network (the kernel's route, metric 0)", false, addrJoin("192.168.88.23/24"), nil, "dev fobgw0"},
+		{"a DHCP client's route at metric 600", false, func(w *world) func() {
 			rt := &netlink.Route{LinkIndex: w.wan.Attrs().Index, Dst: mustIPNet(t, "192.168.88.0/24"), Scope: netlink.SCOPE_LINK, Priority: 600, Protocol: unix.RTPROT_DHCP}
 			if err := w.h.RouteAdd(rt); err != nil {
 				t.Fatal(err)
@@ -618,12 +628,24 @@ func TestHomeNetworkOnLink(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-		}},
+		}, []string{"route v4 table 254 192.168.88.0/24 dev fobgw0 metric 100"}, "unreachable"},
+		{"IPv6: an address of the network (the kernel's route, metric 256)", true, addrJoin("fd88::23/64"),
+			[]string{"route v6 table 254 fd88::/64 dev fobgw0 metric 100"}, "unreachable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
+			cfg := storyConfig()
+			homeNet, host := netip.MustParsePrefix("192.168.88.0/24"), "192.168.88.1"
+			owned := slices.Clone(storyOwned)
+			if tc.v6 {
+				homeNet, host = netip.MustParsePrefix("fd88::/64"), "fd88::1"
+				cfg.HomeNetworks = []netip.Prefix{homeNet}
+				owned = slices.DeleteFunc(owned, func(s string) bool { return strings.Contains(s, "192.168.88.0/24") })
+				owned = append(owned, "route v6 table 254 fd88::/64 dev fobgw0 metric 100", "route v6 table 254 unreachable fd88::/64 metric 4000")
+			}
+			onLinkOwned := slices.DeleteFunc(slices.Clone(owned), func(s string) bool { return slices.Contains(tc.withdrawn, s) })
 			leave := tc.join(w)
-			r := w.router(t, storyConfig())
+			r := w.router(t, cfg)
 			if err := r.ApplyKillSwitch(); err != nil {
 				t.Fatalf("ApplyKillSwitch: %v", err)
 			}
@@ -636,37 +658,41 @@ func TestHomeNetworkOnLink(t *testing.T) {
 					t.Errorf("HomeNetworksOnLink() = %v, want %v", got, want)
 				}
 			}
-			withoutHome := slices.DeleteFunc(slices.Clone(storyOwned), func(s string) bool { return strings.Contains(s, "192.168.88.0/24") })
-			assertOwned(t, w, withoutHome)
-			onLink(home)
-			if got := w.routeGet(t, "", "", "192.168.88.1"); got != "dev wan0" {
-				t.Errorf("on the local network: the gateway -> 192.168.88.1: %s, want dev wan0", got)
+			assertOwned(t, w, onLinkOwned)
+			onLink(homeNet)
+			if got := w.routeGet(t, "", "", host); got != "dev wan0" {
+				t.Errorf("on the local network: the gateway -> %s: %s, want dev wan0", host, got)
 			}
-			if got := w.routeGet(t, "br0", "192.168.86.254", "192.168.88.1"); got != "dev fobgw0" {
-				t.Errorf("on the local network: the LAN -> home's 192.168.88.1: %s, want dev fobgw0", got)
+			if !tc.v6 { // the story's LAN is IPv4 alone
+				if got := w.routeGet(t, "br0", "192.168.86.254", host); got != "dev fobgw0" {
+					t.Errorf("on the local network: the LAN -> home's %s: %s, want dev fobgw0", host, got)
+				}
 			}
 			if n, err := r.Repair(); n != 0 || err != nil {
 				t.Errorf("Repair on the local network = %d, %v; want 0, nil", n, err)
 			}
 
 			leave()
-			if n, err := r.Repair(); n != 2 || err != nil {
-				t.Errorf("Repair after leaving the local network = %d, %v; want the 2 home routes back", n, err)
+			if got := w.routeGet(t, "", "", host); got != tc.left {
+				t.Errorf("right after leaving the local network: the gateway -> %s: %s, want %s (never the local ISP)", host, got, tc.left)
 			}
-			assertOwned(t, w, storyOwned)
+			if n, err := r.Repair(); n != len(tc.withdrawn) || err != nil {
+				t.Errorf("Repair after leaving the local network = %d, %v; want %d routes back", n, err, len(tc.withdrawn))
+			}
+			assertOwned(t, w, owned)
 			onLink()
-			if got := w.routeGet(t, "", "", "192.168.88.1"); got != "dev fobgw0" {
-				t.Errorf("away from it: the gateway -> home 192.168.88.1: %s, want dev fobgw0", got)
+			if got := w.routeGet(t, "", "", host); got != "dev fobgw0" {
+				t.Errorf("away from it: the gateway -> home %s: %s, want dev fobgw0", host, got)
 			}
 
 			tc.join(w)
-			if n, err := r.Repair(); n != 2 || err != nil {
-				t.Errorf("Repair after joining the local network again = %d, %v; want the 2 home routes out", n, err)
+			if n, err := r.Repair(); n != len(tc.withdrawn) || err != nil {
+				t.Errorf("Repair after joining the local network again = %d, %v; want %d routes out", n, err, len(tc.withdrawn))
 			}
-			assertOwned(t, w, withoutHome)
-			onLink(home)
-			if got := w.routeGet(t, "", "", "192.168.88.1"); got != "dev wan0" {
-				t.Errorf("on the local network again: the gateway -> 192.168.88.1: %s, want dev wan0", got)
+			assertOwned(t, w, onLinkOwned)
+			onLink(homeNet)
+			if got := w.routeGet(t, "", "", host); got != "dev wan0" {
+				t.Errorf("on the local network again: the gateway -> %s: %s, want dev wan0", host, got)
 			}
 		})
 	}
