@@ -82,9 +82,6 @@ func newBreakout(cfg Config) (*breakout, error) {
 	if cfg.Resolver.Addr().IsUnspecified() || cfg.Resolver.Port() == 0 {
 		return nil, fmt.Errorf("dnsfwd: Resolver %q is not a usable address: give the local ISP's resolver, e.g. 192.168.2.1:53", cfg.Resolver)
 	}
-	if cfg.Resolver == cfg.Upstream {
-		return nil, fmt.Errorf("dnsfwd: Resolver %s is DNSUpstream: the local breakout needs the local ISP's resolver", cfg.Resolver)
-	}
 	b := &breakout{dial: cfg.ResolverDial, set: cfg.LocalSet, lan: cfg.LAN, isLocal: cfg.LocalClient}
 	if b.dial == nil {
 		b.dial = (&net.Dialer{Timeout: cfg.Timeout}).DialContext

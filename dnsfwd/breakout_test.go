@@ -221,7 +221,6 @@ func TestBreakoutConfig(t *testing.T) {
 		want string
 	}{
 		{"domains without resolver", func(c *Config) { c.LocalDomains = []string{"a.example"} }, "without Resolver"},
-		{"resolver is upstream", func(c *Config) { c.Resolver = up }, "is DNSUpstream"},
 		{"root", func(c *Config) {
 			c.Resolver = netip.MustParseAddrPort("127.0.0.2:53")
 			c.LocalDomains = []string{"."}

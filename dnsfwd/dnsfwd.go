@@ -55,10 +55,13 @@ type Config struct {
 
 	// Local breakout (see breakout.go): questions of LocalClients and for LocalDomains go to
 	// Resolver; the addresses of LocalDomains answers go to LocalSet before the answer leaves.
-	Resolver     netip.AddrPort // the local ISP's resolver, host:53; zero: no breakout, the fields below unused
-	LocalDomains []string       // names whose answers come from Resolver, and all names below them
-	LocalClients []netip.Addr   // clients whose every question goes to Resolver (Bypass devices)
-	LocalSet     LocalSet       // required with LocalDomains
+	// Resolver is the local ISP's resolver, host:53; zero: no breakout, the fields below unused. It
+	// may have Upstream's address (a local network that uses home's addresses): its sockets are the
+	// main table's, Upstream's are bound to the tunnel, so they reach two different servers.
+	Resolver     netip.AddrPort
+	LocalDomains []string     // names whose answers come from Resolver, and all names below them
+	LocalClients []netip.Addr // clients whose every question goes to Resolver (Bypass devices)
+	LocalSet     LocalSet     // required with LocalDomains
 	// LocalClient, if set, is asked about each question's client not in LocalClients nor in a window:
 	// true sends the question to Resolver too (devices bypassed by MAC, whose addresses the gateway
 	// follows). It is called from the serving goroutines, concurrently, per question: it must be fast

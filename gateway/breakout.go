@@ -64,13 +64,14 @@ func bypassMark(cfg *config.Config) uint32 {
 func natStays(cfg *config.Config) bool { return breakoutEnabled(cfg) && cfg.KillSwitch }
 
 // localResolver is the forwarder's Resolver: the first of Resolver, else
-// the first nameserver of resolv.conf that Resolver's rules accept, read
-// once at start. from says which, for the log and `fobgw check`.
+// the first nameserver of resolv.conf that Resolver's rules accept
+// (resolvConfServers), read once at start. from says which, for the log and
+// `fobgw check`.
 func localResolver(cfg *config.Config) (r netip.AddrPort, from string, err error) {
 	if len(cfg.Resolver) > 0 {
 		return cfg.Resolver[0], "Resolver", nil
 	}
-	rs, err := cfg.ResolvConfServers()
+	rs, err := resolvConfServers(cfg)()
 	if err != nil {
 		return netip.AddrPort{}, "", fmt.Errorf("Bypass and LocalDomains need the local ISP's resolver: %w", err)
 	}

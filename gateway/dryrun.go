@@ -73,7 +73,7 @@ func Check(cfg *config.Config, opt Options, w io.Writer) error {
 		// Read now for information only: run reads it at each resolution
 		// and waits (with back-off) while it lists no nameserver.
 		now := "none usable yet; run retries with back-off"
-		if rs, err := cfg.ResolvConfServers(); err == nil {
+		if rs, err := resolvConfServers(cfg)(); err == nil {
 			now = join(rs, ", ")
 		} else {
 			now += ": " + err.Error()

@@ -153,7 +153,7 @@ func (g *gateway) prepare(ctx context.Context, h *netlink.Handle, opt Options) (
 	if err != nil {
 		return config.Key{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	if g.portal, err = newCaptive(cfg, g.resolvConf, g.nat, g.windowDNS(), g.lastHandshake, log); err != nil {
+	if g.portal, err = newCaptive(cfg, resolvConfServers(cfg), g.nat, g.windowDNS(), g.lastHandshake, log); err != nil {
 		return config.Key{}, err
 	}
 	ctlPath := ControlSocket(opt.RunDir, cfg.Name)
@@ -283,7 +283,7 @@ func (g *gateway) startWatchers(undo *undoStack) {
 	undo.push(g.kick.Close)
 	g.heal = health.New(health.Config{
 		Endpoints:   cfg.EndpointList(),
-		Resolver:    health.NewDNSResolver(cfg.Resolver, g.resolvConf, health.ProbeTimeout),
+		Resolver:    health.NewDNSResolver(cfg.Resolver, resolvConfServers(cfg), health.ProbeTimeout),
 		Prober:      g.kick,
 		Peer:        g.tun,
 		Clock:       clock.System(),

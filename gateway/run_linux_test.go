@@ -718,6 +718,17 @@ func TestRunKernelHomeNetworkOnLink(t *testing.T) {
 	if err := w.h.LinkSetUp(wan); err != nil {
 		t.Fatal(err)
 	}
+	// The local network's resolver has an address of home's network (and
+	// DNSUpstream's, 192.168.88.1): taken for the gateway's own lookups
+	// while the gateway is on that network, refused once it is not.
+	cfg.ResolvConf = filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(cfg.ResolvConf, []byte("nameserver 192.168.88.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lookups := resolvConfServers(cfg)
+	if rs, err := lookups(); err != nil || len(rs) != 1 || rs[0].String() != "192.168.88.1:53" {
+		t.Errorf("on the local network, before the gateway starts, its lookups go to %v, %v; want 192.168.88.1:53", rs, err)
+	}
 	readyC, warned, errC, cancel := w.runWatching(t, cfg, "a home network is also the local network: the gateway reaches these addresses there, not at home; the LAN still reaches home's through the tunnel", time.Second)
 	defer cancel()
 	select {
@@ -746,6 +757,9 @@ func TestRunKernelHomeNetworkOnLink(t *testing.T) {
 	if got := via(); got != "wan0" {
 		t.Errorf("on the local network the gateway reaches 192.168.88.1 via %s, want wan0", got)
 	}
+	if rs, err := lookups(); err != nil || len(rs) != 1 || rs[0].String() != "192.168.88.1:53" {
+		t.Errorf("on the local network the gateway's lookups go to %v, %v; want 192.168.88.1:53", rs, err)
+	}
 	if err := w.h.AddrDel(wan, local); err != nil {
 		t.Fatal(err)
 	}
@@ -756,6 +770,9 @@ func TestRunKernelHomeNetworkOnLink(t *testing.T) {
 	}
 	if got := via(); got != w.name {
 		t.Errorf("away from the local network the gateway reaches home's 192.168.88.1 via %s, want %s (the repair puts the home route back)", got, w.name)
+	}
+	if rs, err := lookups(); err == nil {
+		t.Errorf("away from the local network the gateway's lookups go to %v; want home's 192.168.88.1 refused (it needs the tunnel)", rs)
 	}
 	cancel()
 	if err := <-errC; err != nil {
