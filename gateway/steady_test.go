@@ -8,14 +8,15 @@ import (
 
 // TestSteadyHandshake: the device's handshake time, from the wall clock,
 // becomes a moment on the monotonic clock when first read: its age then is
-// its wall-clock age, and it stays that moment; a handshake whose wall time
-// is already far in the past when first read (NTP stepped the clock forward
-// in between, on a board without a real-time clock) counts as just now, not
-// hours old.
+// its wall-clock age, bounded by the monotonic time since the previous read
+// (it is new since then) or since the device's creation, and it stays that
+// moment. So a handshake whose wall time is already hours in the past when
+// first read (NTP stepped the clock forward in between, on a board without a
+// real-time clock) is no older than the time since the previous read.
 func TestSteadyHandshake(t *testing.T) {
-	var s steadyHandshake
 	now := time.Now()
-	if got := s.of(time.Time{}, now); !got.IsZero() {
+	s := steadyHandshake{start: now.Add(-10 * time.Second)}
+	if got := s.of(time.Time{}, now.Add(-5*time.Second)); !got.IsZero() {
 		t.Errorf("no handshake: %v, want zero", got)
 	}
 	hs := now.Round(0).Add(-2 * time.Second)
@@ -30,12 +31,19 @@ func TestSteadyHandshake(t *testing.T) {
 	if g := s.of(hs, later); !g.Equal(got) || later.Sub(g) != 42*time.Second {
 		t.Errorf("read again 40 s later: %v (%v old), want %v (42s old)", g, later.Sub(g), got)
 	}
-	stepped := later.Round(0).Add(-5 * time.Hour)
-	if g := s.of(stepped, later); later.Sub(g) != 0 {
-		t.Errorf("a new handshake 5 h old by the wall clock when first read: %v old, want 0 (the clock stepped)", later.Sub(g))
+	next := later.Add(3 * time.Second)
+	stepped := next.Round(0).Add(-5 * time.Hour)
+	if g := s.of(stepped, next); next.Sub(g) != 3*time.Second {
+		t.Errorf("a new handshake 5 h old by the wall clock, 3 s after the previous read: %v old, want 3s (the clock stepped)", next.Sub(g))
 	}
-	ahead := later.Round(0).Add(time.Minute)
-	if g := s.of(ahead, later); later.Sub(g) != 0 {
-		t.Errorf("a new handshake a minute ahead of the wall clock: %v old, want 0", later.Sub(g))
+	last := next.Add(time.Second)
+	ahead := last.Round(0).Add(time.Minute)
+	if g := s.of(ahead, last); last.Sub(g) != 0 {
+		t.Errorf("a new handshake a minute ahead of the wall clock: %v old, want 0", last.Sub(g))
+	}
+	// The first read of a device bounds by its creation.
+	fresh := steadyHandshake{start: now.Add(-4 * time.Second)}
+	if g := fresh.of(now.Round(0).Add(-time.Hour), now); now.Sub(g) != 4*time.Second {
+		t.Errorf("a device made 4 s ago, first read, a handshake an hour old by the wall clock: %v old, want 4s", now.Sub(g))
 	}
 }

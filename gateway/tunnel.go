@@ -45,10 +45,6 @@ type tunnel struct {
 	hs        steadyHandshake
 }
 
-// maxSightLag bounds how long after a handshake fobgw first reads it: the
-// healer reads the peer every ProbeInterval (3 s).
-const maxSightLag = 30 * time.Second
-
 // steadyHandshake puts the device's handshake time, read from the wall
 // clock, on the monotonic one. A board without a real-time clock often has
 // its first handshake before NTP steps the clock forward, by hours after a
@@ -57,25 +53,33 @@ const maxSightLag = 30 * time.Second
 // captive-portal watcher for a tunnel that is down. Aged by the monotonic
 // clock from when it was first read, it is as old as it is.
 type steadyHandshake struct {
-	mu     sync.Mutex
-	wall   time.Time // the device's last value
-	steady time.Time // its moment, with a monotonic reading
+	mu       sync.Mutex
+	start    time.Time // the device's creation (monotonic); zero: unknown
+	lastRead time.Time // the previous call (monotonic)
+	wall     time.Time // the device's last value
+	steady   time.Time // its moment, with a monotonic reading
 }
 
 // of returns wall's moment as a time with a monotonic reading (zero for
-// zero); now is time.Now(). The first time wall is seen it is wall's age by
-// the wall clock before now, or now itself if that age is beyond
-// maxSightLag or negative (the clock stepped in between).
+// zero); now is time.Now(). A value not seen before gets its age by the wall
+// clock, but never more than the monotonic time since the previous call
+// (it is new since then) or since the device's creation, and never less
+// than zero: a clock step in between cannot make it older than it can be.
 func (s *steadyHandshake) of(wall, now time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	since := s.lastRead
+	if since.IsZero() {
+		since = s.start
+	}
+	s.lastRead = now
 	if wall.IsZero() {
 		return time.Time{}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !wall.Equal(s.wall) {
-		age := now.Round(0).Sub(wall) // by the wall clock
-		if age < 0 || age > maxSightLag {
-			age = 0
+		age := max(now.Round(0).Sub(wall), 0) // by the wall clock
+		if !since.IsZero() {
+			age = min(age, now.Sub(since))
 		}
 		s.wall, s.steady = wall, now.Add(-age)
 	}
@@ -177,6 +181,7 @@ func listenUAPI(name string, open func(string) (*os.File, error), listen func(st
 // On error it undoes what it did.
 func openTunnel(h *netlink.Handle, cfg *config.Config, priv config.Key, pmtu *pathMTU, log *slog.Logger) (t *tunnel, err error) {
 	t = &tunnel{name: cfg.Name, peer: cfg.PublicKey, keepalive: cfg.PersistentKeepalive, log: log, uerr: make(chan error, 1)}
+	t.hs.start = time.Now()
 	defer func() {
 		if err != nil {
 			t.close()
