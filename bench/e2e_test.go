@@ -417,6 +417,11 @@ func TestKillSwitchOtherSources(t *testing.T) {
 	if n := counter(t, "net", "fobl-watch", "to_web"); n == 0 {
 		t.Fatal("control: the WAN link's counter to_web did not see muc's own request to web")
 	}
+	// Control: the gateway routes such a packet into the tunnel (without the rule it took the WAN;
+	// a strict rp_filter on br0 would drop it before routing and hide a leak from the counter).
+	if got := mustNS(t, "muc", "ip", "route", "get", "203.0.113.80", "from", other, "iif", "br0"); !strings.Contains(got, "dev "+lab.iface+" ") {
+		t.Errorf("muc routes 203.0.113.80 from %s on br0 as %q, want it into %s", other, strings.TrimSpace(got), lab.iface)
+	}
 	try := func(when string) {
 		t.Helper()
 		resetCounters()
