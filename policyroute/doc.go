@@ -21,8 +21,9 @@
 // [ErrForeignRoute], naming the `ip route del` that removes it, but still
 // never deleted. An on-link route for exactly a home network on another
 // interface is no such route: it is a network the gateway is attached to
-// that uses home's addresses (a hotel's Wi-Fi), and fobgw installs no home
-// route for it while it lasts ([Router.HomeNetworksOnLink]).
+// that uses home's addresses (a hotel's Wi-Fi), and while it lasts fobgw
+// leaves out its home routes there that would win over it, keeping the kill
+// switch's beneath it ([Router.HomeNetworksOnLink]).
 //
 // # The kill switch
 //

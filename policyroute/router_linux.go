@@ -33,10 +33,11 @@ type Router struct {
 // HomeNetworksOnLink returns the home networks that were also networks the
 // gateway is attached to at the last Apply, ApplyKillSwitch or Repair: an
 // on-link route of another interface for exactly that prefix (the local
-// network uses the same addresses as home). fobgw installs no route of its
-// own for them, so the gateway reaches the local network, its way out; the
-// LAN still reaches home's through the tunnel, and the tunnel's own sockets
-// (DNS forwarder, probes) are bound to it.
+// network uses the same addresses as home). fobgw leaves out its routes
+// there that would win over that route and keeps the kill switch's beneath
+// it, so the gateway reaches the local network, its way out; the LAN still
+// reaches home's through the tunnel, and the tunnel's own sockets (DNS
+// forwarder, probes) are bound to it.
 func (r *Router) HomeNetworksOnLink() []netip.Prefix {
 	r.mu.Lock()
 	defer r.mu.Unlock()
