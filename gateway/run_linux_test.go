@@ -760,13 +760,23 @@ func TestRunKernelHomeNetworkOnLink(t *testing.T) {
 	if rs, err := lookups(); err != nil || len(rs) != 1 || rs[0].String() != "192.168.88.1:53" {
 		t.Errorf("on the local network the gateway's lookups go to %v, %v; want 192.168.88.1:53", rs, err)
 	}
+	// The repair's route comes as a netlink event: subscribed before the
+	// address goes, so that it cannot be missed.
+	routes, done := make(chan netlink.RouteUpdate, 64), make(chan struct{})
+	defer close(done)
+	if err := netlink.RouteSubscribe(routes, done); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.h.AddrDel(wan, local); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for via() != w.name && time.Now().Before(deadline) {
-		// Polled: the repair is the gateway's, every 100 ms here; no event of ours to wait on.
-		time.Sleep(50 * time.Millisecond)
+	timeout := time.After(10 * time.Second)
+	for via() != w.name {
+		select {
+		case <-routes:
+		case <-timeout:
+			t.Fatalf("home's route not back within 10 s of leaving the local network (repair every %v)", w.repair)
+		}
 	}
 	if got := via(); got != w.name {
 		t.Errorf("away from the local network the gateway reaches home's 192.168.88.1 via %s, want %s (the repair puts the home route back)", got, w.name)
