@@ -86,6 +86,11 @@ func Check(cfg *config.Config, opt Options, w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "# routes, rules and sysctls\n")
 	b.WriteString(st.String())
+	for _, h := range cfg.HomeNetworks {
+		if onLinkNotTunnel(h.Addr(), cfg.Name) {
+			fmt.Fprintf(&b, "# HomeNetworks %v is the local network now (a link of this system): run leaves out its routes above that would win over the local one, and the gateway reaches these addresses here\n", h)
+		}
+	}
 	fmt.Fprintf(&b, "# masquerade (nftables)\n")
 	nat, err := newNAT(cfg)
 	if err != nil {

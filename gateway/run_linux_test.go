@@ -725,6 +725,13 @@ func TestRunKernelHomeNetworkOnLink(t *testing.T) {
 	if err := os.WriteFile(cfg.ResolvConf, []byte("nameserver 192.168.88.1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	var plan strings.Builder
+	if err := Check(cfg, Options{}, &plan); err != nil {
+		t.Fatalf("fobgw check on the local network: %v", err)
+	}
+	if !strings.Contains(plan.String(), "# HomeNetworks 192.168.88.0/24 is the local network now") {
+		t.Errorf("fobgw check on the local network does not say that HomeNetworks is the local network:\n%s", plan.String())
+	}
 	lookups := resolvConfServers(cfg)
 	if rs, err := lookups(); err != nil || len(rs) != 1 || rs[0].String() != "192.168.88.1:53" {
 		t.Errorf("on the local network, before the gateway starts, its lookups go to %v, %v; want 192.168.88.1:53", rs, err)
