@@ -324,7 +324,7 @@ func TestLoadConfigResolvConf(t *testing.T) {
 	if c.Resolver != nil || c.ResolvConf != rc {
 		t.Errorf("Resolver %v, ResolvConf %q; want none and %q", c.Resolver, c.ResolvConf, rc)
 	}
-	rs, err := c.ResolvConfServers()
+	rs, err := c.ResolvConfServers(nil)
 	if err != nil || fmt.Sprint(rs) != "[192.168.2.1:53 [2001:db8::53]:53]" {
 		t.Errorf("nameservers from resolv.conf = %v, %v", rs, err)
 	}
@@ -335,33 +335,33 @@ func TestLoadConfigResolvConf(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resolv.conf without nameservers at load time: %v", err)
 	}
-	if _, err := c.ResolvConfServers(); err == nil || !strings.Contains(err.Error(), "no usable nameserver") {
+	if _, err := c.ResolvConfServers(nil); err == nil || !strings.Contains(err.Error(), "no usable nameserver") {
 		t.Errorf("nameservers of an empty resolv.conf: %v", err)
 	}
 	// Nameservers fobgw must not use (its own forwarder, the LAN, the
 	// tunnel) are left out, with the reason.
 	os.WriteFile(rc, []byte("nameserver 192.168.86.1\nnameserver 10.1.200.1\n"), 0o644)
-	if _, err := c.ResolvConfServers(); err == nil || !strings.Contains(err.Error(), "DNSListen") || !strings.Contains(err.Error(), "tunnel network") {
+	if _, err := c.ResolvConfServers(nil); err == nil || !strings.Contains(err.Error(), "DNSListen") || !strings.Contains(err.Error(), "tunnel network") {
 		t.Errorf("only forbidden nameservers: %v", err)
 	}
 	// The file is read again at each call: once DHCP wrote it, the next
 	// resolution uses it.
 	os.WriteFile(rc, []byte("nameserver 192.168.86.1\nnameserver 192.168.2.1\n"), 0o644)
-	if rs, err := c.ResolvConfServers(); err != nil || fmt.Sprint(rs) != "[192.168.2.1:53]" {
+	if rs, err := c.ResolvConfServers(nil); err != nil || fmt.Sprint(rs) != "[192.168.2.1:53]" {
 		t.Errorf("nameservers after resolv.conf was filled: %v, %v", rs, err)
 	}
 	// A local network that uses home's addresses (HomeNetworks is
 	// 192.168.88.0/24): its resolver is refused unless the gateway is on
 	// that network (onLink), and only the part of HomeNetworks it is on.
 	os.WriteFile(rc, []byte("nameserver 192.168.88.1\nnameserver 192.168.88.254\nnameserver 10.1.200.1\n"), 0o644)
-	if _, err := c.ResolvConfServers(); err == nil || !strings.Contains(err.Error(), "HomeNetworks") {
+	if _, err := c.ResolvConfServers(nil); err == nil || !strings.Contains(err.Error(), "HomeNetworks") {
 		t.Errorf("a nameserver inside HomeNetworks, not on-link: %v; want it refused", err)
 	}
-	if _, err := c.ResolvConfServersOn(func(netip.Addr) bool { return false }); err == nil || !strings.Contains(err.Error(), "HomeNetworks") {
+	if _, err := c.ResolvConfServers(func(netip.Addr) bool { return false }); err == nil || !strings.Contains(err.Error(), "HomeNetworks") {
 		t.Errorf("a nameserver inside HomeNetworks, onLink false: %v; want it refused", err)
 	}
 	onLink := func(a netip.Addr) bool { return netip.MustParsePrefix("192.168.88.0/24").Contains(a) }
-	if rs, err := c.ResolvConfServersOn(onLink); err != nil || fmt.Sprint(rs) != "[192.168.88.1:53 192.168.88.254:53]" {
+	if rs, err := c.ResolvConfServers(onLink); err != nil || fmt.Sprint(rs) != "[192.168.88.1:53 192.168.88.254:53]" {
 		t.Errorf("nameservers inside HomeNetworks (one DNSUpstream's address) on a network the gateway is on: %v, %v; want both (and still not the tunnel's)", rs, err)
 	}
 }

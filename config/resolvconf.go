@@ -20,17 +20,12 @@ func (c *Config) ResolvConfPath() string {
 }
 
 // ResolvConfServers returns the nameservers of the resolv.conf that
-// resolverProblem does not refuse. It is read at each resolution.
-func (c *Config) ResolvConfServers() ([]netip.AddrPort, error) {
-	return c.ResolvConfServersOn(nil)
-}
-
-// ResolvConfServersOn is ResolvConfServers, but a nameserver inside
-// HomeNetworks (DNSUpstream too) for which onLink (if not nil) reports true
-// is accepted: it is on a network the gateway is attached to, which uses
-// home's addresses (the hotel's 192.168.1.1 where home is 192.168.1.0/24),
-// and the gateway reaches it without the tunnel.
-func (c *Config) ResolvConfServersOn(onLink func(netip.Addr) bool) ([]netip.AddrPort, error) {
+// resolverProblem does not refuse; the caller reads it at each resolution.
+// A nameserver inside HomeNetworks (DNSUpstream too) for which onLink (if not
+// nil) reports true is accepted: it is on a network the gateway is attached
+// to, which uses home's addresses (the hotel's 192.168.1.1 where home is
+// 192.168.1.0/24), and the gateway reaches it without the tunnel.
+func (c *Config) ResolvConfServers(onLink func(netip.Addr) bool) ([]netip.AddrPort, error) {
 	path := c.ResolvConfPath()
 	all, err := readResolvConf(path)
 	if err != nil {

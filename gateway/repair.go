@@ -77,7 +77,7 @@ func (g *gateway) noteHomeOnLink() {
 // win there), not at home.
 func resolvConfServers(cfg *config.Config) func() ([]netip.AddrPort, error) {
 	return func() ([]netip.AddrPort, error) {
-		return cfg.ResolvConfServersOn(func(a netip.Addr) bool { return onLinkNotTunnel(a, cfg.Name) })
+		return cfg.ResolvConfServers(func(a netip.Addr) bool { return onLinkNotTunnel(a, cfg.Name) })
 	}
 }
 
