@@ -650,13 +650,7 @@ func TestRunKernelLANLate(t *testing.T) {
 	if err := w.h.AddrAdd(br, lanAddr); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-readyC:
-	case err := <-errC:
-		t.Fatalf("Run failed although the LAN address came within LANWait: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run not ready 30 s after the LAN address came")
-	}
+	awaitReady(t, readyC, errC, "after the LAN address came within LANWait")
 	cancel()
 	if err := <-errC; err != nil {
 		t.Errorf("stop: %v", err)
@@ -677,6 +671,19 @@ func (w *kernelWorld) runWatching(t *testing.T, cfg *config.Config, msg string, 
 		errs <- Run(ctx, cfg, Options{Logger: log, RunDir: w.runDir, OnReady: func() { close(ready) }, LANWait: lanWait, RepairInterval: w.repair})
 	}()
 	return ready, seen, errs, cancel
+}
+
+// awaitReady fails the test unless Run (started by runWatching) is ready
+// within 30 s; when says in what situation.
+func awaitReady(t *testing.T, ready chan struct{}, errs chan error, when string) {
+	t.Helper()
+	select {
+	case <-ready:
+	case err := <-errs:
+		t.Fatalf("Run failed %s: %v", when, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Run not ready 30 s %s", when)
+	}
 }
 
 // onMessage is a slog handler that closes c when msg is logged, once.
@@ -738,13 +745,7 @@ func TestRunKernelHomeNetworkOnLink(t *testing.T) {
 	}
 	readyC, warned, errC, cancel := w.runWatching(t, cfg, "a home network is also the local network: the gateway reaches these addresses there, not at home; the LAN still reaches home's through the tunnel", time.Second)
 	defer cancel()
-	select {
-	case <-readyC:
-	case err := <-errC:
-		t.Fatalf("Run on a local network with home's addresses: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run not ready after 30 s")
-	}
+	awaitReady(t, readyC, errC, "on a local network with home's addresses")
 	select {
 	case <-warned:
 	default:
