@@ -1,7 +1,9 @@
 // Package chachapoly is ChaCha20-Poly1305 (RFC 8439) for the tunnel's data
 // packets, with AVX-512 on amd64 processors that have AVX512-VL and
-// AVX512-IFMA (Intel Ice Lake and later, AMD Zen 4 and later). Everywhere
-// else New returns golang.org/x/crypto's implementation.
+// AVX512-IFMA (Intel Ice Lake, Tiger Lake and later, AMD Zen 4 and later;
+// asking for IFMA leaves out the first AVX-512 server chips, Skylake-SP and
+// Cascade Lake, whose 512-bit instructions are known to lower the core's
+// clock). Everywhere else New returns golang.org/x/crypto's implementation.
 package chachapoly
 
 import (
@@ -163,7 +165,7 @@ func (a *aead) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, erro
 	}
 	ct := ciphertext[:len(ciphertext)-Overhead]
 	ret, out := sliceForAppend(dst, len(ct))
-	if inexactOverlap(out, ct) {
+	if inexactOverlap(out, ciphertext) {
 		panic("chacha20poly1305: invalid buffer overlap")
 	}
 	if !a.open(out, nonce, ciphertext, additionalData) {

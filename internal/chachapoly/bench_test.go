@@ -8,6 +8,7 @@ import (
 )
 
 func BenchmarkBlocks8(b *testing.B) {
+	needFast(b)
 	var st [16]uint32
 	var out [512]byte
 	b.SetBytes(512)
@@ -73,6 +74,7 @@ func itoa(n int) string {
 }
 
 func BenchmarkBlocks16(b *testing.B) {
+	needFast(b)
 	var st [16]uint32
 	var out [1024]byte
 	b.SetBytes(1024)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestBlocks8(t *testing.T) {
+	needFast(t)
 	key := make([]byte, 32)
 	nonce := make([]byte, 12)
 	for i := range key {
@@ -32,18 +33,15 @@ func TestBlocks8(t *testing.T) {
 		c, _ := chacha20.NewUnauthenticatedCipher(key, nonce)
 		c.SetCounter(ctr)
 		want := make([]byte, 512)
-		n := 512
-		if ctr > 0xfffffff8 {
-			n = int(0xffffffff-ctr+1) * 64
-		}
-		c.XORKeyStream(want[:n], want[:n])
-		if !bytes.Equal(got[:n], want[:n]) {
-			t.Fatalf("counter %#x: keystream differs\n got %x\nwant %x", ctr, got[:n], want[:n])
+		c.XORKeyStream(want, want)
+		if !bytes.Equal(got[:], want) {
+			t.Fatalf("counter %#x: keystream differs\n got %x\nwant %x", ctr, got, want)
 		}
 	}
 }
 
 func TestBlocks16(t *testing.T) {
+	needFast(t)
 	var st [16]uint32
 	for i := range st {
 		st[i] = uint32(i*0x01010101 + 7)
