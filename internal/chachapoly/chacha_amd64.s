@@ -62,6 +62,38 @@ GLOBL iota16<>(SB), RODATA|NOPTR, $64
 	VEXTRACTI32X4 $0, w2, off+128(BX); VEXTRACTI32X4 $1, w2, off+384(BX); \
 	VEXTRACTI32X4 $0, w3, off+192(BX); VEXTRACTI32X4 $1, w3, off+448(BX)
 
+// XORs n bytes (a multiple of 32) of src with the key stream at ks+off
+// into dst, the arguments of blocks8 and blocks16; then returns.
+#define XORRET \
+	MOVQ dst+16(FP), DI; \
+	MOVQ src+24(FP), SI; \
+	MOVQ n+32(FP), CX; \
+	MOVQ off+40(FP), DX; \
+	ADDQ BX, DX; \
+xor64: \
+	CMPQ CX, $64; \
+	JB   xor32; \
+	VMOVDQU 0(SI), Y0; \
+	VMOVDQU 32(SI), Y1; \
+	VPXOR   0(DX), Y0, Y0; \
+	VPXOR   32(DX), Y1, Y1; \
+	VMOVDQU Y0, 0(DI); \
+	VMOVDQU Y1, 32(DI); \
+	ADDQ    $64, SI; \
+	ADDQ    $64, DX; \
+	ADDQ    $64, DI; \
+	SUBQ    $64, CX; \
+	JMP     xor64; \
+xor32: \
+	CMPQ CX, $32; \
+	JB   done; \
+	VMOVDQU 0(SI), Y0; \
+	VPXOR   0(DX), Y0, Y0; \
+	VMOVDQU Y0, 0(DI); \
+done: \
+	VZEROUPPER; \
+	RET
+
 // func blocks8(st *[16]uint32, ks *[512]byte, dst, src *byte, n, off int)
 //
 // Writes the eight blocks from st's counter on to ks, then XORs n bytes
@@ -135,37 +167,7 @@ rounds:
 	STORE4(Y8, Y9, Y10, Y11, Y24, Y25, Y26, Y27, 32)
 	STORE4(Y12, Y13, Y14, Y15, Y28, Y29, Y30, Y31, 48)
 
-	MOVQ dst+16(FP), DI
-	MOVQ src+24(FP), SI
-	MOVQ n+32(FP), CX
-	MOVQ off+40(FP), DX
-	ADDQ BX, DX
-
-xor64:
-	CMPQ CX, $64
-	JB   xor32
-	VMOVDQU 0(SI), Y0
-	VMOVDQU 32(SI), Y1
-	VPXOR   0(DX), Y0, Y0
-	VPXOR   32(DX), Y1, Y1
-	VMOVDQU Y0, 0(DI)
-	VMOVDQU Y1, 32(DI)
-	ADDQ    $64, SI
-	ADDQ    $64, DX
-	ADDQ    $64, DI
-	SUBQ    $64, CX
-	JMP     xor64
-
-xor32:
-	CMPQ CX, $32
-	JB   done
-	VMOVDQU 0(SI), Y0
-	VPXOR   0(DX), Y0, Y0
-	VMOVDQU Y0, 0(DI)
-
-done:
-	VZEROUPPER
-	RET
+	XORRET
 
 // Like STORE4 for sixteen blocks in 512-bit registers: after the
 // transposition each register holds four words of blocks b, b+4, b+8, b+12.
@@ -255,34 +257,4 @@ rounds16:
 	STORE16(Z8, Z9, Z10, Z11, Z24, Z25, Z26, Z27, 32)
 	STORE16(Z12, Z13, Z14, Z15, Z28, Z29, Z30, Z31, 48)
 
-	MOVQ dst+16(FP), DI
-	MOVQ src+24(FP), SI
-	MOVQ n+32(FP), CX
-	MOVQ off+40(FP), DX
-	ADDQ BX, DX
-
-xor64w:
-	CMPQ CX, $64
-	JB   xor32w
-	VMOVDQU 0(SI), Y0
-	VMOVDQU 32(SI), Y1
-	VPXOR   0(DX), Y0, Y0
-	VPXOR   32(DX), Y1, Y1
-	VMOVDQU Y0, 0(DI)
-	VMOVDQU Y1, 32(DI)
-	ADDQ    $64, SI
-	ADDQ    $64, DX
-	ADDQ    $64, DI
-	SUBQ    $64, CX
-	JMP     xor64w
-
-xor32w:
-	CMPQ CX, $32
-	JB   donew
-	VMOVDQU 0(SI), Y0
-	VPXOR   0(DX), Y0, Y0
-	VMOVDQU Y0, 0(DI)
-
-donew:
-	VZEROUPPER
-	RET
+	XORRET

@@ -129,21 +129,13 @@ func (p *poly) groups(m []byte, pw *vecPowers) {
 	// Lane k holds the blocks at positions 0, 4, 1, 5, 2, 6, 3, 7 of each
 	// group, which need r^8, r^4, r^7, r^3, r^6, r^2, r^5, r^1.
 	r0, r1 := p.r0, p.r1
-	put(&pw.f, 7, r0, r1, 0)
-	a0, a1, a2 := mulR(r0, r1, 0, r0, r1)
-	put(&pw.f, 5, a0, a1, a2)
-	a0, a1, a2 = mulR(a0, a1, a2, r0, r1)
-	put(&pw.f, 3, a0, a1, a2)
-	a0, a1, a2 = mulR(a0, a1, a2, r0, r1)
-	put(&pw.f, 1, a0, a1, a2)
-	a0, a1, a2 = mulR(a0, a1, a2, r0, r1)
-	put(&pw.f, 6, a0, a1, a2)
-	a0, a1, a2 = mulR(a0, a1, a2, r0, r1)
-	put(&pw.f, 4, a0, a1, a2)
-	a0, a1, a2 = mulR(a0, a1, a2, r0, r1)
-	put(&pw.f, 2, a0, a1, a2)
-	a0, a1, a2 = mulR(a0, a1, a2, r0, r1)
-	put(&pw.f, 0, a0, a1, a2)
+	a0, a1, a2 := r0, r1, uint64(0)
+	for k, lane := range [8]int{7, 5, 3, 1, 6, 4, 2, 0} { // the lane that needs r^(k+1)
+		if k > 0 {
+			a0, a1, a2 = mulR(a0, a1, a2, r0, r1)
+		}
+		put(&pw.f, lane, a0, a1, a2)
+	}
 	pw.r8[0], pw.r8[1], pw.r8[2], pw.r8[3], pw.r8[4] = pw.f[0][0], pw.f[1][0], pw.f[2][0], pw.f[3][0], pw.f[4][0]
 
 	var acc [24]uint64
