@@ -2,6 +2,7 @@ package chachapoly
 
 import (
 	"crypto/cipher"
+	"strconv"
 	"testing"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -60,8 +61,8 @@ func BenchmarkSeal(b *testing.B) {
 	ref, _ := chacha20poly1305.New(key)
 	ours, _ := New(key)
 	for _, n := range []int{64, 512, 1424} {
-		b.Run("xcrypto/"+itoa(n), func(b *testing.B) { benchSeal(b, ref, n) })
-		b.Run("chachapoly/"+itoa(n), func(b *testing.B) { benchSeal(b, ours, n) })
+		b.Run("xcrypto/"+strconv.Itoa(n), func(b *testing.B) { benchSeal(b, ref, n) })
+		b.Run("chachapoly/"+strconv.Itoa(n), func(b *testing.B) { benchSeal(b, ours, n) })
 	}
 }
 
@@ -70,15 +71,7 @@ func BenchmarkOpen(b *testing.B) {
 	ref, _ := chacha20poly1305.New(key)
 	ours, _ := New(key)
 	for _, n := range []int{64, 512, 1424} {
-		b.Run("xcrypto/"+itoa(n), func(b *testing.B) { benchOpen(b, ref, n) })
-		b.Run("chachapoly/"+itoa(n), func(b *testing.B) { benchOpen(b, ours, n) })
+		b.Run("xcrypto/"+strconv.Itoa(n), func(b *testing.B) { benchOpen(b, ref, n) })
+		b.Run("chachapoly/"+strconv.Itoa(n), func(b *testing.B) { benchOpen(b, ours, n) })
 	}
-}
-
-func itoa(n int) string {
-	s := ""
-	for ; n > 0; n /= 10 {
-		s = string(rune('0'+n%10)) + s
-	}
-	return s
 }
