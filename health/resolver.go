@@ -88,6 +88,14 @@ func (r *dnsResolver) resolveAt(ctx context.Context, srv netip.AddrPort, host st
 			}
 		}
 	}
+	// A lost A question must not make an IPv6 address the endpoint: on a
+	// network without IPv6 (most hotels) the first handshake would go
+	// nowhere until the healer moves on. Asked once more, it mostly answers.
+	if len(v4) == 0 && len(v6) > 0 && answered < len(qtypes) && ctx.Err() == nil {
+		if a, err := r.query(ctx, srv, host, dns.TypeA); err == nil {
+			v4 = a
+		}
+	}
 	all := append(v4, v6...)
 	if len(all) > 0 {
 		return all, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/health/healthtest"
+	"github.com/miekg/dns"
 )
 
 func TestDNSResolver(t *testing.T) {
@@ -60,6 +61,28 @@ func TestDNSResolver(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDNSResolverLostA: when the A question is lost and the AAAA answers,
+// the A is asked again, so the endpoint list still starts with IPv4; when
+// the A is lost twice, the AAAA addresses are what there is.
+func TestDNSResolverLostA(t *testing.T) {
+	f := healthtest.StartDNS(t, "127.0.0.1:0")
+	f.Set("home.example.net", addrA, addrC)
+	r := &dnsResolver{servers: []netip.AddrPort{f.Addr()}, timeout: 200 * time.Millisecond}
+	for _, tt := range []struct {
+		lost int
+		want []netip.Addr
+	}{{1, []netip.Addr{addrA, addrC}}, {2, []netip.Addr{addrC}}} {
+		f.DropNext(dns.TypeA, tt.lost)
+		got, err := r.Resolve(context.Background(), "home.example.net")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%d A questions lost: got %v, want %v", tt.lost, got, tt.want)
+		}
 	}
 }
 

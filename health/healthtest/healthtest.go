@@ -18,6 +18,7 @@ type DNS struct {
 	mu      sync.Mutex
 	records map[string][]netip.Addr // fqdn -> addresses, protected by mu
 	cname   map[string]string       // fqdn -> target fqdn, protected by mu
+	drop    map[uint16]int          // query type -> questions of it still to leave unanswered, protected by mu
 	addr    netip.AddrPort
 }
 
@@ -38,6 +39,14 @@ func (f *DNS) Set(name string, addrs ...netip.Addr) {
 	f.mu.Unlock()
 }
 
+// DropNext leaves the next n questions of type qtype unanswered, as a lossy
+// network would.
+func (f *DNS) DropNext(qtype uint16, n int) {
+	f.mu.Lock()
+	f.drop[qtype] += n
+	f.mu.Unlock()
+}
+
 // ServeDNS answers r from the records.
 func (f *DNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m := new(dns.Msg)
@@ -45,6 +54,10 @@ func (f *DNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	q := r.Question[0]
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.drop[q.Qtype] > 0 {
+		f.drop[q.Qtype]--
+		return
+	}
 	name := strings.ToLower(q.Name)
 	if t, ok := f.cname[name]; ok {
 		m.Answer = append(m.Answer, &dns.CNAME{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 1}, Target: t})
@@ -73,7 +86,7 @@ func (f *DNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 // StartDNS serves on addr (UDP and TCP; port 0 picks one).
 func StartDNS(tb testing.TB, addr string) *DNS {
 	tb.Helper()
-	f := &DNS{records: map[string][]netip.Addr{}, cname: map[string]string{}}
+	f := &DNS{records: map[string][]netip.Addr{}, cname: map[string]string{}, drop: map[uint16]int{}}
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		tb.Fatal(err)
