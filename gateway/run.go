@@ -16,6 +16,7 @@ import (
 	"github.com/fobgw/fobgw/config"
 	"github.com/fobgw/fobgw/dnsfwd"
 	"github.com/fobgw/fobgw/health"
+	"github.com/fobgw/fobgw/internal/chachapoly"
 	"github.com/fobgw/fobgw/masq"
 	"github.com/fobgw/fobgw/policyroute"
 	"github.com/vishvananda/netlink"
@@ -342,7 +343,8 @@ func (g *gateway) serve(ctx context.Context, opt Options) error {
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		g.log.Warn("sd_notify READY failed", "err", err)
 	}
-	g.log.Info("gateway up", "name", cfg.Name, "lan", cfg.LAN, "endpoint", join(cfg.EndpointList(), ", "), "masquerade", cfg.Masquerade, "dns", cfg.DNSListen)
+	g.log.Info("gateway up", "name", cfg.Name, "lan", cfg.LAN, "endpoint", join(cfg.EndpointList(), ", "), "masquerade", cfg.Masquerade, "dns", cfg.DNSListen,
+		"cipher", chachapoly.Implementation())
 	if opt.OnReady != nil {
 		opt.OnReady()
 	}

@@ -13,7 +13,7 @@ const NotASpeed = "emulated (qemu-user): these figures measure the emulator, the
 func (r *Result) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
 	fmt.Fprintf(ew, "fobgw bench: two WireGuard devices in this process (fobgw's wireguard-go, MSS clamp and\n")
-	fmt.Fprintf(ew, "path-MTU wrapper), joined over loopback UDP; %s, %d CPUs, %s\n", r.Arch, r.CPUs, r.Go)
+	fmt.Fprintf(ew, "path-MTU wrapper), joined over loopback UDP; %s, %d CPUs, %s; ChaCha20-Poly1305: %s\n", r.Arch, r.CPUs, r.Go, r.Cipher)
 	fmt.Fprintf(ew, "packets: generated TCP segments of %d bytes, %d in flight per stream; %g s each\n", r.Packet, r.Window, r.Seconds)
 	if r.Emulated {
 		fmt.Fprintf(ew, "\n*** %s ***\n", NotASpeed)

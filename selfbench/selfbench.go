@@ -48,6 +48,7 @@ type Result struct {
 	CPUs     int     `json:"cpus"`
 	Go       string  `json:"go"`
 	Emulated bool    `json:"emulated"` // under qemu-user: the figures are not a speed
+	Cipher   string  `json:"cipher"`   // the data packets' ChaCha20-Poly1305: "AVX-512" or "x/crypto"
 	Seconds  float64 `json:"seconds"`
 	Window   int     `json:"window"`
 	Packet   int     `json:"packet_bytes"`
@@ -104,7 +105,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	res := &Result{
 		Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(),
-		Emulated: Emulated(), Seconds: cfg.Seconds, Window: cfg.Window, Packet: PacketSize,
+		Emulated: Emulated(), Cipher: chachapoly.Implementation(), Seconds: cfg.Seconds, Window: cfg.Window, Packet: PacketSize,
 		Published: Published,
 	}
 	d := time.Duration(cfg.Seconds * float64(time.Second))

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/fobgw/fobgw/internal/chachapoly"
 )
 
 // checksumOK recomputes both checksums of a generated packet from scratch.
@@ -78,6 +80,9 @@ func TestRun(t *testing.T) {
 	if r.PeakRSSAfter1KiB <= 0 || r.PeakRSSKiB < r.PeakRSSAfter1KiB {
 		t.Errorf("peak RSS %d KiB after 1 stream, %d at the end: want positive and not falling", r.PeakRSSAfter1KiB, r.PeakRSSKiB)
 	}
+	if r.Cipher != chachapoly.Implementation() {
+		t.Errorf("result names the cipher %q, this process uses %q", r.Cipher, chachapoly.Implementation())
+	}
 	if len(r.Published) == 0 || r.Packet != PacketSize || r.Window != DefaultWindow {
 		t.Errorf("result: %d published figures, packet %d, window %d", len(r.Published), r.Packet, r.Window)
 	}
@@ -90,7 +95,7 @@ func TestRun(t *testing.T) {
 	if err := json.Unmarshal(b, &shape); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"arch", "cpus", "emulated", "seconds", "runs", "peak_rss_kib", "peak_rss_after_1_stream_kib", "published"} {
+	for _, k := range []string{"arch", "cpus", "emulated", "cipher", "seconds", "runs", "peak_rss_kib", "peak_rss_after_1_stream_kib", "published"} {
 		if _, ok := shape[k]; !ok {
 			t.Errorf("JSON has no %q: %s", k, b)
 		}
@@ -110,7 +115,7 @@ func TestRun(t *testing.T) {
 // compares, and under emulation that the figures are not a speed, first and last.
 func TestWriteText(t *testing.T) {
 	r := &Result{
-		Arch: "arm64", CPUs: 4, Go: "go1.26", Seconds: 5, Window: DefaultWindow, Packet: PacketSize,
+		Arch: "arm64", CPUs: 4, Go: "go1.26", Cipher: "x/crypto", Seconds: 5, Window: DefaultWindow, Packet: PacketSize,
 		Runs:             []Measurement{{Streams: 1, Direction: "up", Mbps: 312.4, CPUPerGbit: 2500, Packets: 1000}},
 		PeakRSSAfter1KiB: 15 << 10, PeakRSSKiB: 20 << 10, Published: Published,
 	}
@@ -121,7 +126,7 @@ func TestWriteText(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := b.String()
-		for _, s := range []string{"312", "2500", "15.0 MiB", "20.0 MiB", "19.2 Mbit/s", "35.2 Mbit/s", "QCA9533", "QCA9558", "cyyself/wg-bench", "Not comparable"} {
+		for _, s := range []string{"312", "2500", "15.0 MiB", "20.0 MiB", "19.2 Mbit/s", "35.2 Mbit/s", "QCA9533", "QCA9558", "cyyself/wg-bench", "Not comparable", "ChaCha20-Poly1305: x/crypto"} {
 			if !strings.Contains(out, s) {
 				t.Errorf("emulated %v: the text lacks %q:\n%s", emulated, s, out)
 			}

@@ -24,6 +24,15 @@ const (
 
 var errOpen = errors.New("chacha20poly1305: message authentication failed")
 
+// Implementation names what New hands out on this processor, for the log
+// and `fobgw bench`: "AVX-512" (this package's) or "x/crypto".
+func Implementation() string {
+	if fast {
+		return "AVX-512"
+	}
+	return "x/crypto"
+}
+
 // New returns the AEAD for key, this package's where the processor has
 // what it needs, x/crypto's otherwise.
 func New(key []byte) (cipher.AEAD, error) {

@@ -31,6 +31,9 @@ func TestNewWithoutAVX512(t *testing.T) {
 	if _, err := New(make([]byte, 31)); err == nil {
 		t.Fatal("New took a 31-byte key")
 	}
+	if want := map[bool]string{true: "AVX-512", false: "x/crypto"}[fast]; Implementation() != want {
+		t.Errorf("Implementation() = %q with the assembly usable: %v", Implementation(), fast)
+	}
 }
 
 // check seals and opens pt with both implementations and compares.
