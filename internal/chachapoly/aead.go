@@ -114,7 +114,10 @@ func xor(st *[16]uint32, ks *[1024]byte, dst, src []byte, off int, polyKey *[32]
 	}
 }
 
-func (a *aead) tag(out []byte, polyKey *[32]byte, ad, ct []byte) {
+// tag writes the Poly1305 tag, under polyKey, of RFC 8439's MAC input: ad
+// and ct, each padded to 16 bytes, then both lengths. Ciphertexts of two
+// groups of eight blocks or more go through the vector code.
+func tag(out []byte, polyKey *[32]byte, ad, ct []byte) {
 	var p poly
 	p.init(polyKey)
 	p.padded(ad)
@@ -159,7 +162,7 @@ func (a *aead) seal(out, nonce, plaintext, additionalData []byte) {
 	// Block 0 is the MAC key, the text takes blocks 1 on.
 	var polyKey [32]byte
 	xor(&st, &ks, out, plaintext, 64, &polyKey)
-	a.tag(out[len(plaintext):], &polyKey, additionalData, out[:len(plaintext)])
+	tag(out[len(plaintext):], &polyKey, additionalData, out[:len(plaintext)])
 }
 
 func (a *aead) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error) {
@@ -195,9 +198,9 @@ func (a *aead) open(out, nonce, ciphertext, additionalData []byte) bool {
 	blocks8(&st, (*[512]byte)(ks[:512]), nil, nil, 0, 0)
 	var polyKey [32]byte
 	copy(polyKey[:], ks[:32])
-	var tag [16]byte
-	a.tag(tag[:], &polyKey, additionalData, ct)
-	if subtle.ConstantTimeCompare(tag[:], ciphertext[len(ct):]) != 1 {
+	var want [16]byte
+	tag(want[:], &polyKey, additionalData, ct)
+	if subtle.ConstantTimeCompare(want[:], ciphertext[len(ct):]) != 1 {
 		return false
 	}
 	n := subtle.XORBytes(out, ct, ks[64:512])
