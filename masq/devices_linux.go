@@ -44,8 +44,9 @@ type Counters struct {
 // AllowDevice opens a window of d (a captive portal's login, say): for the
 // next `for` it is bypassed like a Bypass device. A second call for the
 // same device sets the window's end anew (Linux 6.10 and later; before,
-// the first end stays). The window outlives the process only as long as
-// the table; Apply (and so Repair after drift) closes every window.
+// the first end stays). The window is the set element's timeout, so it
+// ends on time even if the process dies; Apply (and so Repair after drift)
+// carries it over with the time it has left.
 func (n *NAT) AllowDevice(d Device, dur time.Duration) error {
 	if dur <= 0 {
 		return fmt.Errorf("%w: a device window needs a positive duration, not %v", ErrConfig, dur)
