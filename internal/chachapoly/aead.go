@@ -36,15 +36,9 @@ func Implementation() string {
 // New returns the AEAD for key, this package's where the processor has
 // what it needs, x/crypto's otherwise.
 func New(key []byte) (cipher.AEAD, error) {
-	if !fast {
-		return chacha20poly1305.New(key)
-	}
-	if len(key) != KeySize {
-		return nil, errors.New("chacha20poly1305: bad key length")
-	}
 	small, err := chacha20poly1305.New(key)
-	if err != nil {
-		return nil, err
+	if err != nil || !fast {
+		return small, err
 	}
 	a := &aead{small: small}
 	for i := range a.key {
@@ -122,9 +116,8 @@ func tag(out []byte, polyKey *[32]byte, ad, ct []byte) {
 	p.init(polyKey)
 	p.padded(ad)
 	if len(ct) >= 256 {
-		var pw vecPowers
 		n := len(ct) &^ 127
-		p.groups(ct[:n], &pw)
+		p.groups(ct[:n])
 		p.padded(ct[n:])
 	} else {
 		p.padded(ct)

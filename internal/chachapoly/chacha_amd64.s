@@ -7,16 +7,6 @@
 // so a quarter round is twelve instructions for all eight blocks and each
 // rotation is one VPROLD.
 
-DATA iota8<>+0(SB)/4, $0
-DATA iota8<>+4(SB)/4, $1
-DATA iota8<>+8(SB)/4, $2
-DATA iota8<>+12(SB)/4, $3
-DATA iota8<>+16(SB)/4, $4
-DATA iota8<>+20(SB)/4, $5
-DATA iota8<>+24(SB)/4, $6
-DATA iota8<>+28(SB)/4, $7
-GLOBL iota8<>(SB), RODATA|NOPTR, $32
-
 DATA iota16<>+0(SB)/4, $0
 DATA iota16<>+4(SB)/4, $1
 DATA iota16<>+8(SB)/4, $2
@@ -118,7 +108,7 @@ TEXT ·blocks8(SB), NOSPLIT, $0-48
 	VPBROADCASTD 52(AX), Y29
 	VPBROADCASTD 56(AX), Y30
 	VPBROADCASTD 60(AX), Y31
-	VPADDD iota8<>(SB), Y28, Y28
+	VPADDD iota16<>(SB), Y28, Y28 // the first eight of 0..15
 
 	VMOVDQA32 Y16, Y0
 	VMOVDQA32 Y17, Y1

@@ -76,14 +76,8 @@ func (p *poly) padded(m []byte) {
 
 // sum writes the tag.
 func (p *poly) sum(tag []byte) {
-	h0, h1, h2 := p.h0, p.h1, p.h2
 	// Carry above 2^130 once more, so that h < 2^130 + 35 < 2p.
-	c := h2 >> 2
-	h2 &= 3
-	var cc uint64
-	h0, cc = bits.Add64(h0, c*5, 0)
-	h1, cc = bits.Add64(h1, 0, cc)
-	h2 += cc
+	h0, h1, h2 := full(p.h0, p.h1, p.h2)
 	// h - p = h + 5 - 2^130: take it when h+5 reaches 2^130.
 	g0, cc := bits.Add64(h0, 5, 0)
 	g1, cc := bits.Add64(h1, 0, cc)
@@ -97,13 +91,11 @@ func (p *poly) sum(tag []byte) {
 	binary.LittleEndian.PutUint64(tag[8:16], h1)
 }
 
-// vecPowers is what polyGroups reads: r^8 as limbs (r0, r1, r2, 20*r1,
-// 20*r2), then five vectors of eight lanes: the limbs of the power of r
-// each lane's blocks still need.
-type vecPowers struct {
-	r8 [5]uint64
-	f  [5][8]uint64
-}
+// vecPowers is what polyGroups reads: five vectors of eight lanes, the
+// limbs (r0, r1, r2, 20*r1, 20*r2) of the power of r each lane's blocks
+// still need at the end. Lane 0's, r^8, is also what every group is
+// multiplied by.
+type vecPowers [5][8]uint64
 
 const mask44 = 1<<44 - 1
 
@@ -113,7 +105,7 @@ func limbs44(h0, h1, h2 uint64) (uint64, uint64, uint64) {
 }
 
 // put writes h's limbs, and 20 times the upper two, into lane of f.
-func put(f *[5][8]uint64, lane int, h0, h1, h2 uint64) {
+func put(f *vecPowers, lane int, h0, h1, h2 uint64) {
 	l0, l1, l2 := limbs44(h0, h1, h2)
 	f[0][lane], f[1][lane], f[2][lane], f[3][lane], f[4][lane] = l0, l1, l2, 20*l1, 20*l2
 }
@@ -121,11 +113,12 @@ func put(f *[5][8]uint64, lane int, h0, h1, h2 uint64) {
 // groups takes len(m)/128 groups of eight blocks through polyGroups. The
 // powers of r stay partly reduced (top word at most 4): the vector code
 // takes limbs up to 52 bits.
-func (p *poly) groups(m []byte, pw *vecPowers) {
+func (p *poly) groups(m []byte) {
 	n := len(m) / 128
 	if n == 0 {
 		return
 	}
+	var pw vecPowers
 	// Lane k holds the blocks at positions 0, 4, 1, 5, 2, 6, 3, 7 of each
 	// group, which need r^8, r^4, r^7, r^3, r^6, r^2, r^5, r^1.
 	r0, r1 := p.r0, p.r1
@@ -134,13 +127,12 @@ func (p *poly) groups(m []byte, pw *vecPowers) {
 		if k > 0 {
 			a0, a1, a2 = mulR(a0, a1, a2, r0, r1)
 		}
-		put(&pw.f, lane, a0, a1, a2)
+		put(&pw, lane, a0, a1, a2)
 	}
-	pw.r8[0], pw.r8[1], pw.r8[2], pw.r8[3], pw.r8[4] = pw.f[0][0], pw.f[1][0], pw.f[2][0], pw.f[3][0], pw.f[4][0]
 
 	var acc [24]uint64
 	acc[0], acc[8], acc[16] = limbs44(p.h0, p.h1, p.h2)
-	polyGroups(&acc, pw, &m[0], n)
+	polyGroups(&acc, &pw, &m[0], n)
 	var s0, s1, s2 uint64
 	for i := 0; i < 8; i++ {
 		s0 += acc[i]

@@ -70,11 +70,12 @@ TEXT ·polyGroups(SB), NOSPLIT, $0-32
 	VMOVDQU64 64(AX), Z1
 	VMOVDQU64 128(AX), Z2
 
+	// r^8 is lane 0's power: its five limbs broadcast.
 	VPBROADCASTQ 0(BX), Z6
-	VPBROADCASTQ 8(BX), Z7
-	VPBROADCASTQ 16(BX), Z8
-	VPBROADCASTQ 24(BX), Z9
-	VPBROADCASTQ 32(BX), Z10
+	VPBROADCASTQ 64(BX), Z7
+	VPBROADCASTQ 128(BX), Z8
+	VPBROADCASTQ 192(BX), Z9
+	VPBROADCASTQ 256(BX), Z10
 
 	// The first group is added; each next one after a multiplication by r^8.
 	LOADM(Z11, Z12, Z13, Z28)
@@ -97,18 +98,18 @@ loop:
 	JNZ  loop
 
 last:
-	// Each lane by its power (40(BX): five vectors of eight).
+	// Each lane by its power (five vectors of eight).
 	VPXORQ Z11, Z11, Z11
 	VPXORQ Z12, Z12, Z12
 	VPXORQ Z13, Z13, Z13
 	VPXORQ Z17, Z17, Z17
 	VPXORQ Z18, Z18, Z18
 	VPXORQ Z19, Z19, Z19
-	VMOVDQU64 40(BX), Z6
-	VMOVDQU64 104(BX), Z7
-	VMOVDQU64 168(BX), Z8
-	VMOVDQU64 232(BX), Z9
-	VMOVDQU64 296(BX), Z10
+	VMOVDQU64 0(BX), Z6
+	VMOVDQU64 64(BX), Z7
+	VMOVDQU64 128(BX), Z8
+	VMOVDQU64 192(BX), Z9
+	VMOVDQU64 256(BX), Z10
 	MULACC(Z0, Z1, Z2, Z6, Z7, Z8, Z9, Z10, Z11, Z12, Z13, Z17, Z18, Z19)
 	CARRY(Z11, Z12, Z13, Z17, Z18, Z19, Z0, Z1, Z2, Z23, Z24)
 	VPSRLQ $44, Z0, Z23
